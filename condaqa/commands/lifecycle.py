@@ -1,0 +1,140 @@
+"""Subcommands: new-installation, cutover, rollback, retire; and the lifecycle lines of `status`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from condaqa import audit, cutover, installations, sitelock
+from condaqa.commands import EXIT_OK, command, site_of
+from condaqa.site import Site
+
+MAX_WARNINGS = 20
+HISTORY = 10
+
+
+def _new_installation_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="folder name under the site root, e.g. v4.8")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--installer", metavar="FILE", type=Path, help="Miniconda/Miniforge installer (bash FILE -b -p)")
+    how.add_argument("--bare", action="store_true", help="an empty installation managed by the rattler engine")
+
+
+@command("new-installation", "create an installation beside current and point qa at it", _new_installation_args)
+def new_installation(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    _print_notes(installations.new_installation(site, args.name, args.installer))
+    print(f"{site.qa} -> {args.name}; build and qualify it with `pytest -n 8`")
+    return EXIT_OK
+
+
+def _cutover_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--to", metavar="NAME", help="installation to switch current to (default: what qa points to)")
+    parser.add_argument("--force", action="store_true", help="switch even if the gate refuses (needs --reason)")
+    parser.add_argument("--reason", metavar="TEXT", default="", help="why; recorded in the audit log")
+    parser.add_argument("--keep-qa", action="store_true", help="keep the qa link after the swap")
+
+
+@command("cutover", "switch current to the qualified installation (gated, atomic, audited)", _cutover_args)
+def cutover_command(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    where = f" --to {args.to}" if args.to else ""
+    outcome = cutover.cutover(
+        site, args.to, force=args.force, reason=args.reason, keep_qa=args.keep_qa, command=f"condaqa cutover{where}"
+    )
+    _report(site, outcome)
+    return EXIT_OK
+
+
+def _rollback_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reason", metavar="TEXT", default="", help="why; recorded in the audit log")
+
+
+@command("rollback", "switch current back to where it pointed before the last cutover", _rollback_args)
+def rollback_command(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    _report(site, cutover.rollback(site, reason=args.reason))
+    return EXIT_OK
+
+
+def _retire_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="installation folder to delete, e.g. v4.3")
+    parser.add_argument("--pkgs-only", action="store_true", help="delete only its package cache (pkgs/)")
+    parser.add_argument("--yes", action="store_true", help="confirm the deletion")
+
+
+@command("retire", "delete an old installation or its package cache (never current, qa, the rollback target)", _retire_args)
+def retire_command(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    _print_notes(installations.retire(site, args.name, pkgs_only=args.pkgs_only, yes=args.yes))
+    print(f"retired {site.root / args.name}{'/pkgs' if args.pkgs_only else ''}")
+    return EXIT_OK
+
+
+def lifecycle_status(site: Site) -> list[str]:
+    """For `condaqa status`: an unfinished action, the lock, where rollback returns, the audit history."""
+    lines = []
+    intent = cutover.pending(site)
+    if intent is not None:
+        lines.append(
+            f"pending: an interrupted {intent.action} {intent.old} -> {intent.new} ({intent.started_by}); "
+            "the next cutover, rollback or retire settles it"
+        )
+    lock = sitelock.lock_status(site)
+    if lock:
+        lines.append(f"lock: {lock}")
+    target, last = audit.rollback_target(site), audit.last_cutover(site)
+    if last is None:
+        lines.append("rollback would return to: nothing (no cutover recorded)")
+    elif target is None:
+        where = f"{site.current} points to {last['from']}, as before the last cutover"
+        lines.append(f"rollback would return to: nothing ({where})")
+    else:
+        lines.append(f"rollback would return to: {target} (current before the cutover of {last['time']})")
+    records = audit.records(site)
+    shown = f", last {HISTORY}" if len(records) > HISTORY else ""
+    lines.append(f"audit log {audit.log_file(site)}: {len(records)} action(s){shown}")
+    lines.extend(f"  {describe(r)}" for r in records[-HISTORY:])
+    return lines
+
+
+def describe(record: dict) -> str:
+    """One audit record as a line of history."""
+    action = record.get("action", "?")
+    head = f"{record.get('time', '?')} {record.get('user', '?')}@{record.get('host', '?')} {action}"
+    if action in (audit.CUTOVER, audit.ROLLBACK):
+        text = f"{head} {record['from']} -> {record['to']}, {len(record.get('kernels', []))} kernel spec(s) rewritten"
+        if record.get("forced"):
+            text += f", FORCED past {len(record.get('gate_failures', []))} problem(s)"
+        if record.get("reason"):
+            text += f", reason: {record['reason']}"
+        return text + (" (finished by recovery)" if record.get("recovered") else "")
+    if action == "abort":
+        return f"{head} of {record.get('of')} {record.get('from')} -> {record.get('to')}: {record.get('why')}"
+    if action == "retire":
+        return f"{head} {record.get('installation')}{' (package cache only)' if record.get('pkgs_only') else ''}"
+    if action == "new-installation":
+        return f"{head} {record.get('installation')} ({record.get('installer')}), qa was {record.get('qa_before')}"
+    return head
+
+
+def _report(site: Site, outcome: cutover.Outcome) -> None:
+    _print_notes(outcome.notes)
+    for warning in outcome.warnings[:MAX_WARNINGS]:
+        print(f"warning: {warning}")
+    if len(outcome.warnings) > MAX_WARNINGS:
+        print(f"warning: ... and {len(outcome.warnings) - MAX_WARNINGS} more like these")
+    intent = outcome.intent
+    for change in intent.kernels:
+        print(f"kernel spec {change['spec']}: {change['from']} -> {change['to']}")
+    if intent.forced and intent.gate_failures:
+        print(f"forced past {len(intent.gate_failures)} gate problem(s); reason recorded: {intent.reason}")
+    qa = {"remove": "removed", "keep": "kept", "restore": f"restored -> {intent.old}"}.get(intent.qa)
+    if qa:
+        print(f"{site.qa}: {qa}")
+    print(f"{intent.action}: {site.current} -> {intent.new} (was {intent.old}); logged in {audit.log_file(site)}")
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"note: {note}")

@@ -1,0 +1,210 @@
+"""Make real conda packages and wheels on the spot, for the demo site and the benchmarks.
+
+The packages are ordinary `.tar.bz2` conda packages (info/index.json, info/paths.json,
+info/link.json for noarch python); py-rattler indexes, solves and links them exactly as it
+would packages from a public channel. Wheels are ordinary PEP 427 wheels that pip installs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import sys
+import tarfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    """One file of a package: bytes, or a symlink target when `symlink` is set."""
+
+    path: str
+    data: bytes = b""
+    symlink: str | None = None
+    executable: bool = False
+
+
+@dataclass
+class Package:
+    name: str
+    version: str
+    build: str = "0"
+    subdir: str = "noarch"
+    depends: list[str] = field(default_factory=list)
+    files: list[PackageFile] = field(default_factory=list)
+    noarch_python: bool = False
+    entry_points: list[str] = field(default_factory=list)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}-{self.build}.tar.bz2"
+
+
+def _tarinfo(name: str, size: int = 0, mode: int = 0o644) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = mode
+    info.mtime = 1_700_000_000
+    return info
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    tar.addfile(_tarinfo(name, len(data), mode), io.BytesIO(data))
+
+
+def _paths_json(files: list[PackageFile]) -> dict:
+    paths = []
+    for f in files:
+        if f.symlink is not None:
+            paths.append({"_path": f.path, "path_type": "softlink"})
+        else:
+            paths.append(
+                {
+                    "_path": f.path,
+                    "path_type": "hardlink",
+                    "sha256": hashlib.sha256(f.data).hexdigest(),
+                    "size_in_bytes": len(f.data),
+                }
+            )
+    return {"paths": paths, "paths_version": 1}
+
+
+def index_json(pkg: Package) -> dict:
+    record: dict = {
+        "name": pkg.name,
+        "version": pkg.version,
+        "build": pkg.build,
+        "build_number": 0,
+        "depends": pkg.depends,
+        "license": "BSD-3-Clause",
+        "subdir": pkg.subdir,
+        "timestamp": 1_700_000_000_000,
+    }
+    if pkg.noarch_python:
+        record["noarch"] = "python"
+    if pkg.subdir != "noarch":
+        record["platform"], _, record["arch"] = pkg.subdir.partition("-")
+        record["arch"] = {"64": "x86_64", "aarch64": "aarch64"}.get(record["arch"], record["arch"])
+    return record
+
+
+def write_package(channel: Path, pkg: Package) -> Path:
+    """Write `pkg` into `channel/<subdir>/` and return the archive's path."""
+    target = channel / pkg.subdir / pkg.filename
+    target.parent.mkdir(parents=True, exist_ok=True)
+    files = sorted(pkg.files, key=lambda f: f.path)
+    with tarfile.open(target, "w:bz2", compresslevel=1) as tar:
+        for f in files:
+            if f.symlink is not None:
+                info = _tarinfo(f.path)
+                info.type = tarfile.SYMTYPE
+                info.linkname = f.symlink
+                tar.addfile(info)
+            else:
+                _add_bytes(tar, f.path, f.data, 0o755 if f.executable else 0o644)
+        _add_bytes(tar, "info/index.json", json.dumps(index_json(pkg), indent=2).encode())
+        _add_bytes(tar, "info/paths.json", json.dumps(_paths_json(files), indent=2).encode())
+        _add_bytes(tar, "info/files", "".join(f.path + "\n" for f in files).encode())
+        if pkg.noarch_python:
+            link = {
+                "noarch": {"type": "python", "entry_points": pkg.entry_points},
+                "package_metadata_version": 1,
+            }
+            _add_bytes(tar, "info/link.json", json.dumps(link).encode())
+    return target
+
+
+def python_package(subdir: str) -> Package:
+    """A `python` package that is a venv-style link to the running interpreter.
+
+    Its `bin/python` is a symlink to the real interpreter and `pyvenv.cfg` names the
+    interpreter's home, so an environment that installs it gets its own `sys.prefix` and
+    site-packages, exactly as a conda python would.
+    """
+    base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+    version = ".".join(str(n) for n in sys.version_info[:3])
+    short = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    cfg = (
+        f"home = {base.parent}\n"
+        "include-system-site-packages = false\n"
+        f"version = {version}\n"
+    ).encode()
+    files = [
+        PackageFile("pyvenv.cfg", cfg),
+        PackageFile("bin/python", symlink=str(base)),
+        PackageFile(f"bin/python{short}", symlink="python"),
+        PackageFile(f"bin/python{sys.version_info[0]}", symlink="python"),
+        PackageFile(f"lib/python{short}/site-packages/README.txt", b"site-packages\n"),
+    ]
+    return Package("python", version, "0_venvlink", subdir, files=files)
+
+
+def wheel_to_package(wheel: Path, build: str = "pyh_0", depends: list[str] | None = None) -> Package:
+    """Turn a pure-Python wheel into a noarch-python conda package, as conda-forge does."""
+    name, version = wheel.name.split("-")[:2]
+    files: list[PackageFile] = []
+    entry_points: list[str] = []
+    with zipfile.ZipFile(wheel) as zf:
+        for member in zf.namelist():
+            if member.endswith("/"):
+                continue
+            data = zf.read(member)
+            files.append(PackageFile("site-packages/" + member, data))
+            if member.endswith(".dist-info/entry_points.txt"):
+                entry_points = _console_scripts(data.decode())
+    return Package(
+        name.lower().replace("_", "-"),
+        version,
+        build,
+        depends=depends or [],
+        files=files,
+        noarch_python=True,
+        entry_points=entry_points,
+    )
+
+
+def _console_scripts(text: str) -> list[str]:
+    scripts: list[str] = []
+    in_section = False
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            in_section = line == "[console_scripts]"
+        elif in_section and "=" in line:
+            name, target = (part.strip() for part in line.split("=", 1))
+            scripts.append(f"{name} = {target}")
+    return scripts
+
+
+def _record_line(path: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{path},sha256={digest},{len(data)}"
+
+
+def write_wheel(
+    wheelhouse: Path, name: str, version: str, modules: dict[str, str], requires: list[str] | None = None
+) -> Path:
+    """Write a pure-Python wheel holding `modules` ({'pkg/__init__.py': source})."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Requires-Dist: {r}\n" for r in requires or [])
+    top = sorted({path.split("/")[0].removesuffix(".py") for path in modules})
+    contents = {path: src.encode() for path, src in modules.items()}
+    contents[f"{info}/METADATA"] = metadata.encode()
+    contents[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: condaqa\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    contents[f"{info}/top_level.txt"] = ("\n".join(top) + "\n").encode()
+    record = [_record_line(path, data) for path, data in contents.items()]
+    contents[f"{info}/RECORD"] = ("\n".join(record + [f"{info}/RECORD,,"]) + "\n").encode()
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    target = wheelhouse / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(target, "w") as zf:
+        for path, data in contents.items():
+            info_ = zipfile.ZipInfo(path, date_time=time.gmtime(1_700_000_000)[:6])
+            zf.writestr(info_, data)
+    return target

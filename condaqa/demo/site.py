@@ -1,0 +1,143 @@
+"""Build the embedded demo site offline, in seconds, entirely of real parts.
+
+Channels of real conda packages indexed by py-rattler, a wheelhouse of real wheels, two
+installations side by side with `current`, `qa` and `envs` symlinks, environments created in
+`current` by the rattler engine and pip, and kernel specs that point into them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ensurepip
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import rattler
+
+from condaqa.build import pip_install
+from condaqa.demo import catalog
+from condaqa.demo.packages import python_package, wheel_to_package, write_package, write_wheel
+from condaqa.engines import get_engine
+from condaqa.engines.rattler import index_channel
+from condaqa.errors import SiteError
+from condaqa.installations import create_bare
+from condaqa.plan import BuildPlan
+from condaqa.site import Installation, Site
+
+COMPLETE = Path(".condaqa") / "demo-complete"
+
+
+def is_built(root: Path) -> bool:
+    return (root / COMPLETE).is_file()
+
+
+@contextlib.contextmanager
+def _lock(root: Path) -> Iterator[None]:
+    """One demo build at a time (pytest controllers, CLI); the lock lives in condaqa's state folder."""
+    state = root / ".condaqa"
+    state.mkdir(parents=True, exist_ok=True)
+    with open(state / "demo.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_demo(site: Site, progress=print) -> bool:
+    """Build the demo at site.root unless it is there already; True when it was built now."""
+    with _lock(site.root):
+        if is_built(site.root):
+            return False
+        if any(child.name != ".condaqa" for child in site.root.iterdir()):
+            raise SiteError(f"{site.root} exists but holds no complete demo site; remove it or point root elsewhere")
+        build_demo(site, progress)
+        return True
+
+
+def build_demo(site: Site, progress=print) -> None:
+    started = time.monotonic()
+    root = site.root
+    root.mkdir(parents=True, exist_ok=True)
+    site = replace(site, channels=("main", "mpc"))
+    progress(f"demo: building channels and wheelhouse in {root}")
+    _channels_and_wheels(root)
+    old = Installation(catalog.OLD, create_bare(site, catalog.OLD))
+    create_bare(site, catalog.NEW)
+    os.symlink(catalog.OLD, root / site.current_name)
+    os.symlink(catalog.NEW, root / site.qa_name)
+    os.symlink(f"{site.current_name}/envs", root / "envs")
+    for env in catalog.ENVIRONMENTS:
+        progress(f"demo: creating environment {env.name} in {catalog.OLD}")
+        _create_env(site, old, env)
+    _kernels(site)
+    (root / COMPLETE).parent.mkdir(parents=True, exist_ok=True)
+    (root / COMPLETE).write_text(f"built in {time.monotonic() - started:.1f}s\n", encoding="utf-8")
+    progress(f"demo: site ready at {root} ({time.monotonic() - started:.1f}s)")
+
+
+def _channels_and_wheels(root: Path) -> None:
+    platform = str(rattler.Subdir.current())
+    main, mpc, wheelhouse = root / "main", root / "mpc", root / "wheelhouse"
+    write_package(main, python_package(platform))
+    for wheel in sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl")):
+        write_package(main, wheel_to_package(wheel, depends=["python"]))
+    staging = root / ".condaqa" / "wheels"
+    for lib in catalog.LIBRARIES:
+        target = wheelhouse if lib.channel == "wheelhouse" else staging
+        wheel = write_wheel(target, lib.name, lib.version, {f"{lib.module}/__init__.py": lib.source()})
+        if lib.channel != "wheelhouse":
+            write_package(root / lib.channel, wheel_to_package(wheel, depends=["python", *lib.depends]))
+    shutil.rmtree(staging)
+    for channel in (main, mpc):
+        (channel / platform).mkdir(exist_ok=True)
+        index_channel(channel)
+
+
+def _create_env(site: Site, installation: Installation, env: catalog.DemoEnv) -> None:
+    prefix = installation.env_prefix(env.name)
+    log_file = site.root / ".condaqa" / "demo-logs" / f"{env.name}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "w", encoding="utf-8") as log:
+        get_engine("rattler").create(site, installation, BuildPlan(env.name, env.conda), prefix, log)
+        if env.pip:
+            args = ("--no-index", "--find-links", str(site.root / "wheelhouse"))
+            pip_install(prefix / "bin" / "python", list(env.pip), args, log, stage="pip")
+    _write_old_history(prefix, installation.path, env)
+
+
+def _write_old_history(prefix: Path, installation: Path, env: catalog.DemoEnv) -> None:
+    """Rewrite history as conda 4.3 wrote it: `channel::dist` lines and comma-joined install specs."""
+    dists = []
+    for record in sorted((prefix / "conda-meta").glob("*.json")):
+        data = json.loads(record.read_text(encoding="utf-8"))
+        channel = data["channel"].rstrip("/").rsplit("/", 1)[-1]
+        dists.append(f"+{channel}::{data['name']}-{data['version']}-{data['build']}")
+    text = (
+        "==> 2019-06-03 09:14:27 <==\n"
+        f"# cmd: {installation}/bin/conda create -n {env.name} {' '.join(env.history)}\n"
+        + "\n".join(dists)
+        + f"\n# install specs: {','.join(env.history)}\n"
+    )
+    (prefix / "conda-meta" / "history").write_text(text, encoding="utf-8")
+
+
+def _kernels(site: Site) -> None:
+    for env in catalog.ENVIRONMENTS:
+        if not env.kernel:
+            continue
+        via = site.current_name if env.kernel == "current" else catalog.OLD
+        python = site.root / via / "envs" / env.name / "bin" / "python"
+        spec = {
+            "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"Python ({env.name})",
+            "language": "python",
+            "metadata": {"debugger": True},
+        }
+        folder = site.kernels_dir / env.name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
+

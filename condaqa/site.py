@@ -1,0 +1,208 @@
+"""The site: site.toml, the shared tree it points at, its installations and their environments."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from condaqa.errors import ConfigError, SiteError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DEFAULT_SITE = Path("manifests") / "site.toml"
+SITE_ENV_VAR = "CONDAQA_SITE"
+
+# key: (type, default); a default of None means the key is required.
+_KEYS: dict[str, tuple[type, object]] = {
+    "root": (str, None),
+    "current": (str, "current"),
+    "qa": (str, "qa"),
+    "specs": (str, "env_specs"),
+    "kernels": (str, "kernels"),
+    "manifest": (str, "environments.ini"),
+    "checks": (str, "../env_checks"),
+    "reports": (str, "../reports"),
+    "engine": (str, "rattler"),
+    "channels": (list, []),
+    "pip_args": (list, []),
+    "demo": (bool, False),
+    "platform": (str, ""),
+}
+
+
+@dataclass(frozen=True)
+class Site:
+    """Everything site.toml says, with paths made absolute."""
+
+    file: Path
+    root: Path
+    current_name: str
+    qa_name: str
+    specs_dir: Path
+    kernels_dir: Path
+    manifest: Path
+    checks_dir: Path
+    reports_dir: Path
+    engine: str
+    channels: tuple[str, ...]
+    pip_args: tuple[str, ...]
+    demo: bool
+    platform: str = field(default="")
+
+    @property
+    def current(self) -> Path:
+        return self.root / self.current_name
+
+    @property
+    def qa(self) -> Path:
+        return self.root / self.qa_name
+
+    @property
+    def envs_link(self) -> Path:
+        return self.root / "envs"
+
+    @property
+    def state_dir(self) -> Path:
+        """condaqa's own bookkeeping under the site root (audit log, locks)."""
+        return self.root / ".condaqa"
+
+    def channel_urls(self) -> list[str]:
+        """Channels in priority order: a bare name is a channel folder under root."""
+        return [channel_url(self.root, c) for c in self.channels]
+
+    def expand(self, arg: str) -> str:
+        """Expand `{root}` in pip arguments and similar settings."""
+        return arg.replace("{root}", str(self.root))
+
+    def installation(self, link_or_name: str) -> Installation:
+        """An installation by symlink name (`current`, `qa`) or folder name (`v4.8`)."""
+        path = self.root / link_or_name
+        if path.is_symlink():
+            target = os.readlink(path)
+            path = (path.parent / target).resolve()
+        if not path.is_dir():
+            raise SiteError(f"{self.root}: no installation {link_or_name!r}")
+        return Installation(path.name, path)
+
+    def link_target(self, link: str) -> str | None:
+        """The installation folder name a site symlink points to, or None if it is absent."""
+        path = self.root / link
+        if not path.is_symlink():
+            return None
+        return Path(os.readlink(path)).name
+
+    def installations(self) -> list[Installation]:
+        """Real installation folders under root (symlinks and condaqa's folders excluded)."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for child in sorted(self.root.iterdir()):
+            if child.is_symlink() or not child.is_dir():
+                continue
+            if (child / "conda-meta").is_dir() and (child / "envs").is_dir():
+                found.append(Installation(child.name, child))
+        return found
+
+
+@dataclass(frozen=True)
+class Installation:
+    name: str
+    path: Path
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.path / "envs"
+
+    def env_prefix(self, env: str) -> Path:
+        return self.envs_dir / env
+
+    def environments(self) -> list[str]:
+        """Names of the environments in envs/ (a folder with conda-meta/history, as conda decides)."""
+        if not self.envs_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.envs_dir.iterdir() if (p / "conda-meta" / "history").is_file()
+        )
+
+    def conda_version(self) -> str | None:
+        """The version of conda installed in the base prefix, if conda is installed there."""
+        for record in sorted((self.path / "conda-meta").glob("conda-[0-9]*.json")):
+            return record.name.split("-")[1]
+        return None
+
+
+def channel_url(root: Path, channel: str) -> str:
+    if "://" in channel:
+        return channel.rstrip("/")
+    if channel.startswith("/"):
+        return Path(channel).as_uri()
+    return (root / channel).as_uri()
+
+
+def site_file(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Which site.toml to use: the argument, else $CONDAQA_SITE, else manifests/site.toml."""
+    chosen = explicit or os.environ.get(SITE_ENV_VAR) or DEFAULT_SITE
+    return Path(chosen).expanduser().resolve()
+
+
+def load_site(explicit: str | os.PathLike[str] | None = None) -> Site:
+    path = site_file(explicit)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: site file not found (use --site or {SITE_ENV_VAR})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    table = data.get("site")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: missing [site] table")
+    values = _validated(path, table)
+    base = path.parent
+
+    def rel(value: str) -> Path:
+        return (base / Path(value).expanduser()).resolve()
+
+    root = rel(values["root"])
+    return Site(
+        file=path,
+        root=root,
+        current_name=values["current"],
+        qa_name=values["qa"],
+        specs_dir=root / values["specs"],
+        kernels_dir=root / values["kernels"],
+        manifest=rel(values["manifest"]),
+        checks_dir=rel(values["checks"]),
+        reports_dir=rel(values["reports"]),
+        engine=values["engine"],
+        channels=tuple(values["channels"]),
+        pip_args=tuple(values["pip_args"]),
+        demo=values["demo"],
+        platform=values["platform"],
+    )
+
+
+def _validated(path: Path, table: dict) -> dict:
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [site]: {', '.join(unknown)}; known: {', '.join(_KEYS)}")
+    values = {}
+    for key, (kind, default) in _KEYS.items():
+        if key not in table:
+            if default is None:
+                raise ConfigError(f"{path}: [site] needs {key!r}")
+            values[key] = default
+            continue
+        value = table[key]
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+            want = "a list of strings" if kind is list else kind.__name__
+            raise ConfigError(f"{path}: [site] {key} must be {want}, got {value!r}")
+        values[key] = value
+    for key in ("current", "qa"):
+        if "/" in values[key] or values[key] in ("", ".", ".."):
+            raise ConfigError(f"{path}: [site] {key} must be a plain name under root, got {values[key]!r}")
+    return values

@@ -1,0 +1,117 @@
+"""Small synthetic sites under tmp_path for the lifecycle selftests, independent of the demo.
+
+ROOT has two installations (v4.3 = current, v4.8 = qa), each with environments whose
+bin/python is a venv-style link to this interpreter (pyvenv.cfg beside it), so
+`ROOT/current/envs/<env>/bin/python -c "import <env>_mod"` really runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from condaqa import audit, results
+from condaqa.site import Site, load_site
+
+OLD, NEW = "v4.3", "v4.8"
+ENVS = ("alpha", "beta")
+PY = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def make_site(tmp_path: Path, envs: tuple[str, ...] = ENVS, *, kernels: bool = True) -> Site:
+    """A site with current -> v4.3, qa -> v4.8, envs -> current/envs, and (optionally) kernel specs.
+
+    Kernels: `<env>-pinned` name v4.3's versioned path (cutover rewrites them), `<env>-current`
+    goes through `current` (nothing to do).
+    """
+    base = tmp_path / "site"
+    root = base / "conda"
+    for name in (OLD, NEW):
+        make_installation(root / name, envs)
+    os.symlink(OLD, root / "current")
+    os.symlink(NEW, root / "qa")
+    os.symlink("current/envs", root / "envs")
+    if kernels:
+        for env in envs:
+            python = f"{root}/{OLD}/envs/{env}/bin/python"
+            write_kernel(root, f"{env}-pinned", python, env={"PATH": f"{root}/{OLD}/envs/{env}/bin:/usr/bin"})
+            write_kernel(root, f"{env}-current", f"{root}/current/envs/{env}/bin/python")
+    manifests = base / "manifests"
+    manifests.mkdir()
+    rows = "".join(f"{env} = REPLICATE\n" for env in envs)
+    (manifests / "environments.ini").write_text(f"[environments]\n{rows}legacy = export\n", encoding="utf-8")
+    toml = "".join(f'[{env}]\nimports = ["{env}_mod"]\n' for env in envs)
+    (manifests / "environments.toml").write_text(toml, encoding="utf-8")
+    (manifests / "site.toml").write_text('[site]\nroot = "../conda"\n', encoding="utf-8")
+    return load_site(manifests / "site.toml")
+
+
+def make_installation(path: Path, envs: tuple[str, ...]) -> None:
+    for sub in ("conda-meta", "pkgs/cache", "bin"):
+        (path / sub).mkdir(parents=True)
+    (path / "conda-meta" / "history").touch()
+    (path / ".condarc").write_text("channels: []\n", encoding="utf-8")
+    (path / "envs").mkdir()
+    for env in envs:
+        make_env(path / "envs" / env, env)
+    for folder in [path, *path.rglob("*")]:
+        if folder.is_dir() and not folder.is_symlink():
+            folder.chmod(0o755)
+
+
+def make_env(prefix: Path, env: str) -> None:
+    """A venv-style prefix: conda-meta/history, bin/python -> this interpreter, <env>_mod importable."""
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "conda-meta" / "history").touch()
+    (prefix / "bin").mkdir()
+    os.symlink(os.path.realpath(sys.executable), prefix / "bin" / "python")
+    home = os.path.dirname(os.path.realpath(sys.executable))
+    (prefix / "pyvenv.cfg").write_text(f"home = {home}\ninclude-system-site-packages = false\n", encoding="utf-8")
+    site_packages = prefix / "lib" / PY / "site-packages"
+    site_packages.mkdir(parents=True)
+    (site_packages / f"{env}_mod.py").write_text("VALUE = 1\n", encoding="utf-8")
+
+
+def write_kernel(root: Path, name: str, python: str, env: dict[str, str] | None = None) -> Path:
+    spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": name,
+            "language": "python"}
+    if env:
+        spec["env"] = env
+    path = root / "kernels" / name / "kernel.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return path
+
+
+def qualify(site: Site, installation: str = NEW, outcome: str = results.PASSED, envs: tuple[str, ...] = ENVS) -> None:
+    """Record a qualification result for each environment, as the pytest plugin would."""
+    for env in envs:
+        result = results.EnvResult(env=env, installation=installation, disposition="replicate", outcome=outcome)
+        if outcome != results.PASSED:
+            result.first_error = f"ImportError: no module named {env}_mod"
+        results.save(site, result)
+
+
+def audit_state(site: Site, start: str = OLD) -> str:
+    """Where the audit log says `current` points: replay cutovers and rollbacks from `start`."""
+    state = start
+    for record in audit.records(site):
+        if record["action"] in (audit.CUTOVER, audit.ROLLBACK):
+            assert record["from"] == state, f"audit jumps from {state} to a record starting at {record['from']}"
+            state = record["to"]
+    return state
+
+
+def kernel_paths(site: Site) -> dict[str, str]:
+    """kernel name -> its interpreter path."""
+    return {
+        path.parent.name: json.loads(path.read_text(encoding="utf-8"))["argv"][0]
+        for path in sorted(site.kernels_dir.glob("*/kernel.json"))
+    }
+
+
+def tree_listing(path: Path) -> list[str]:
+    """Every path below `path`, to show that nothing was deleted."""
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))

@@ -1,0 +1,257 @@
+"""The lifecycle commands end to end through `condaqa.cli.main`, and the cutover pytest fixture."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers_sites import NEW, OLD, PY, audit_state, make_installation, make_site, qualify, write_kernel
+
+from condaqa import audit, cutover
+from condaqa.cli import main
+from condaqa.commands.lifecycle import lifecycle_status
+from condaqa.site import Site
+from condaqa.sitelock import site_lock
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return make_site(tmp_path)
+
+
+def run(site: Site, *argv: str) -> int:
+    return main(["--site", str(site.file), *argv])
+
+
+def test_cutover_refuses_before_qualification_with_the_list(site: Site, capsys) -> None:
+    assert run(site, "cutover") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cutover to {NEW} refused, 2 problem(s):\n  - alpha: not qualified yet\n")
+    assert os.readlink(site.current) == OLD
+
+
+def test_force_without_reason_is_bad_input(site: Site, capsys) -> None:
+    assert run(site, "cutover", "--force") == 2
+    assert "--force needs --reason TEXT" in capsys.readouterr().err
+
+
+def test_forced_cutover_says_so(site: Site, capsys) -> None:
+    assert run(site, "cutover", "--force", "--reason", "deadline") == 0
+    assert "forced past 2 gate problem(s); reason recorded: deadline" in capsys.readouterr().out
+
+
+def test_cutover_then_rollback(site: Site, capsys) -> None:
+    qualify(site)
+    assert run(site, "cutover") == 0
+    out = capsys.readouterr().out
+    assert f"kernel spec {site.kernels_dir}/alpha-pinned/kernel.json: {site.root}/{OLD} -> {site.root}/{NEW}" in out
+    assert f"{site.qa}: removed" in out
+    assert out.endswith(f"cutover: {site.current} -> {NEW} (was {OLD}); logged in {audit.log_file(site)}\n")
+    assert run(site, "rollback", "--reason", "pandas broke") == 0
+    out = capsys.readouterr().out
+    assert f"{site.qa}: restored -> {NEW}" in out
+    assert out.endswith(f"rollback: {site.current} -> {OLD} (was {NEW}); logged in {audit.log_file(site)}\n")
+    assert audit.records(site)[-1]["reason"] == "pandas broke"
+
+
+def test_rollback_without_cutover_is_an_error(site: Site, capsys) -> None:
+    assert run(site, "rollback") == 2
+    assert "no cutover recorded" in capsys.readouterr().err
+
+
+def test_lock_contention_is_reported(site: Site, capsys) -> None:
+    qualify(site)
+    with site_lock(site, "condaqa rollback"):
+        assert run(site, "cutover") == 2
+    err = capsys.readouterr().err
+    assert "the site is locked by 'condaqa rollback' (pid" in err and "try again when it is done" in err
+
+
+def test_status_lines_tell_the_story(site: Site) -> None:
+    qualify(site)
+    assert lifecycle_status(site)[0] == "rollback would return to: nothing (no cutover recorded)"
+    assert run(site, "cutover") == 0
+    lines = lifecycle_status(site)
+    assert lines[0].startswith(f"rollback would return to: {OLD} (current before the cutover of ")
+    assert lines[1] == f"audit log {audit.log_file(site)}: 1 action(s)"
+    assert lines[2].endswith(f"cutover {OLD} -> {NEW}, 2 kernel spec(s) rewritten")
+    assert run(site, "rollback") == 0
+    lines = lifecycle_status(site)
+    assert lines[0] == f"rollback would return to: nothing ({site.current} points to {OLD}, as before the last cutover)"
+    assert lines[-1].endswith(f"rollback {NEW} -> {OLD}, 2 kernel spec(s) rewritten")
+
+
+def test_status_shows_pending_intent_and_lock(site: Site) -> None:
+    qualify(site)
+    cutover.cutover(site)
+    intent = cutover.rollback(site).intent
+    cutover.intent_file(site).write_text(json.dumps(asdict(intent)))
+    with site_lock(site, "condaqa retire v4.1"):
+        lines = lifecycle_status(site)
+    assert lines[0].startswith(f"pending: an interrupted rollback {NEW} -> {OLD} (")
+    assert lines[1].startswith("lock: locked by 'condaqa retire v4.1' (pid")
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        pytest.param(OLD, "current points to it", id="current"),
+        pytest.param(NEW, "qa points to it", id="qa"),
+        pytest.param("kernels", "not an installation folder", id="not-an-installation"),
+        pytest.param("../conda", "not an installation folder", id="outside"),
+    ],
+)
+def test_retire_refusals(site: Site, capsys, name: str, why: str) -> None:
+    assert run(site, "retire", name, "--yes") == 2
+    assert why in capsys.readouterr().err
+    assert (site.root / name).exists()
+
+
+def test_retire_needs_yes(site: Site, capsys) -> None:
+    assert run(site, "retire", OLD) == 2
+    assert f"retire deletes {site.root}/{OLD}; add --yes to confirm" in capsys.readouterr().err
+
+
+def test_retire_refuses_the_rollback_target_and_pinned_kernels(site: Site, capsys) -> None:
+    qualify(site)
+    assert run(site, "cutover", "--keep-qa") == 0
+    os.unlink(site.qa)
+    assert run(site, "retire", OLD, "--yes") == 2
+    assert "`condaqa rollback` would return to it" in capsys.readouterr().err
+    make_installation(site.root / "v4.1", ("alpha",))
+    write_kernel(site.root, "old", f"{site.root}/v4.1/envs/alpha/bin/python")
+    assert run(site, "retire", "v4.1", "--yes") == 2
+    assert f"kernel specs still name it: {site.kernels_dir}/old/kernel.json" in capsys.readouterr().err
+
+
+def test_retire_deletes_an_old_installation_or_its_package_cache(site: Site, capsys) -> None:
+    for name in ("v4.0", "v4.1"):
+        make_installation(site.root / name, ("alpha",))
+    assert run(site, "retire", "v4.0", "--pkgs-only", "--yes") == 0
+    assert (site.root / "v4.0" / "envs").is_dir() and list((site.root / "v4.0" / "pkgs").iterdir()) == []
+    assert run(site, "retire", "v4.1", "--yes") == 0
+    assert not (site.root / "v4.1").exists() and not list(site.root.glob(".v4.1*"))
+    assert capsys.readouterr().out.splitlines()[-1] == f"retired {site.root}/v4.1"
+    assert [(r["action"], r["installation"], r["pkgs_only"]) for r in audit.records(site)] == [
+        ("retire", "v4.0", True),
+        ("retire", "v4.1", False),
+    ]
+
+
+def test_new_installation_bare_points_qa_and_inherits_group_permissions(site: Site, capsys) -> None:
+    (site.root / OLD).chmod(0o2775)
+    assert run(site, "new-installation", "v5.0", "--bare") == 0
+    target = site.root / "v5.0"
+    assert os.readlink(site.qa) == "v5.0" and (target / "conda-meta" / "history").is_file()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o2775
+    assert stat.S_IMODE((target / "envs").stat().st_mode) & 0o2020 == 0o2020
+    assert capsys.readouterr().out.endswith(f"{site.qa} -> v5.0; build and qualify it with `pytest -n 8`\n")
+    record = audit.records(site)[-1]
+    assert (record["action"], record["installation"], record["qa_before"]) == ("new-installation", "v5.0", NEW)
+
+
+def test_new_installation_refuses_an_existing_target(site: Site, capsys) -> None:
+    assert run(site, "new-installation", NEW, "--bare") == 2
+    assert f"{site.root}/{NEW}: already exists" in capsys.readouterr().err
+
+
+def test_new_installation_runs_the_installer_unattended(site: Site, tmp_path: Path) -> None:
+    installer = tmp_path / "Miniforge3-Linux-x86_64.sh"
+    installer.write_text(
+        'while getopts "bp:" o; do case $o in p) P=$OPTARG;; b) B=1;; esac; done\n'
+        '[ "$B" = 1 ] || exit 3\nmkdir -p "$P/conda-meta" "$P/bin"\necho "channels: [conda-forge]" > "$P/.condarc"\n'
+    )
+    assert run(site, "new-installation", "v5.0", "--installer", str(installer)) == 0
+    target = site.root / "v5.0"
+    assert (target / "envs").is_dir() and (target / "pkgs").is_dir()
+    assert yaml.safe_load((target / ".condarc").read_text()) == {"channels": [], "channel_priority": "strict"}
+    assert os.readlink(site.qa) == "v5.0"
+
+
+def test_failing_installer_is_reported(site: Site, tmp_path: Path, capsys) -> None:
+    installer = tmp_path / "broken.sh"
+    installer.write_text('echo "checksum mismatch" >&2\nexit 7\n')
+    assert run(site, "new-installation", "v5.0", "--installer", str(installer)) == 2
+    assert f"-b -p {site.root}/v5.0 failed (exit 7): checksum mismatch" in capsys.readouterr().err
+    assert os.readlink(site.qa) == NEW
+
+
+def test_new_installation_needs_exactly_one_way(site: Site) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(site, "new-installation", "v5.0")
+    assert exited.value.code == 2
+
+
+# The cutover fixture, run by pytest in a scratch project whose conftest stands in for the plugin.
+PLUGIN_STANDIN = """
+import pytest
+from condaqa.manifest import load_manifest
+from condaqa.site import load_site
+
+def pytest_addoption(parser):
+    parser.addoption("--site")
+
+@pytest.fixture(scope="session")
+def site(request):
+    return load_site(request.config.getoption("site"))
+
+@pytest.fixture(scope="session")
+def manifest(site):
+    return load_manifest(site.manifest)
+"""
+
+
+def run_cutover_suite(site: Site, project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    project.mkdir()
+    shutil.copy(REPO / "tests" / "test_cutover.py", project / "test_cutover.py")
+    (project / "conftest.py").write_text(PLUGIN_STANDIN)
+    (project / "pytest.ini").write_text("[pytest]\nmarkers =\n    cutover: cutover\naddopts = -m 'not cutover'\n")
+    argv = [sys.executable, "-m", "pytest", "-m", "cutover", f"--site={site.file}", "-p", "no:cacheprovider", "-rA"]
+    argv += extra
+    return subprocess.run(argv, cwd=project, capture_output=True, text=True, check=False)
+
+
+def test_cutover_fixture_swaps_and_smoke_tests(site: Site, tmp_path: Path) -> None:
+    qualify(site)
+    done = run_cutover_suite(site, tmp_path / "project")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASSED test_cutover.py::test_environment_imports[alpha]" in done.stdout
+    assert "PASSED test_cutover.py::test_kernel_interpreter[beta-pinned]" in done.stdout
+    assert "6 passed" in done.stdout
+    assert os.readlink(site.current) == NEW and audit_state(site) == NEW
+
+
+def test_cutover_fixture_rolls_back_when_a_smoke_test_fails(site: Site, tmp_path: Path) -> None:
+    qualify(site)
+    (site.root / NEW / "envs" / "beta" / "lib" / PY / "site-packages" / "beta_mod.py").unlink()
+    done = run_cutover_suite(site, tmp_path / "project")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED test_cutover.py::test_environment_imports[beta]" in done.stdout
+    assert "beta_mod: ModuleNotFoundError" in done.stdout
+    assert os.readlink(site.current) == OLD and audit_state(site) == OLD
+    assert audit.records(site)[-1]["reason"] == "1 smoke test(s) failed"
+
+
+def test_cutover_fixture_reports_a_refused_gate(site: Site, tmp_path: Path) -> None:
+    done = run_cutover_suite(site, tmp_path / "project")
+    assert done.returncode == 1
+    assert "cutover not performed:" in done.stdout and "alpha: not qualified yet" in done.stdout
+    assert os.readlink(site.current) == OLD
+
+
+def test_cutover_fixture_refuses_to_run_in_several_workers(site: Site, tmp_path: Path) -> None:
+    qualify(site)
+    done = run_cutover_suite(site, tmp_path / "project", "-n", "2")
+    assert done.returncode == 1
+    assert "run `pytest -m cutover -n 0`: one process must own the cutover" in done.stdout
+    assert os.readlink(site.current) == OLD and audit.records(site) == []
