@@ -1,0 +1,77 @@
+"""The inventory of `current`: every environment with the facts an administrator triages by."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from condaqa.kernels import find_kernels
+from condaqa.site import Site
+
+
+@dataclass(frozen=True)
+class EnvFacts:
+    name: str
+    size: int
+    user: str
+    group: str
+    modified: float
+    kernels: tuple[str, ...]
+
+    def comment(self) -> str:
+        kernels = f", kernel {', '.join(self.kernels)}" if self.kernels else ""
+        return f"{human_size(self.size)}, {self.user}:{self.group}, modified {time.strftime('%Y-%m-%d', time.localtime(self.modified))}{kernels}"
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes in the tree, each inode counted once (conda hard-links files from pkgs/)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def _name(lookup, ident: int) -> str:
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def inventory(site: Site) -> list[EnvFacts]:
+    installation = site.installation(site.current_name)
+    kernels_by_env: dict[str, list[str]] = {}
+    live = {site.current_name, installation.name, "envs"}
+    for kernel in find_kernels(site):
+        if kernel.environment and kernel.installation in live:
+            kernels_by_env.setdefault(kernel.environment, []).append(kernel.name)
+    facts = []
+    for env in installation.environments():
+        prefix = installation.env_prefix(env)
+        st = prefix.stat()
+        modified = max(st.st_mtime, (prefix / "conda-meta" / "history").stat().st_mtime)
+        facts.append(
+            EnvFacts(env, _tree_size(prefix), _name(pwd.getpwuid, st.st_uid), _name(grp.getgrgid, st.st_gid),
+                     modified, tuple(kernels_by_env.get(env, ())))
+        )
+    return facts

@@ -1,0 +1,113 @@
+"""Reading prefixes without conda and exporting conda env specs from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from condaqa import atomic
+from condaqa.errors import PrefixError, SpecError
+from condaqa.prefix import normalize, read_history, read_prefix, requested_specs, top_level_modules
+from condaqa.spec import dump_spec, export_environment, load_spec, parse_spec, write_spec
+
+
+def current_prefix(site, env):
+    return site.installation(site.current_name).env_prefix(env)
+
+
+def test_read_prefix_separates_conda_and_pip(demo_template):
+    contents = read_prefix(current_prefix(demo_template, "nhis_reformat"))
+    conda = {p.name: (p.version, p.subdir) for p in contents.conda}
+    assert conda["tabular"] == ("1.1.0", "noarch") and conda["python"][1] == "linux-64"
+    assert conda["pip"][0]  # pip's own dist-info belongs to its conda record, not to the pip list
+    assert [(d.name, d.version) for d in contents.pip] == [("codebook", "1.2.0")]
+    assert "tabular" in top_level_modules(contents) and "codebook" in top_level_modules(contents)
+
+
+def test_export_is_conda_env_format_without_builds_or_prefix(demo_template):
+    spec = export_environment(demo_template, "nhis_reformat")
+    data = yaml.safe_load(dump_spec(spec))
+    assert list(data) == ["name", "channels", "dependencies"]
+    assert data["channels"] == ["main", "mpc"]
+    assert "tabular=1.1.0" in data["dependencies"] and {"pip": ["codebook==1.2.0"]} in data["dependencies"]
+    assert all(entry.count("=") == 1 for entry in data["dependencies"] if isinstance(entry, str))
+    assert dump_spec(spec) == dump_spec(export_environment(demo_template, "nhis_reformat"))  # deterministic
+
+
+def test_export_names_internal_channel(demo_template):
+    spec = export_environment(demo_template, "hlink")
+    assert "linkage=2.2.0" in spec.dependencies and spec.channels == ["main", "mpc"]
+
+
+def test_export_of_missing_environment_is_clear(demo_template):
+    with pytest.raises(PrefixError, match="environment 'ghost' does not exist"):
+        export_environment(demo_template, "ghost")
+
+
+def test_corrupt_record_names_the_file(tmp_path):
+    (tmp_path / "conda-meta").mkdir()
+    (tmp_path / "conda-meta" / "history").touch()
+    (tmp_path / "conda-meta" / "x-1-0.json").write_text("{not json")
+    with pytest.raises(PrefixError, match=r"x-1-0.json: unreadable conda-meta record"):
+        read_prefix(tmp_path)
+
+
+def test_history_formats(tmp_path):
+    (tmp_path / "conda-meta").mkdir()
+    (tmp_path / "conda-meta" / "history").write_text(
+        "==> 2017-01-01 10:00:00 <==\n# cmd: conda create -n x numpy python=3.6\n+defaults::numpy-1.11-py36_0\n"
+        "# install specs: numpy >=1.0,<2,python=3.6\n"
+        "==> 2020-01-01 10:00:00 <==\n+conda-forge/noarch::pyyaml-5.1-py_0\n# update specs: ['pyyaml', 'requests']\n"
+        "==> 2021-01-01 10:00:00 <==\n-conda-forge/noarch::requests-2.0-py_0\n# remove specs: ['requests']\n"
+    )
+    revisions = read_history(tmp_path)
+    assert revisions[0].specs == {"install": ("numpy >=1.0,<2", "python=3.6")}
+    assert revisions[1].added == ("conda-forge/noarch::pyyaml-5.1-py_0",)
+    assert revisions[2].removed == ("conda-forge/noarch::requests-2.0-py_0",)
+    wanted = requested_specs(revisions, {"numpy", "python", "pyyaml"})
+    assert wanted == {"numpy": "numpy >=1.0,<2", "python": "python=3.6", "pyyaml": "pyyaml"}
+
+
+def test_normalize_names():
+    assert normalize("PyYAML") == normalize("pyyaml") == "pyyaml"
+    assert normalize("zope.interface") == normalize("zope_interface") == normalize("Zope-Interface")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("# packages in environment at /x:\nbzip2   1.0.8  h1de35cc_0\n", "not a conda environment file (expected a mapping"),
+        ("name: x\nchannels: [a]\n", "no 'dependencies' list"),
+        ("dependencies: {a: 1}\n", "'dependencies' must be a list"),
+        ("dependencies:\n  - a\n  - {conda: [b]}\n", "dependency 2 is a mapping other than"),
+        ("dependencies: [a\n", "env.yml:2: not valid YAML"),
+    ],
+)
+def test_parse_errors_name_the_file(text, message):
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, "env.yml")
+    assert str(caught.value).startswith("env.yml") and message in str(caught.value)
+
+
+def test_round_trip_with_pip_and_variables(tmp_path):
+    spec = parse_spec("name: a\nchannels: [c]\ndependencies:\n- x=1\n- pip:\n  - y==2\nvariables: {K: v}\nprefix: /p\n", "f")
+    write_spec(tmp_path / "a.yml", spec)
+    again = load_spec(tmp_path / "a.yml")
+    assert (again.dependencies, again.pip, again.variables, again.prefix) == (["x=1"], ["y==2"], {"K": "v"}, "")
+
+
+def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "spec.yml"
+    target.write_text("old\n")
+
+    def boom(src, dst):
+        raise OSError("boom")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="boom"):
+        atomic.write_text(target, "new\n")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in Path(tmp_path).iterdir()] == ["spec.yml"]
