@@ -19,7 +19,8 @@ from typing import TextIO
 
 from condaqa import atomic
 from condaqa.engines import get_engine
-from condaqa.errors import BuildError
+from condaqa.errors import BuildError, SiteError
+from condaqa.permissions import inherit_permissions
 from condaqa.manifest import Environment
 from condaqa.plan import BuildPlan
 from condaqa.sanitize import Finding, make_plan
@@ -94,6 +95,7 @@ def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: st
             return BuildResult(env.name, prefix, plan, False, time.monotonic() - started, log, findings)
         try:
             _build(site, installation, plan, prefix, out)
+            _inherit_permissions(site, installation, env.name)
         except BuildError as exc:
             exc.log = str(log)
             out.write(f"FAILED at {exc.stage}: {exc}\n")
@@ -102,6 +104,14 @@ def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: st
         seconds = time.monotonic() - started
         out.write(f"built in {seconds:.1f}s (plan {digest})\n")
     return BuildResult(env.name, prefix, plan, True, seconds, log, findings)
+
+
+def _inherit_permissions(site: Site, installation: Installation, env: str) -> None:
+    """The new environment gets the group and group bits of its twin in current."""
+    try:
+        inherit_permissions(site, installation, env)
+    except SiteError as exc:
+        raise BuildError(str(exc), stage="permission") from None
 
 
 def _build(site: Site, installation: Installation, plan: BuildPlan, prefix: Path, out: TextIO) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers_sites import NEW, OLD, audit_state, kernel_paths, make_site, qualify, tree_listing, write_kernel
 
-from condaqa import atomic, audit, cutover, installations, readiness
+from condaqa import atomic, audit, cutover, permissions, readiness
 from condaqa.errors import CutoverError
 from condaqa.kernels import rewrite_kernel
 from condaqa.results import FAILED
@@ -266,7 +266,7 @@ def test_match_group_gives_group_bits_within_owner_bits(tmp_path: Path) -> None:
     for folder in (tree, tree / "bin"):
         folder.chmod(0o755)
     (tree / "data.txt").chmod(0o600)
-    installations.match_group(reference, tree)
+    permissions.match_group(reference, tree)
     paths = (tree, tree / "bin", tree / "data.txt", tree / "bin" / "tool")
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in paths}
     assert modes == {"tree": 0o2775, "bin": 0o2775, "data.txt": 0o660, "tool": 0o775}
@@ -274,6 +274,6 @@ def test_match_group_gives_group_bits_within_owner_bits(tmp_path: Path) -> None:
 
 def test_inherit_permissions_uses_the_twin_in_current(qualified: Site) -> None:
     (qualified.root / OLD / "envs" / "alpha").chmod(0o2775)
-    installations.inherit_permissions(qualified, qualified.installation(NEW), "alpha")
+    permissions.inherit_permissions(qualified, qualified.installation(NEW), "alpha")
     assert stat.S_IMODE((qualified.root / NEW / "envs" / "alpha" / "lib").stat().st_mode) == 0o2775
     assert cutover.cutover(qualified).warnings == []

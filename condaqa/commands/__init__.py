@@ -10,6 +10,7 @@ import argparse
 import importlib
 from collections.abc import Callable
 
+from condaqa.demo.site import ensure_demo
 from condaqa.site import Site, load_site
 
 EXIT_OK = 0
@@ -33,7 +34,11 @@ def command(name: str, help_text: str, arguments: Arguments = lambda p: None) ->
 
 
 def site_of(args: argparse.Namespace) -> Site:
-    return load_site(args.site)
+    """The site of --site / $CONDAQA_SITE; a demo site (demo = true) is built on first use."""
+    site = load_site(args.site)
+    if site.demo and not site.root.exists():
+        ensure_demo(site)
+    return site
 
 
 for _group in _GROUPS:

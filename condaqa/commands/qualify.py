@@ -15,7 +15,7 @@ from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, ConfigError
 from condaqa.inventory import human_size, inventory
 from condaqa.manifest import Environment, load_manifest, starter_ini
-from condaqa.site import Site
+from condaqa.site import Site, load_site
 from condaqa.spec import export_environment, spec_path, write_spec
 
 
@@ -37,7 +37,7 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
 
 @command("demo", "build the embedded demo site (offline, a few seconds)", _demo_args)
 def demo(args: argparse.Namespace) -> int:
-    site = site_of(args)
+    site = load_site(args.site)
     if args.root is not None:
         root = args.root.resolve()
         site = replace(site, root=root, specs_dir=root / site.specs_dir.name, kernels_dir=root / site.kernels_dir.name)
@@ -115,11 +115,13 @@ def status(args: argparse.Namespace) -> int:
         version = inst.conda_version()
         envs = inst.environments()
         print(f"  {inst.name:12} {len(envs):3} environments  conda {version or '-'}")
-    qa = site.link_target(site.qa_name)
-    if qa:
-        recorded = results.load_all(site, qa)
-        manifest = load_manifest(site.manifest)
-        print(f"last qualification of {qa}:")
+    manifest = load_manifest(site.manifest)
+    for link in (site.qa_name, site.current_name):
+        target = site.link_target(link)
+        recorded = results.load_all(site, target) if target else {}
+        if not recorded:
+            continue
+        print(f"last qualification of {target} ({link}):")
         for env in manifest:
             result = recorded.get(env.name)
             if result is None:
