@@ -1,0 +1,91 @@
+"""The `condaqa` command on a demo site: output, files written, exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from condaqa.cli import main
+from condaqa.manifest import load_manifest
+from condaqa.spec import load_spec
+
+
+def run(site, capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["--site", str(site.file), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_explains_commands_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert caught.value.code == 0
+    for word in ("inventory", "export", "replicate", "status", "cutover", "rollback", "Exit codes"):
+        assert word in out
+
+
+def test_inventory_lists_current_and_its_kernels(demo_template, capsys):
+    code, out, _ = run(demo_template, capsys, "inventory")
+    assert code == 0
+    hlink = next(line for line in out.splitlines() if line.startswith("hlink "))
+    assert hlink.split()[-1] == "hlink"  # the kernel spec naming v4.3/envs/hlink
+    assert "super_important_jupyter_kernel" in out and "environments in" in out
+
+
+def test_inventory_ini_is_a_valid_starter_manifest(demo_template, capsys, tmp_path):
+    code, out, _ = run(demo_template, capsys, "inventory", "--ini")
+    assert code == 0
+    (tmp_path / "environments.ini").write_text(out)
+    envs = load_manifest(tmp_path / "environments.ini")
+    assert {e.disposition for e in envs} == {"export"}
+    assert {e.name for e in envs} == set(demo_template.installation("current").environments())
+
+
+def test_export_writes_one_spec_per_manifest_environment(demo_site, capsys):
+    code, out, _ = run(demo_site, capsys, "export")
+    assert code == 0
+    names = [e.name for e in load_manifest(demo_site.manifest)]
+    assert sorted(p.stem for p in demo_site.specs_dir.glob("*.yml")) == sorted(names)
+    assert not list(demo_site.specs_dir.glob(".*"))  # no temp files left behind
+    assert load_spec(demo_site.specs_dir / "hlink.yml").name == "hlink"
+
+
+def test_replicate_one_then_nothing_to_do(demo_site, capsys):
+    code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
+    assert code == 0 and "[1/1] hlink: built in" in out
+    code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
+    assert code == 0 and "hlink: up to date" in out
+
+
+def test_replicate_failure_exits_1_and_names_the_log(demo_site, capsys):
+    record = next((demo_site.root / "v4.3" / "envs" / "hlink" / "conda-meta").glob("linkage-*.json"))
+    record.write_text(record.read_text().replace('"version": "2.2.0"', '"version": "9.9.9"'))
+    code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
+    assert code == 1
+    assert "hlink: FAILED at" in out and "hlink.log" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("replicate", "--env", "old_not_used"), "old_not_used is export-only"),
+        (("export", "--env", "ghost"), "no environment 'ghost' in the manifest"),
+    ],
+)
+def test_bad_arguments_exit_2(demo_template, capsys, args, message):
+    code, _, err = run(demo_template, capsys, *args)
+    assert code == 2 and message in err and err.startswith("error: ")
+
+
+def test_bad_manifest_exits_2_naming_file_and_line_and_writes_nothing(demo_site, capsys):
+    demo_site.manifest.write_text("[environments]\nhlink = REPLICATE\nhlink = export\n")
+    code, _, err = run(demo_site, capsys, "export")
+    assert code == 2 and "environments.ini:3: environment 'hlink' is listed twice" in err
+    assert not demo_site.specs_dir.exists()
+
+
+def test_status_tells_where_links_point(demo_template, capsys):
+    code, out, _ = run(demo_template, capsys, "status")
+    assert code == 0
+    assert "current   -> v4.3" in out and "qa        -> v4.8" in out
+    assert "rollback would return to" in out
