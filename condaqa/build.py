@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from condaqa import atomic
+from condaqa import atomic, sources
 from condaqa.engines import get_engine
-from condaqa.errors import BuildError, SiteError
+from condaqa.errors import BuildError, CondaqaError, SiteError
 from condaqa.permissions import inherit_permissions
 from condaqa.manifest import Environment
 from condaqa.plan import BuildPlan
-from condaqa.sanitize import Finding, make_plan
+from condaqa.prefix import read_prefix
+from condaqa.findings import ERROR, Finding, findings_path, save_findings
 from condaqa.site import Installation, Site
-from condaqa.spec import export_environment
 
 STAMP = Path("conda-meta") / "condaqa-build"  # not *.json: conda loads every conda-meta/*.json as a record
 PIP_TIMEOUT = 1800
@@ -75,7 +75,36 @@ def _env_lock(site: Site, installation: Installation, env: str) -> Iterator[None
 
 
 def plan_environment(site: Site, env: Environment) -> tuple[BuildPlan, list[Finding]]:
-    return make_plan(site, env, export_environment(site, env.name))
+    return sources.plan_environment(site, env)
+
+
+def _plan(site: Site, env: Environment, out: TextIO) -> tuple[BuildPlan, list[Finding]]:
+    """Plan, save the findings for the report, and stop at preflight on an error finding (before any solve)."""
+    try:
+        plan, findings = plan_environment(site, env)
+    except BuildError:
+        raise
+    except CondaqaError as exc:
+        findings_path(site, env.name).unlink(missing_ok=True)
+        raise BuildError(f"cannot plan {env.name}: {exc}", stage="plan") from None
+    save_findings(site, env.name, plan, findings)
+    for f in findings:
+        out.write(f"finding [{f.severity}] {f.rule} {f.package}: {f.action} ({f.reason})\n")
+    errors = [f for f in findings if f.severity == ERROR]
+    if errors:
+        lines = [f"- {f.package}: {f.reason}" + (f"\n  hint: {f.hint}" if f.hint else "") for f in errors]
+        raise BuildError(f"{len(errors)} problem(s) found before solving:\n" + "\n".join(lines), stage="preflight")
+    return plan, findings
+
+
+def _drift(site: Site, env: str, plan: BuildPlan, prefix: Path, findings: list[Finding]) -> list[Finding]:
+    """A history build lists where its versions moved away from current's, in the saved findings too."""
+    if plan.source != "history":
+        return findings
+    current = read_prefix(site.installation(site.current_name).env_prefix(env))
+    findings = [*findings, *sources.history_drift(env, current, read_prefix(prefix))]
+    save_findings(site, env, plan, findings)
+    return findings
 
 
 def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: str | None = None) -> BuildResult:
@@ -88,14 +117,16 @@ def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: st
     started = time.monotonic()
     with _env_lock(site, installation, env.name), open(log, "a", encoding="utf-8") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} replicate {env.name} into {prefix}\n")
-        plan, findings = plan_environment(site, env)
-        digest = plan.digest()
-        if not rebuild and built_digest(prefix) == digest:
-            out.write(f"up to date (plan {digest}); nothing rebuilt\n")
-            return BuildResult(env.name, prefix, plan, False, time.monotonic() - started, log, findings)
         try:
+            plan, findings = _plan(site, env, out)
+            digest = plan.digest()
+            if not rebuild and built_digest(prefix) == digest:
+                out.write(f"up to date (plan {digest}); nothing rebuilt\n")
+                findings = _drift(site, env.name, plan, prefix, findings)
+                return BuildResult(env.name, prefix, plan, False, time.monotonic() - started, log, findings)
             _build(site, installation, plan, prefix, out)
             _inherit_permissions(site, installation, env.name)
+            findings = _drift(site, env.name, plan, prefix, findings)
         except BuildError as exc:
             exc.log = str(log)
             out.write(f"FAILED at {exc.stage}: {exc}\n")
@@ -118,13 +149,17 @@ def _build(site: Site, installation: Installation, plan: BuildPlan, prefix: Path
     if prefix.exists():
         out.write(f"removing the previous build at {prefix}\n")
         shutil.rmtree(prefix)
-    get_engine(site.engine).create(site, installation, plan, prefix, out)
+    engine = get_engine(site.engine)
+    engine.create(site, installation, plan, prefix, out)
+    for step in plan.post:  # legacy noarch packages, one at a time, before pip needs them
+        if step.kind == "conda":
+            engine.add(site, installation, plan.env, prefix, step.requirement, out)
     python = prefix / "bin" / "python"
-    for step in plan.post:
-        if step.kind == "pip":
-            pip_install(python, [step.requirement], plan.pip_args, out, stage="post-step")
     if plan.pip:
         pip_install(python, list(plan.pip), plan.pip_args, out, stage="pip")
+    for step in plan.post:  # git, archive and directory installs, after the pip section they may need
+        if step.kind == "pip":
+            pip_install(python, [step.requirement], plan.pip_args, out, stage="post-step")
 
 
 def pip_install(python: Path, requirements: list[str], args: tuple[str, ...], out: TextIO, stage: str) -> None:

@@ -44,6 +44,7 @@ class RepodataIndex:
     def __init__(self, site: Site) -> None:
         self._subdirs = (qa_platform(site), "noarch")
         self._versions: dict[str, dict[str, set[str]]] = {}
+        self._noarch: dict[str, set[str]] = {}  # name -> versions published in noarch/
         for name, url in zip(site.channels, site.channel_urls()):
             self._load(name, url)
 
@@ -61,6 +62,15 @@ class RepodataIndex:
                 for record in data.get(key, {}).values():
                     per = self._versions.setdefault(record["name"], {})
                     per.setdefault(channel, set()).add(record["version"])
+                    if subdir == "noarch":
+                        self._noarch.setdefault(record["name"], set()).add(record["version"])
+
+    def names(self) -> list[str]:
+        return sorted(self._versions)
+
+    def noarch_versions(self, name: str) -> set[str]:
+        """Versions of `name` published as noarch packages (installable on any platform)."""
+        return set(self._noarch.get(name, ()))
 
     def lookup(self, name: str) -> Available:
         per = self._versions.get(name, {})

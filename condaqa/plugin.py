@@ -8,12 +8,14 @@ calls) and every test of that environment runs in one xdist worker (xdist_group)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-from condaqa import results
+from condaqa import findings, report, results, triage
 from condaqa.build import BuildResult, replicate
 from condaqa.checks import owner_checks
 from condaqa.demo.site import ensure_demo
@@ -23,6 +25,8 @@ from condaqa.site import Site, load_site
 
 SITE_KEY = pytest.StashKey[Site]()
 MANIFEST_KEY = pytest.StashKey[list[Environment]]()
+TRIAGE_KEY = pytest.StashKey[triage.Triage]()
+SUMMARY_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -130,11 +134,14 @@ def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str) -> Replica
         replicated.build = replicate(site, env, rebuild=request.config.getoption("rebuild"))
     except BuildError as exc:
         replicated.error = exc
+    saved = findings.load_findings(site, env.name)
     replicated.result = results.EnvResult(
         env=env.name,
         installation=installation.name,
         disposition=env.disposition,
         owner=env.owner,
+        findings=len(saved.findings) if saved else 0,
+        override=bool(saved and saved.override),
         build_seconds=round(time.monotonic() - started, 3),
         rebuilt=bool(replicated.build and replicated.build.rebuilt),
     )
@@ -151,10 +158,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
     if env in _BUILT and (report.when == "call" or failed_setup):
         replicated = _BUILT[env]
         outcome = {"passed": results.PASSED, "failed": results.FAILED}.get(report.outcome, report.outcome)
-        error = report.longreprtext if report.failed else ""
-        replicated.result.record_test(item.name, outcome, error)
+        found = item.stash.get(TRIAGE_KEY, None) if report.failed else None
+        error = (found.detail if found else report.longreprtext) if report.failed else ""
+        category = (found.category if found else triage.category_of_test(item.name)) if report.failed else ""
+        replicated.result.record_test(item.name, outcome, error, category)
         results.save(_site(item.config), replicated.result)
     return report
+
+
+@pytest.fixture
+def fail_triaged(request: pytest.FixtureRequest) -> Callable[[triage.Triage], NoReturn]:
+    """Fail the test with a triaged message; its category goes into the results, the summary and JUnit."""
+
+    def fail(found: triage.Triage) -> NoReturn:
+        __tracebackhide__ = True
+        request.node.stash[TRIAGE_KEY] = found
+        pytest.fail(found.message(), pytrace=False)
+
+    return fail
 
 
 def environment_of(nodeid: str, names: list[str]) -> str:
@@ -210,11 +231,17 @@ class JunitFacts:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Per-environment facts as testsuite properties: the only place junit-10.xsd allows them."""
+        """The summary for the run, and per-environment facts as testsuite properties (the only place
+        junit-10.xsd allows them)."""
+        site = _site(self.config)
+        try:
+            summary, _ = report.write_summary(site, _manifest(self.config))
+            self.config.stash[SUMMARY_KEY] = str(summary)
+        except (OSError, CondaqaError) as exc:
+            self.config.stash[SUMMARY_KEY] = f"not written: {exc}"
         xml = self._xml()
         if xml is None:
             return
-        site = _site(self.config)
         qa = site.link_target(site.qa_name) or ""
         recorded = results.load_all(site, qa) if qa else {}
         for env in _manifest(self.config):
@@ -225,3 +252,20 @@ class JunitFacts:
                 xml.add_global_property(f"{env.name}.result", result.outcome)
                 if result.category:
                     xml.add_global_property(f"{env.name}.category", result.category)
+                    xml.add_global_property(f"{env.name}.hint", triage.HINTS[result.category].format(env=env.name))
+            self._add_findings(xml, site, env.name)
+
+    @staticmethod
+    def _add_findings(xml, site: Site, env: str) -> None:
+        saved = findings.load_findings(site, env)
+        if saved is None:
+            return
+        xml.add_global_property(f"{env}.findings", str(len(saved.findings)))
+        xml.add_global_property(f"{env}.override", "yes" if saved.override else "no")
+        for number, f in enumerate(saved.findings, 1):
+            xml.add_global_property(f"{env}.finding.{number}", f"{f.severity} {f.rule} {f.package}: {f.action}")
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        summary = self.config.stash.get(SUMMARY_KEY, None)
+        if summary:
+            terminalreporter.write_line(f"condaqa summary: {summary}")

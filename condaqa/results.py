@@ -37,7 +37,8 @@ class EnvResult:
 
     def record_test(self, test: str, outcome: str, error: str = "", category: str = "") -> None:
         self.tests[test] = outcome
-        if outcome == FAILED and self.outcome != FAILED:
+        regression = self.category == "already-broken" and category not in ("", "already-broken")
+        if outcome == FAILED and (self.outcome != FAILED or regression):  # a regression outranks old breakage
             self.outcome = FAILED
             self.first_error = error.strip().splitlines()[0][:300] if error.strip() else test
             self.category = category

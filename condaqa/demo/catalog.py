@@ -16,10 +16,12 @@ class Library:
     version: str
     channel: str  # "main", "mpc" or "wheelhouse"
     depends: tuple[str, ...] = ()
+    import_name: str = ""  # when the module is not named after the distribution
+    withdrawn: bool = False  # removed from its channel after the environments were created
 
     @property
     def module(self) -> str:
-        return self.name.replace("-", "_")
+        return self.import_name or self.name.replace("-", "_")
 
     def source(self) -> str:
         imports = "".join(f"import {d.split()[0].replace('-', '_')}  # noqa: F401\n" for d in self.depends)
@@ -46,7 +48,23 @@ LIBRARIES = (
     Library("linkage", "2.2.0", "mpc", ("ipumsdata >=0.5",)),
     Library("codebook", "1.2.0", "wheelhouse"),
     Library("surveyweights", "0.3.0", "wheelhouse"),
+    # The cases spec sanitation handles (manifests/legacy-noarch.txt, manifests/overrides/):
+    Library("fixedwidth", "0.3.0", "wheelhouse", ("tabular",)),  # also on the index: users pip-installed it
+    Library("DateFmt", "1.0.0", "wheelhouse", ("tabular >=1.1",), import_name="datefmt"),  # datefmt, PyPI spelling
+    Library("ipumsdata", "0.4.0", "mpc", ("tabular >=1.1",), withdrawn=True),
+    Library("varlabels", "0.2.0", "mpc", ("tabular >=1.1",)),  # a legacy noarch package of the internal channel
 )
+
+
+@dataclass(frozen=True)
+class GitPackage:
+    """A pure-Python project in a local git repository under ROOT/git/, pip-installed from a commit."""
+
+    name: str
+    version: str
+
+
+GIT_PACKAGES = (GitPackage("harmonize", "0.2.0"),)
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,8 @@ class DemoEnv:
     pip: tuple[str, ...] = ()
     kernel: str = ""  # "current" (kernel spec through current) or "versioned" (names v4.3 directly)
     history: tuple[str, ...] = field(default=())  # what the users asked for, conda 4.3 style
+    pip_args: tuple[str, ...] = ()  # extra arguments for the pip install of `pip`
+    git: tuple[str, ...] = ()  # GIT_PACKAGES installed with pip install git+file:///...@commit
 
 
 ENVIRONMENTS = (
@@ -68,6 +88,17 @@ ENVIRONMENTS = (
             history=("python", "pip", "tabular")),
     DemoEnv("old_not_used", ("python", "tabular=1.0.0", "datefmt=0.9.0"), history=("python", "datefmt=0.9")),
     DemoEnv("scratch_jdoe", ("python", "fixedwidth=0.3.0"), history=("python", "fixedwidth=0.3")),
+    # One environment per case of spec sanitation; each still qualifies green.
+    DemoEnv("git_installed", ("python", "pip", "tabular=1.1.0"), git=("harmonize",),
+            history=("python", "pip", "tabular")),
+    DemoEnv("listed_twice", ("python", "pip", "tabular=2.0.0", "datefmt=1.0.0"), ("DateFmt==1.0.0",),
+            pip_args=("--force-reinstall", "--no-deps"), history=("python", "pip", "datefmt")),
+    DemoEnv("noarch_in_pip", ("python", "pip", "tabular=1.1.0"), ("fixedwidth==0.3.0",),
+            history=("python", "pip", "tabular=1.1")),
+    DemoEnv("legacy_noarch", ("python", "pip", "tabular=1.1.0", "varlabels=0.2.0"),
+            history=("python", "pip", "varlabels")),
+    DemoEnv("missing_pin", ("python", "pip", "tabular=1.1.0", "ipumsdata=0.4.0"),
+            history=("python", "pip", "ipumsdata=0.4.0")),
 )
 
 OLD = "v4.3"

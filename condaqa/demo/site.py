@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import ensurepip
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import rattler
 
 from condaqa.build import pip_install
 from condaqa.demo import catalog
+from condaqa.demo.gitrepo import make_repo
 from condaqa.demo.packages import python_package, wheel_to_package, write_package, write_wheel
 from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
@@ -35,6 +38,12 @@ COMPLETE = Path(".condaqa") / "demo-complete"
 
 def is_built(root: Path) -> bool:
     return (root / COMPLETE).is_file()
+
+
+def catalog_digest() -> str:
+    """Changes with the catalog, so that a demo built by an older condaqa is noticed."""
+    text = repr((catalog.LIBRARIES, catalog.GIT_PACKAGES, catalog.ENVIRONMENTS))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @contextlib.contextmanager
@@ -51,6 +60,9 @@ def ensure_demo(site: Site, progress=print) -> bool:
     """Build the demo at site.root unless it is there already; True when it was built now."""
     with _lock(site.root):
         if is_built(site.root):
+            if f"catalog {catalog_digest()}" not in (site.root / COMPLETE).read_text(encoding="utf-8"):
+                raise SiteError(f"{site.root} holds a demo site built by an older condaqa (its environments have "
+                                f"changed since); remove it (rm -rf {site.root}) and run again")
             return False
         if any(child.name != ".condaqa" for child in site.root.iterdir()):
             raise SiteError(f"{site.root} exists but holds no complete demo site; remove it or point root elsewhere")
@@ -65,6 +77,7 @@ def build_demo(site: Site, progress=print) -> None:
     site = replace(site, channels=("main", "mpc"))
     progress(f"demo: building channels and wheelhouse in {root}")
     _channels_and_wheels(root)
+    commits = {pkg.name: make_repo(root / "git" / pkg.name, pkg.name, pkg.version) for pkg in catalog.GIT_PACKAGES}
     old = Installation(catalog.OLD, create_bare(site, catalog.OLD))
     create_bare(site, catalog.NEW)
     os.symlink(catalog.OLD, root / site.current_name)
@@ -73,9 +86,16 @@ def build_demo(site: Site, progress=print) -> None:
     for env in catalog.ENVIRONMENTS:
         progress(f"demo: creating environment {env.name} in {catalog.OLD}")
         _create_env(site, old, env)
+    progress("demo: pip installs into the environments")
+    with ThreadPoolExecutor(max_workers=4) as pool:  # pip spends most of a second starting up: overlap them
+        list(pool.map(lambda env: _pip_installs(site, old, env, commits), catalog.ENVIRONMENTS))
+    for env in catalog.ENVIRONMENTS:
+        _write_old_history(old.env_prefix(env.name), old.path, env)
+    _withdraw(root)
     _kernels(site)
     (root / COMPLETE).parent.mkdir(parents=True, exist_ok=True)
-    (root / COMPLETE).write_text(f"built in {time.monotonic() - started:.1f}s\n", encoding="utf-8")
+    (root / COMPLETE).write_text(f"built in {time.monotonic() - started:.1f}s\ncatalog {catalog_digest()}\n",
+                                 encoding="utf-8")
     progress(f"demo: site ready at {root} ({time.monotonic() - started:.1f}s)")
 
 
@@ -97,16 +117,39 @@ def _channels_and_wheels(root: Path) -> None:
         index_channel(channel)
 
 
+def _log_file(site: Site, env: catalog.DemoEnv) -> Path:
+    path = site.root / ".condaqa" / "demo-logs" / f"{env.name}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def _create_env(site: Site, installation: Installation, env: catalog.DemoEnv) -> None:
-    prefix = installation.env_prefix(env.name)
-    log_file = site.root / ".condaqa" / "demo-logs" / f"{env.name}.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "w", encoding="utf-8") as log:
+    with open(_log_file(site, env), "w", encoding="utf-8") as log:
+        prefix = installation.env_prefix(env.name)
         get_engine("rattler").create(site, installation, BuildPlan(env.name, env.conda), prefix, log)
+
+
+def _pip_installs(site: Site, installation: Installation, env: catalog.DemoEnv, commits: dict[str, str]) -> None:
+    """The environment's pip section, then its installs from git (a commit of a local repository)."""
+    python = installation.env_prefix(env.name) / "bin" / "python"
+    args = ("--no-index", "--find-links", str(site.root / "wheelhouse"))
+    with open(_log_file(site, env), "a", encoding="utf-8") as log:
         if env.pip:
-            args = ("--no-index", "--find-links", str(site.root / "wheelhouse"))
-            pip_install(prefix / "bin" / "python", list(env.pip), args, log, stage="pip")
-    _write_old_history(prefix, installation.path, env)
+            pip_install(python, list(env.pip), (*args, *env.pip_args), log, stage="pip")
+        for name in env.git:
+            pip_install(python, [f"git+{(site.root / 'git' / name).as_uri()}@{commits[name]}"], args, log, stage="pip")
+
+
+def _withdraw(root: Path) -> None:
+    """Remove the withdrawn versions from their channels, as an internal channel is cleaned up over the years."""
+    channels = set()
+    for lib in catalog.LIBRARIES:
+        if lib.withdrawn:
+            for archive in (root / lib.channel).glob(f"*/{lib.name}-{lib.version}-*.tar.bz2"):
+                archive.unlink()
+            channels.add(root / lib.channel)
+    for channel in sorted(channels):
+        index_channel(channel)
 
 
 def _write_old_history(prefix: Path, installation: Path, env: catalog.DemoEnv) -> None:

@@ -21,6 +21,10 @@ class Engine(Protocol):
 
     def create(self, site: Site, installation: Installation, plan: BuildPlan, prefix: Path, log: TextIO) -> None: ...
 
+    def add(self, site: Site, installation: Installation, env: str, prefix: Path, spec: str, log: TextIO) -> None:
+        """Install one more conda package into the created environment, changing nothing already there."""
+        ...
+
 
 def get_engine(name: str) -> Engine:
     try:

@@ -51,5 +51,23 @@ class CondaEngine:
             unsat = "UnsatisfiableError" in proc.stdout or "PackagesNotFoundError" in proc.stdout
             raise BuildError(f"conda create failed:\n{proc.stdout.strip()[-2000:]}", stage="solve" if unsat else "install")
 
+    def add(self, site: Site, installation: Installation, env: str, prefix: Path, spec: str, log: TextIO) -> None:
+        """`conda install --freeze-installed SPEC`: one legacy package, nothing already there changed."""
+        channels = [arg for url in site.channel_urls() for arg in ("-c", url)]
+        cmd = [str(executable(installation)), "install", "--yes", "--quiet", "--prefix", str(prefix),
+               "--override-channels", *channels, "--freeze-installed", spec]
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        env_vars = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA_", "MAMBA", "_CE_"))}
+        env_vars["CONDARC"] = str(installation.path / ".condarc")
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT,
+                                  env=env_vars)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"conda install {spec} did not finish within {TIMEOUT}s", stage="post-step") from None
+        log.write(proc.stdout)
+        if proc.returncode != 0:
+            raise BuildError(f"conda install {spec} failed:\n{proc.stdout.strip()[-2000:]}", stage="post-step")
+
 
 ENGINE = CondaEngine()

@@ -24,13 +24,16 @@ from condaqa.plan import BuildPlan
 from condaqa.site import Installation, Site
 
 
-def _solve(site: Site, specs: list[str]) -> list[rattler.RepoDataRecord]:
+def _solve(
+    site: Site, specs: list[str], locked: list[rattler.PrefixRecord] | None = None
+) -> list[rattler.RepoDataRecord]:
     try:
         return asyncio.run(
             rattler.solve(
                 sources=channels.sources(site),
                 specs=specs,
                 platforms=[channels.qa_platform(site), "noarch"],
+                locked_packages=locked,
                 virtual_packages=rattler.VirtualPackage.detect(),
                 channel_priority=rattler.ChannelPriority.Strict,
             )
@@ -49,13 +52,38 @@ def _create(site: Site, installation: Installation, plan: BuildPlan, prefix: Pat
         )
     except Exception as exc:  # py-rattler raises one exception type per failure cause
         raise BuildError(f"linking failed: {exc}", stage="install") from None
+    dists = _dists(site, records)
+    append_history(prefix, history_entry(f"condaqa replicate --env {plan.env}", dists, specs, installation.conda_version()))
+    return [f"  {d}" for d in sorted(dists, key=str)]
+
+
+def _dists(site: Site, records: list[rattler.RepoDataRecord]) -> list[Dist]:
     names = {url.rstrip("/"): name for name, url in zip(site.channels, site.channel_urls())}
-    dists = [
+    return [
         Dist(names.get(str(r.channel).rstrip("/"), str(r.channel).rstrip("/")), str(r.subdir), r.name.normalized, str(r.version), r.build)
         for r in records
     ]
-    append_history(prefix, history_entry(f"condaqa replicate --env {plan.env}", dists, specs, installation.conda_version()))
-    return [f"  {d}" for d in sorted(dists, key=str)]
+
+
+def _add(site: Site, installation: Installation, env: str, prefix: Path, spec: str) -> list[str]:
+    """Solve `spec` with every installed record pinned, link only what is new, record history (in the child)."""
+    existing = [rattler.PrefixRecord.from_path(p) for p in sorted((prefix / "conda-meta").glob("*.json"))]
+    pins = [f"{r.name.normalized} =={r.version} {r.build}" for r in existing]
+    try:
+        records = _solve(site, [*pins, spec], locked=existing)
+    except BuildError as exc:
+        raise BuildError(f"{spec} cannot be added to the environment as built: {exc}", stage="post-step") from None
+    try:
+        asyncio.run(
+            rattler.install(records, target_prefix=prefix, cache_dir=installation.path / "pkgs", show_progress=False)
+        )
+    except Exception as exc:  # py-rattler raises one exception type per failure cause
+        raise BuildError(f"linking {spec} failed: {exc}", stage="post-step") from None
+    have = {(r.name.normalized, str(r.version), r.build) for r in existing}
+    added = [d for d in _dists(site, records) if (d.name, d.version, d.build) not in have]
+    command = f"condaqa replicate --env {env} (post-create step)"
+    append_history(prefix, history_entry(command, added, [spec], installation.conda_version()))
+    return [f"  {d}" for d in sorted(added, key=str)]
 
 
 def _index(channel: Path) -> None:
@@ -72,6 +100,12 @@ class RattlerEngine:
         log.write(f"solving {len(plan.conda)} specs against {', '.join(site.channels)}; linking into {prefix}\n")
         log.flush()
         for line in isolated.call(_create, site, installation, plan, prefix):
+            log.write(line + "\n")
+
+    def add(self, site: Site, installation: Installation, env: str, prefix: Path, spec: str, log: TextIO) -> None:
+        log.write(f"adding {spec} to {prefix} on its own, every installed package pinned\n")
+        log.flush()
+        for line in isolated.call(_add, site, installation, env, prefix, spec):
             log.write(line + "\n")
 
 

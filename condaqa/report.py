@@ -1,0 +1,135 @@
+"""The migration spreadsheet, automated: reports/summary.md and reports/summary.csv.
+
+One row per environment of the manifest, built from the saved results (results.py) and the
+findings of each build (reports/findings/<env>.json), so the end of a pytest session,
+`condaqa report` and CI all write the same tables. Failures come first in the Markdown, each
+environment's findings listed under its group's table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+from condaqa import atomic, results
+from condaqa.manifest import Environment
+from condaqa.findings import FindingsFile, load_findings
+from condaqa.site import Site
+from condaqa.triage import ALREADY_BROKEN, HINTS
+
+NOT_RUN = "not run"
+
+
+@dataclass(frozen=True)
+class Row:
+    environment: str
+    owner: str
+    disposition: str
+    result: str
+    category: str
+    first_error: str
+    findings: int
+    override: bool
+    build_seconds: float
+    hint: str
+
+
+def make_rows(site: Site, manifest: list[Environment], installation: str) -> list[Row]:
+    recorded = results.load_all(site, installation)
+    out = []
+    for env in manifest:
+        result = recorded.get(env.name)
+        saved = load_findings(site, env.name)
+        category = result.category if result else ""
+        out.append(Row(
+            environment=env.name,
+            owner=env.owner or (result.owner if result else ""),
+            disposition=env.disposition,
+            result=result.outcome if result else NOT_RUN,
+            category=category,
+            first_error=result.first_error if result else "",
+            findings=len(saved.findings) if saved else (result.findings if result else 0),
+            override=saved.override if saved else bool(result and result.override),
+            build_seconds=round(result.build_seconds, 1) if result else 0.0,
+            hint=HINTS.get(category, "").format(env=env.name) if category else "",
+        ))
+    return out
+
+
+def render_csv(rows: list[Row]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([f.name for f in fields(Row)])
+    for row in rows:
+        writer.writerow(["yes" if v is True else "no" if v is False else v for v in astuple(row)])
+    return buffer.getvalue()
+
+
+_GROUPS = (
+    ("Failed", lambda r: r.result == results.FAILED and r.category != ALREADY_BROKEN),
+    ("Already broken in current (not a regression of the migration)", lambda r: r.category == ALREADY_BROKEN),
+    ("Passed", lambda r: r.result == results.PASSED),
+    ("Export only", lambda r: r.result == results.EXPORTED),
+    ("Not run", lambda r: r.result not in (results.FAILED, results.PASSED, results.EXPORTED)),
+)
+_HEADER = "| environment | owner | disposition | result | category | first error | findings | override | build s |"
+
+
+def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installation: str) -> str:
+    counts = ", ".join(f"{sum(1 for r in rows if test(r))} {title.split(' (')[0].lower()}" for title, test in _GROUPS)
+    lines = [f"# Qualification of {installation}", "",
+             f"{len(rows)} environments: {counts}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}; "
+             "the same table is in summary.csv, every finding in findings/<env>.json.", ""]
+    for title, test in _GROUPS:
+        group = [r for r in rows if test(r)]
+        if not group:
+            continue
+        lines += [f"## {title}", "", _HEADER, "|" + "---|" * 9]
+        lines += [_table_row(r) for r in group]
+        lines.append("")
+        for row in group:
+            lines += _details(row, findings.get(row.environment))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _cell(value: object) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _table_row(r: Row) -> str:
+    values = (r.environment, r.owner or "-", r.disposition, r.result, r.category or "-", r.first_error or "-",
+              r.findings, "yes" if r.override else "no", r.build_seconds)
+    return "| " + " | ".join(_cell(v) for v in values) + " |"
+
+
+def _details(row: Row, saved: FindingsFile | None) -> list[str]:
+    if not row.hint and not (saved and saved.findings):
+        return []
+    lines = [f"### {row.environment}", ""]
+    if row.hint:
+        lines += [f"**{row.category}**: {_cell(row.first_error)}", "", f"Hint: {row.hint}", ""]
+    for f in saved.findings if saved else ():
+        hint = f" Hint: {f.hint}" if f.hint else ""
+        lines.append(f"- {f.severity} `{f.rule}` {f.package}: {f.action} — {f.reason}.{hint}")
+    for step in saved.post_steps if saved else ():
+        lines.append(f"- post-create step ({step.kind}): `{step.requirement}`")
+    return lines + [""]
+
+
+def qa_installation(site: Site) -> str:
+    """The installation qa points to, else the one current points to (after a cutover)."""
+    return site.link_target(site.qa_name) or site.link_target(site.current_name) or ""
+
+
+def write_summary(site: Site, manifest: list[Environment], installation: str | None = None) -> tuple[Path, Path]:
+    """Regenerate reports/summary.md and reports/summary.csv; returns their paths."""
+    installation = installation or qa_installation(site)
+    rows = make_rows(site, manifest, installation)
+    findings = {r.environment: f for r in rows if (f := load_findings(site, r.environment)) is not None}
+    md, csv_path = site.reports_dir / "summary.md", site.reports_dir / "summary.csv"
+    atomic.write_text(md, render_markdown(rows, findings, installation))
+    atomic.write_text(csv_path, render_csv(rows))
+    return md, csv_path

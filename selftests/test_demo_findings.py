@@ -1,0 +1,104 @@
+"""The demo's sanitation environments end to end, run as users run the suite (pytester, xdist).
+
+Green: each rule shows its findings in reports/summary.md, findings/<env>.json and JUnit.
+Broken: an unsatisfiable pin, a missing pin without its override and a check that fails in
+current too each fail only their environment, with their category in JUnit and the summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from condaqa.findings import read_findings
+
+from conftest import write_project
+
+etree = pytest.importorskip("lxml.etree")
+SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
+
+# environment -> (rules of its findings, post-create step kinds, override used)
+EXPECTED = {
+    "git_installed": ({"direct-url"}, ["pip"], False),
+    "listed_twice": ({"listed-twice"}, [], False),
+    "noarch_in_pip": ({"noarch-in-pip"}, [], False),
+    "legacy_noarch": ({"legacy-noarch"}, ["conda"], False),
+    "missing_pin": ({"override", "missing-version"}, [], True),
+}
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, demo_site) -> Path:
+    write_project(pytester.path, demo_site.root)
+    return pytester.path
+
+
+def qualify(pytester: pytest.Pytester) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+
+
+def junit_properties(project: Path) -> tuple[dict[str, str], etree._ElementTree]:
+    tree = etree.parse(str(project / "reports" / "junit.xml"))
+    assert SCHEMA.validate(tree), SCHEMA.error_log
+    return {p.get("name"): p.get("value") for p in tree.iter("property")}, tree
+
+
+def summary_rows(project: Path) -> dict[str, dict[str, str]]:
+    text = (project / "reports" / "summary.csv").read_text()
+    return {row["environment"]: row for row in csv.DictReader(text.splitlines())}
+
+
+def test_the_demo_qualifies_green_with_every_rule_in_the_summary(pytester, project, demo_site):
+    result = qualify(pytester)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["condaqa summary: */reports/summary.md"])
+    summary = (project / "reports" / "summary.md").read_text()
+    rows = summary_rows(project)
+    props, _ = junit_properties(project)
+    for env, (rules, steps, override) in EXPECTED.items():
+        saved = read_findings(project / "reports" / "findings" / f"{env}.json")
+        assert {f.rule for f in saved.findings} == rules, env
+        assert [s.kind for s in saved.post_steps] == steps and saved.override is override
+        assert f"### {env}" in summary and all(f"`{rule}`" in summary.split(f"### {env}")[1] for rule in rules)
+        assert rows[env]["result"] == "passed" and rows[env]["category"] == ""
+        assert rows[env]["findings"] == str(len(saved.findings)) == props[f"{env}.findings"]
+        assert rows[env]["override"] == props[f"{env}.override"] == ("yes" if override else "no")
+    assert rows["hlink"]["findings"] == "0" and "## Failed" not in summary
+    git_step = read_findings(project / "reports" / "findings" / "git_installed.json").post_steps[0]
+    assert git_step.requirement.startswith(f"git+{(demo_site.root / 'git' / 'harmonize').as_uri()}@")
+    assert props["listed_twice.finding.1"] == "info listed-twice datefmt: dropped from pip"
+
+
+def test_failures_fail_only_their_environment_and_are_triaged(pytester, project):
+    manifests = project / "manifests"
+    (manifests / "overrides" / "hlink.yml").write_text(
+        "name: hlink\nchannels: [main, mpc]\ndependencies: [python, pip, linkage=2.2.0, ipumsdata=0.4.1]\n")
+    (manifests / "overrides" / "missing_pin.yml").unlink()
+    (project / "env_checks" / "listed_twice" / "check_old_bug.py").write_text(
+        '"""Broken since 2019: the surveyweights dependency was never installed here."""\nimport surveyweights\n')
+    result = qualify(pytester)
+    assert result.ret == 1
+    failed = {re.match(r"FAILED [^\[]+\[([^\]-]+)", line).group(1) for line in result.stdout.lines
+              if line.startswith("FAILED ")}
+    assert failed == {"hlink", "missing_pin", "listed_twice"}, result.stdout.str()
+    props, tree = junit_properties(project)
+    assert props["hlink.category"] == "unsatisfiable" and "overrides/hlink.yml" in props["hlink.hint"]
+    assert props["missing_pin.category"] == "missing-version" and props["listed_twice.category"] == "already-broken"
+    assert props["nhis_reformat.result"] == "passed" and "nhis_reformat.category" not in props
+    failures = {f.get("message").removeprefix("Failed: ").split(" ")[0]: f.text for f in tree.iter("failure")}
+    assert "ipumsdata >=0.5" in failures["[unsatisfiable]"] and "hint: the pins cannot" in failures["[unsatisfiable]"]
+    assert set(failures) == {"[unsatisfiable]", "[missing-version]", "[already-broken]"}
+    rows = summary_rows(project)
+    assert "nearest available: 0.4.1, 0.5.0" in rows["missing_pin"]["first_error"]
+    first = rows["listed_twice"]["first_error"]
+    assert first.startswith("listed_twice/check_old_bug.py exited 1 in qa and fails in current too")
+    summary = (project / "reports" / "summary.md").read_text()
+    failed_group = summary.split("## Failed")[1].split("## ")[0]
+    assert "| hlink |" in failed_group and "| missing_pin |" in failed_group and "| listed_twice |" not in failed_group
+    assert summary.index("## Failed") < summary.index("## Already broken") < summary.index("## Passed")
+    saved = json.loads((project / "reports" / "findings" / "missing_pin.json").read_text())
+    assert saved["override"] is False and saved["findings"][0]["severity"] == "error"
