@@ -62,7 +62,15 @@ def test_replicate_failure_exits_1_and_names_the_log(demo_site, capsys):
     record.write_text(record.read_text().replace('"version": "2.2.0"', '"version": "9.9.9"'))
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
     assert code == 1
-    assert "hlink: FAILED at" in out and "hlink.log" in out
+    assert "hlink: FAILED [missing-version] at preflight: " in out and "9.9.9" in out
+    assert "hint: " in out and "hlink.log" in out
+
+
+def test_export_from_history_writes_what_users_asked_for(demo_site, capsys):
+    code, _, _ = run(demo_site, capsys, "export", "--env", "nhis_reformat", "--from-history")
+    spec = load_spec(demo_site.specs_dir / "nhis_reformat.yml")
+    assert code == 0
+    assert spec.dependencies == ["fixedwidth", "pip", "python"] and spec.pip == ["codebook==1.2.0"]
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,13 @@ from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.commands.lifecycle import lifecycle_status
 from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, ConfigError
+from condaqa.findings import load_findings
 from condaqa.inventory import human_size, inventory
 from condaqa.manifest import Environment, load_manifest, starter_ini
 from condaqa.site import Site, load_site
+from condaqa.sources import export_from_history
 from condaqa.spec import export_environment, spec_path, write_spec
+from condaqa.triage import classify_build
 
 
 def _selected(site: Site, name: str | None, *, replicate_only: bool) -> list[Environment]:
@@ -69,6 +72,8 @@ def inventory_command(args: argparse.Namespace) -> int:
 
 def _export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", metavar="NAME", help="only this environment (default: every one in the manifest)")
+    parser.add_argument("--from-history", action="store_true",
+                        help="write the specs users asked for (conda-meta/history) instead of the exact pins")
 
 
 @command("export", "write each manifest environment's spec to ROOT/<specs>/<env>.yml, read from its prefix", _export_args)
@@ -76,7 +81,8 @@ def export(args: argparse.Namespace) -> int:
     site = site_of(args)
     for env in _selected(site, args.env, replicate_only=False):
         path = spec_path(site, env.name)
-        write_spec(path, export_environment(site, env.name))
+        spec = export_from_history(site, env.name) if args.from_history else export_environment(site, env.name)
+        write_spec(path, spec)
         print(f"{env.name}: {path}")
     return EXIT_OK
 
@@ -97,8 +103,10 @@ def replicate_command(args: argparse.Namespace) -> int:
             built = replicate(site, env, rebuild=args.rebuild)
         except BuildError as exc:
             failed += 1
-            first = str(exc).strip().splitlines()[0]
-            print(f"FAILED at {exc.stage}: {first} (log: {exc.log})")
+            saved = load_findings(site, env.name)
+            verdict = classify_build(env.name, exc, saved.findings if saved else ())
+            print(f"FAILED [{verdict.category}] at {exc.stage}: {(verdict.detail or str(exc)).splitlines()[0]}")
+            print(f"    hint: {verdict.hint}\n    log: {exc.log}")
             continue
         print(f"built in {built.seconds:.1f}s" if built.rebuilt else "up to date")
     print(f"{len(chosen) - failed} of {len(chosen)} environments ready in {site.qa}")
