@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -101,9 +101,9 @@ class Replicated:
 
     env: Environment
     prefix: Path
+    result: results.EnvResult
     build: BuildResult | None = None
     error: BuildError | None = None
-    result: results.EnvResult = field(default=None)  # type: ignore[assignment]
 
     def require_built(self) -> None:
         """Skip a test whose environment did not build; test_builds reports why."""
@@ -129,13 +129,13 @@ def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str) -> Replica
     env = next(e for e in _manifest(request.config) if e.name == _condaqa_env)
     installation = site.installation(site.qa_name)
     started = time.monotonic()
-    replicated = Replicated(env, installation.env_prefix(env.name))
+    build, error = None, None
     try:
-        replicated.build = replicate(site, env, rebuild=request.config.getoption("rebuild"))
+        build = replicate(site, env, rebuild=request.config.getoption("rebuild"))
     except BuildError as exc:
-        replicated.error = exc
+        error = exc
     saved = findings.load_findings(site, env.name)
-    replicated.result = results.EnvResult(
+    result = results.EnvResult(
         env=env.name,
         installation=installation.name,
         disposition=env.disposition,
@@ -143,11 +143,11 @@ def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str) -> Replica
         findings=len(saved.findings) if saved else 0,
         override=bool(saved and saved.override),
         build_seconds=round(time.monotonic() - started, 3),
-        rebuilt=bool(replicated.build and replicated.build.rebuilt),
+        rebuilt=bool(build and build.rebuilt),
     )
-    results.save(site, replicated.result)
-    _BUILT[_condaqa_env] = replicated
-    return replicated
+    results.save(site, result)
+    _BUILT[_condaqa_env] = Replicated(env, installation.env_prefix(env.name), result, build, error)
+    return _BUILT[_condaqa_env]
 
 
 @pytest.hookimpl(wrapper=True)
