@@ -237,7 +237,7 @@ def test_cutover_fixture_rolls_back_when_a_smoke_test_fails(site: Site, tmp_path
     done = run_cutover_suite(site, tmp_path / "project")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED test_cutover.py::test_environment_imports[beta]" in done.stdout
-    assert "beta_mod: ModuleNotFoundError" in done.stdout
+    assert "cannot import beta_mod" in done.stdout and "ModuleNotFoundError: No module named 'beta_mod'" in done.stdout
     assert os.readlink(site.current) == OLD and audit_state(site) == OLD
     assert audit.records(site)[-1]["reason"] == "1 smoke test(s) failed"
 
