@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
@@ -75,19 +76,22 @@ def is_environment(path: Path) -> bool:
 
 def read_records(prefix: Path) -> list[dict]:
     """Every conda-meta record as conda loads them (skipping `._*` files)."""
+    return [_load_record(path) for path in _record_files(prefix)]
+
+
+def _record_files(prefix: Path) -> list[Path]:
     meta = prefix / "conda-meta"
     if not meta.is_dir():
         raise PrefixError(f"{prefix}: not a conda environment (no conda-meta folder)")
-    records = []
-    for path in sorted(meta.glob("*.json")):
-        if path.name.startswith("._"):
-            continue
-        try:
-            with open(path, encoding="utf-8") as handle:
-                records.append(json.load(handle))
-        except (OSError, ValueError) as exc:
-            raise PrefixError(f"{path}: unreadable conda-meta record: {exc}") from None
-    return records
+    return [meta / name for name in sorted(os.listdir(meta)) if name.endswith(".json") and not name.startswith("._")]
+
+
+def _load_record(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise PrefixError(f"{path}: unreadable conda-meta record: {exc}") from None
 
 
 def _channel_and_subdir(record: dict) -> tuple[str, str]:
@@ -101,23 +105,38 @@ def _channel_and_subdir(record: dict) -> tuple[str, str]:
     return channel, subdir
 
 
-def _site_packages(prefix: Path, records: list[dict]) -> Path | None:
-    for record in records:
-        if record.get("name") == "python" and record.get("python_site_packages_path"):
-            return prefix / record["python_site_packages_path"]
+def _site_packages(prefix: Path, python_site_packages_path: str | None) -> Path | None:
+    """The python record's python_site_packages_path (conda 24.11+), else lib/python*/site-packages."""
+    if python_site_packages_path:
+        return prefix / python_site_packages_path
     found = sorted(prefix.glob("lib/python*/site-packages"))
     return found[-1] if found else None
 
 
 def _owned_anchors(records: list[dict]) -> set[str]:
-    owned = set()
+    owned: set[str] = set()
     for record in records:
-        for path in record.get("files", ()):
-            for marker in (".dist-info/", ".egg-info"):
-                index = path.find(marker)
-                if index >= 0:
-                    owned.add(path[: index + len(marker)].rstrip("/").rsplit("/", 1)[-1])
+        _add_owned(owned, record.get("files") or ())
     return owned
+
+
+def _add_owned(owned: set[str], files: list[str]) -> None:
+    """Add the dist-info/egg-info names that `files` lists: per path, the first occurrence of each marker.
+
+    A record lists up to thousands of paths and only its site-packages ones can hold a marker, so
+    the paths are searched as one text (str.find runs in C) rather than one by one.
+    """
+    try:
+        text = "\n".join(files)
+    except TypeError:  # not a list of strings: nothing conda would read as an anchor either
+        return
+    for marker in (".dist-info/", ".egg-info"):
+        index = text.find(marker)
+        while index >= 0:
+            start = text.rfind("\n", 0, index) + 1
+            owned.add(text[start:index + len(marker)].rstrip("/").rsplit("/", 1)[-1])
+            end = text.find("\n", index)
+            index = -1 if end < 0 else text.find(marker, end)
 
 
 def _read_metadata(anchor: Path) -> tuple[str, str] | None:
@@ -144,13 +163,20 @@ def _direct_url(anchor: Path) -> dict | None:
 
 
 def read_pip(site_packages: Path | None, records: list[dict]) -> list[PipDistribution]:
+    return _pip_distributions(site_packages, _owned_anchors(records))
+
+
+_ANCHOR_SUFFIXES = (".dist-info", ".egg-info")  # Path.suffix of an anchor; a bare ".dist-info" has none
+
+
+def _pip_distributions(site_packages: Path | None, owned: set[str]) -> list[PipDistribution]:
     if site_packages is None or not site_packages.is_dir():
         return []
-    owned = _owned_anchors(records)
     dists = []
-    for anchor in sorted(site_packages.iterdir()):
-        if anchor.suffix not in (".dist-info", ".egg-info") or anchor.name in owned:
+    for name in sorted(os.listdir(site_packages)):  # names: sorting Paths costs more than reading them
+        if not name.endswith(_ANCHOR_SUFFIXES) or name in _ANCHOR_SUFFIXES or name in owned:
             continue
+        anchor = site_packages / name
         meta = _read_metadata(anchor)
         if meta is None:
             continue
@@ -159,9 +185,13 @@ def read_pip(site_packages: Path | None, records: list[dict]) -> list[PipDistrib
 
 
 def read_prefix(prefix: Path) -> PrefixContents:
-    records = read_records(prefix)
+    # One record at a time, keeping only what is used: a record's files and paths_data run to
+    # megabytes, and holding a whole environment's of them costs more than parsing them.
     conda = []
-    for record in records:
+    owned: set[str] = set()
+    python_site_packages: str | None = None
+    for path in _record_files(prefix):
+        record = _load_record(path)
         try:
             channel, subdir = _channel_and_subdir(record)
             noarch = record.get("noarch") or ""
@@ -170,9 +200,12 @@ def read_prefix(prefix: Path) -> PrefixContents:
             )
         except KeyError as exc:
             raise PrefixError(f"{prefix}/conda-meta: a record lacks {exc}") from None
-    site_packages = _site_packages(prefix, records)
+        _add_owned(owned, record.get("files") or ())
+        if python_site_packages is None and record["name"] == "python" and record.get("python_site_packages_path"):
+            python_site_packages = record["python_site_packages_path"]
+    site_packages = _site_packages(prefix, python_site_packages)
     conda.sort(key=lambda p: p.name)
-    return PrefixContents(prefix, tuple(conda), tuple(read_pip(site_packages, records)), site_packages)
+    return PrefixContents(prefix, tuple(conda), tuple(_pip_distributions(site_packages, owned)), site_packages)
 
 
 _BLOCK = re.compile(r"^==>\s*(.+?)\s*<==")
