@@ -1,0 +1,146 @@
+"""Export: read 1,000 environment prefixes of 150 packages and write their specs.
+
+    python benchmarks/bench_export.py [--envs 1000] [--packages 150] [--repeat 3]
+
+Against a baseline that only json.loads the same conda-meta records, each measured in a fresh
+process after an untimed pass that brings the records into the page cache:
+
+* baseline: json.load of every conda-meta/*.json of every environment, nothing else;
+* export: condaqa.spec.export_environment for every environment (records, pip distributions,
+  channel names: the spec in memory);
+* export + write: the same plus writing ROOT/env_specs/<env>.yml, what `condaqa export` does;
+* `condaqa export`: the command itself, interpreter start and manifest included;
+* export + write over two processes (a ProcessPoolExecutor here, not condaqa's code): what the
+  command would reach with one process per core.
+The best of --repeat runs counts (the usual rule for wall-clock benchmarks on a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from _common import PYTHON, condaqa_cmd, log, run, table, verdict, write_results
+from synthetic import records_site
+
+TARGET_RATIO = 1.5
+TARGET_RATE = 50.0
+
+
+def _export_one(site, name: str) -> None:
+    from condaqa.spec import export_environment, spec_path, write_spec
+
+    write_spec(spec_path(site, name), export_environment(site, name))
+
+
+def child(mode: str, site_toml: str) -> None:
+    """One timed pass in this (fresh) process; prints {"seconds": ...}."""
+    from condaqa.manifest import load_manifest
+    from condaqa.site import load_site
+    from condaqa.spec import export_environment, spec_path, write_spec
+
+    site = load_site(site_toml)
+    names = [e.name for e in load_manifest(site.manifest)]
+    envs = site.installation(site.current_name).envs_dir
+    started = time.perf_counter()
+    if mode == "baseline":
+        for name in names:
+            meta = envs / name / "conda-meta"
+            for entry in os.scandir(meta):
+                if entry.name.endswith(".json") and not entry.name.startswith("._"):
+                    with open(entry.path, encoding="utf-8") as handle:
+                        json.load(handle)
+    elif mode == "export":
+        for name in names:
+            export_environment(site, name)
+    elif mode == "write":
+        for name in names:
+            write_spec(spec_path(site, name), export_environment(site, name))
+    elif mode == "write-2proc":  # what `condaqa export` would do with one process per core
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(2) as pool:
+            list(pool.map(_export_one, [site] * len(names), names, chunksize=25))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print(json.dumps({"seconds": time.perf_counter() - started, "environments": len(names)}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--envs", type=int, default=1000)
+    parser.add_argument("--packages", type=int, default=150)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "SITE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+    site = records_site(args.envs, args.packages)
+    toml = site.site_toml
+    me = [PYTHON, __file__]
+    log("untimed pass: records into the page cache")
+    run([*me, "--child", "baseline", str(toml)]).check()
+    best: dict[str, dict] = {}
+    for number in range(args.repeat):
+        for mode in ("baseline", "export", "write", "cli", "write-2proc"):
+            log(f"pass {number + 1}/{args.repeat}: {mode}")
+            if mode == "cli":
+                measured = run(condaqa_cmd(toml, "export")).check()
+                seconds = measured.seconds
+            else:
+                measured = run([*me, "--child", mode, str(toml)]).check()
+                seconds = json.loads(measured.stdout.strip().splitlines()[-1])["seconds"]
+            entry = {"seconds": round(seconds, 3), "wall_seconds": round(measured.seconds, 3),
+                     "peak_process_mib": round(measured.peak_process_mib, 1)}
+            if mode not in best or seconds < best[mode]["seconds"]:
+                best[mode] = entry
+    n = args.envs
+    base = best["baseline"]["seconds"]
+    rows = []
+    labels = {"baseline": "json.load of the records only", "export": "export_environment (spec in memory)",
+              "write": "export + write spec YAML", "cli": "`condaqa export` (whole command)",
+              "write-2proc": "export + write, 2 processes (not condaqa's code)"}
+    for mode, label in labels.items():
+        seconds = best[mode]["seconds"]
+        rate, ratio = n / seconds, seconds / base
+        target = ""
+        if mode in ("write", "cli"):
+            ok = ratio <= TARGET_RATIO and rate >= TARGET_RATE
+            target = f"<= {TARGET_RATIO}x and >= {TARGET_RATE:.0f} env/s: {verdict(ok)}"
+        rows.append([label, seconds, rate, f"{ratio:.2f}x", best[mode]["peak_process_mib"], target])
+    table(f"Export of {n} environments of {args.packages} packages (best of {args.repeat})",
+          ["run", "seconds", "env/s", "vs baseline", "peak MiB", "target"], rows)
+    cli = best["cli"]["seconds"]
+    write_results("export", {
+        "environments": n, "packages_per_environment": args.packages, "repeat": args.repeat,
+        "site": _site_facts(site),
+        "best": best,
+        "environments_per_second": {m: round(n / best[m]["seconds"], 1) for m in best},
+        "ratio_to_baseline": {m: round(best[m]["seconds"] / base, 3) for m in best},
+        "targets": {"ratio_max": TARGET_RATIO, "environments_per_second_min": TARGET_RATE},
+        "met": {"ratio": cli / base <= TARGET_RATIO, "rate": n / cli >= TARGET_RATE},
+    })
+    return 0
+
+
+def _site_facts(site) -> dict:
+    """Sizes of what was read: records, files listed in them, bytes."""
+    envs = site.root / "v1" / "envs"
+    sample = sorted(envs.iterdir())[:50]
+    records = files = size = 0
+    for prefix in sample:
+        for path in (prefix / "conda-meta").glob("*.json"):
+            records += 1
+            size += path.stat().st_size
+            files += len(json.loads(path.read_text(encoding="utf-8"))["files"])
+    k = len(sample)
+    return {"records_per_env": round(records / k, 1), "files_listed_per_env": round(files / k),
+            "conda_meta_mib_per_env": round(size / k / 2**20, 2)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
