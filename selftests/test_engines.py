@@ -19,6 +19,7 @@ from condaqa.prefix import read_prefix
 # checks them, and does the work with the rattler engine's own code, or fails like conda's
 # PackagesNotFoundError for a version 9.9.9.
 STAND_IN = f"""#!{sys.executable}
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -43,7 +44,8 @@ if args[0] == "create":
 else:
     assert "--freeze-installed" in args and len(specs) == 1, args
     lines = _add(site, inst, prefix.name, prefix, specs[0])
-print("\\n".join(lines))
+print("\\n".join(lines), flush=True)
+os._exit(0)  # as engines/isolated.py: py-rattler 0.28 can abort while the interpreter finalizes
 """
 
 
