@@ -26,7 +26,7 @@ TARGET_RERUN = 0.10
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", type=int, default=60)
-    parser.add_argument("--repeat", type=int, default=3, help="alternate loop, -n 1 and -n 2 this often; best counts")
+    parser.add_argument("--repeat", type=int, default=2, help="alternate loop, -n 1 and -n 2 this often; best counts")
     args = parser.parse_args(argv)
     n = args.envs
     site = real_site(n)
