@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "method": "chunks of environments run side by side in rotating order; per chunk the best of each side",
         "plain_loop": summary["plain loop"],
-        "replicate": {**summary["condaqa replicate"], "built": built_total},
+        "replicate": {**summary["condaqa replicate"], "built_per_pass": built_total // args.repeat},
         "prototype_persistent_child": summary.get("prototype"),
         "rerun": {**again.summary(), "rebuilt": rebuilt},
         "ratio": round(ratio, 3),

@@ -125,6 +125,9 @@ def main() -> int:
         out += ["", f"Replication (3) runs both sides on chunks of {rep['chunk']} environments in turn "
                 f"({rep['repeat']} passes, per chunk the faster run of each side), because this machine's speed "
                 "drifts by 10-20 % from minute to minute."]
+    if qua and qua.get("repeat"):
+        out += ["", f"Qualification (4, 5) alternates the loop, `-n 1` and `-n 2` {qua['repeat']} times; the best run "
+                "of each counts."]
     if rep:
         iso = rep["isolation_seconds"]
         split = rep["per_env_split"]
