@@ -61,12 +61,19 @@ def test_conda_engine_needs_a_conda(demo_site):
         replicate(site, env)
 
 
-def test_conda_engine_builds_through_the_installations_conda(demo_site, monkeypatch):
+@pytest.fixture
+def conda_site(demo_site, monkeypatch):
+    """The demo site with engine = "conda" and the stand-in as qa's bin/conda."""
     site = replace(demo_site, engine="conda")
     conda = site.root / "v4.8" / "bin" / "conda"
     conda.write_text(STAND_IN)
     conda.chmod(0o755)
     monkeypatch.setenv("CONDAQA_SITE", str(site.file))
+    return site
+
+
+def test_conda_engine_builds_through_the_installations_conda(conda_site):
+    site = conda_site
     env = next(e for e in load_manifest(site.manifest) if e.name == "nhis_reformat")
     built = replicate(site, env)
     assert {d.name for d in read_prefix(built.prefix).pip} == {"codebook"}
@@ -80,12 +87,8 @@ def test_conda_engine_builds_through_the_installations_conda(demo_site, monkeypa
     assert caught.value.stage in ("solve", "preflight") and "9.9.9" in str(caught.value)
 
 
-def test_conda_engine_adds_legacy_packages_one_by_one(demo_site, monkeypatch):
-    site = replace(demo_site, engine="conda")
-    conda = site.root / "v4.8" / "bin" / "conda"
-    conda.write_text(STAND_IN)
-    conda.chmod(0o755)
-    monkeypatch.setenv("CONDAQA_SITE", str(site.file))
+def test_conda_engine_adds_legacy_packages_one_by_one(conda_site):
+    site = conda_site
     env = next(e for e in load_manifest(site.manifest) if e.name == "legacy_noarch")
     built = replicate(site, env)
     log = built.log.read_text()
