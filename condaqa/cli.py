@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 
@@ -10,22 +12,27 @@ from condaqa.commands import COMMANDS
 from condaqa.errors import CondaqaError
 from condaqa.site import SITE_ENV_VAR
 
+SITE_HELP = f"site.toml to use (default: ${SITE_ENV_VAR}, else manifests/site.toml); accepted anywhere on the line"
+_DISK = (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG, errno.EIO)
+
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--site", metavar="PATH", default=argparse.SUPPRESS, help=SITE_HELP)
     parser = argparse.ArgumentParser(
         prog="condaqa",
+        parents=[common],
         description=(
             "Qualify a new shared conda installation side by side with the one in production, "
             "then switch `current` to it atomically (and back). Qualification itself is a pytest "
-            "run: `pytest -n 8` in this repository."
+            "run: `pytest -n auto` in this repository, or `pytest --pyargs condaqa.suite --site PATH` anywhere."
         ),
-        epilog=f"Exit codes: 0 success, 1 failures found or action refused, 2 bad input. "
-        f"The site file is --site, else ${SITE_ENV_VAR}, else manifests/site.toml.",
+        epilog="Exit codes: 0 success, 1 failures found or action refused (a failed build, the cutover gate), "
+        "2 bad input or a refusal that names the file, line, environment or path.",
     )
-    parser.add_argument("--site", metavar="PATH", help="site.toml to use (default: $CONDAQA_SITE or manifests/site.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (handler, help_text, arguments) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
         arguments(p)
         p.set_defaults(handler=handler)
     return parser
@@ -34,10 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        code: int = args.handler(args)
+        return code
     except CondaqaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in _DISK:
+            raise
+        where = exc.filename or "?"
+        print(f"error: {where}: {os.strerror(exc.errno or 0)}; nothing was left half-written", file=sys.stderr)
+        return CondaqaError.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

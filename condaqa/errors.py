@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from condaqa.vocab import Stage
+
 
 class CondaqaError(Exception):
     """A problem the user can act on; the message says what and where."""
@@ -14,7 +16,7 @@ class ConfigError(CondaqaError):
 
 
 class SiteError(CondaqaError):
-    """The site on disk is not in the shape condaqa needs."""
+    """The site on disk is not in the shape condaqa needs, or an action would leave it."""
 
 
 class PrefixError(CondaqaError):
@@ -25,12 +27,16 @@ class SpecError(CondaqaError):
     """An environment spec file is not a valid conda environment file."""
 
 
+class LockHeld(CondaqaError):
+    """Another condaqa action holds a lock this one needs; the message names the holder."""
+
+
 class BuildError(CondaqaError):
     """An environment could not be built; `log` points at the details."""
 
     exit_code = 1
 
-    def __init__(self, message: str, *, stage: str = "build", log: str | None = None) -> None:
+    def __init__(self, message: str, *, stage: Stage, log: str | None = None) -> None:
         super().__init__(message)
         self.stage = stage
         self.log = log

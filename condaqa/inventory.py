@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from condaqa.kernels import find_kernels
+from condaqa.kernels.specs import find_kernels
 from condaqa.site import Site
 
 

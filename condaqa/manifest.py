@@ -7,56 +7,40 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from condaqa.errors import ConfigError
+from condaqa.inputs import name_problem, positive_number, read_text
+from condaqa.vocab import Disposition, Strategy
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-REPLICATE = "replicate"
-EXPORT = "export"
-DISPOSITIONS = (REPLICATE, EXPORT)
-STRATEGIES = ("pins", "history")
-
-# conda refuses names with path separators, spaces, ':' or '#'; stay within what is portable.
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-_RESERVED = {"base", "root"}
+MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: a week is more than any check needs
+DEFAULT_TIMEOUT = 600.0
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_NO_DEFAULT = "\0no default section"  # configparser's [DEFAULT] would copy its keys into every section
 
 
 @dataclass(frozen=True)
 class Environment:
     name: str
-    disposition: str
+    disposition: Disposition
     line: int
     owner: str = ""
     imports: tuple[str, ...] | None = None
     kernel: str = ""
     pip_args: tuple[str, ...] = ()
-    timeout: float = 600.0
-    strategy: str = "pins"
+    timeout: float = DEFAULT_TIMEOUT
+    strategy: Strategy = Strategy.PINS
+    local_sources: bool = False  # pip installs from folders and archives on this machine are allowed
+    where: str = ""  # file:line of its facts in environments.toml, for errors about them
 
     @property
     def replicate(self) -> bool:
-        return self.disposition == REPLICATE
-
-
-def name_problem(name: str) -> str | None:
-    """Why conda would refuse `name` as an environment name, or None."""
-    if not name:
-        return "empty name"
-    if "/" in name or "\\" in name:
-        return "contains a path separator"
-    if ".." in name:
-        return "contains '..'"
-    if any(c.isspace() for c in name):
-        return "contains whitespace"
-    if name.lower() in _RESERVED:
-        return f"{name!r} is reserved for the base environment"
-    if not _NAME.match(name):
-        return "may only hold letters, digits and . _ + - (and not start with . + -)"
-    return None
+        return self.disposition is Disposition.REPLICATE
 
 
 def load_manifest(ini: Path, toml: Path | None = None) -> list[Environment]:
@@ -64,7 +48,7 @@ def load_manifest(ini: Path, toml: Path | None = None) -> list[Environment]:
     entries = _read_ini(ini)
     toml = toml if toml is not None else ini.with_suffix(".toml")
     extras = _read_toml(toml, {e.name for e in entries}) if toml.is_file() else {}
-    return [_with_extras(e, extras.get(e.name, {})) for e in entries]
+    return [_with_extras(e, *extras.get(e.name, ({}, ""))) for e in entries]
 
 
 def _line_of(lines: list[str], key: str, start: int = 0) -> int:
@@ -77,39 +61,42 @@ def _line_of(lines: list[str], key: str, start: int = 0) -> int:
 
 def _read_ini(path: Path) -> list[Environment]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "a manifest", ConfigError, limit=1 << 20)
     except FileNotFoundError:
         raise ConfigError(f"{path}: manifest not found") from None
     parser = configparser.ConfigParser(
-        interpolation=None, delimiters=("=",), comment_prefixes=("#", ";"), inline_comment_prefixes=("#",)
+        interpolation=None, delimiters=("=",), comment_prefixes=("#", ";"), inline_comment_prefixes=("#",),
+        default_section=_NO_DEFAULT,
     )
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # environment names are case-sensitive
     try:
         parser.read_string(text, source=str(path))
     except configparser.DuplicateOptionError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: environment {exc.option!r} is listed twice") from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: section [{exc.section}] appears twice") from None
     except configparser.MissingSectionHeaderError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: expected an [environments] section first") from None
     except configparser.Error as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
+    lines = text.splitlines()
     others = [s for s in parser.sections() if s != "environments"]
     if others:
-        raise ConfigError(f"{path}: unknown section [{others[0]}]; only [environments] is allowed")
+        line = next((n for n, text in enumerate(lines, 1) if text.strip() == f"[{others[0]}]"), 0)
+        raise ConfigError(f"{path}:{line}: unknown section [{others[0]}]; only [environments] is allowed")
     if not parser.has_section("environments"):
         raise ConfigError(f"{path}: missing [environments] section")
-    lines = text.splitlines()
     section_start = _section_line(lines)
     entries = []
     for name, value in parser.items("environments"):
         line = _line_of(lines, name, section_start)
         problem = name_problem(name)
         if problem:
-            raise ConfigError(f"{path}:{line}: bad environment name {name!r}: {problem}")
-        disposition = value.strip().lower()
-        if disposition not in DISPOSITIONS:
-            raise ConfigError(
-                f"{path}:{line}: {name} = {value!r}: expected REPLICATE or export"
-            )
+            raise ConfigError(f"{path}:{line}: bad environment name {name[:80]!r}: {problem}")
+        try:
+            disposition = Disposition(value.strip().lower())
+        except ValueError:
+            raise ConfigError(f"{path}:{line}: {name} = {value[:80]!r}: expected REPLICATE or export") from None
         entries.append(Environment(name, disposition, line))
     return entries
 
@@ -128,34 +115,55 @@ _TOML_KEYS: dict[str, type | tuple[type, ...]] = {
     "pip_args": list,
     "timeout": (int, float),
     "strategy": str,
+    "local_sources": bool,
 }
 
 
-def _read_toml(path: Path, known: set[str]) -> dict[str, dict]:
+def _read_toml(path: Path, known: set[str]) -> dict[str, tuple[dict[str, Any], str]]:
+    """environment -> (its table, "file:line" of the table)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = read_text(path, "a manifest", ConfigError, limit=1 << 20)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text.splitlines()
+    out: dict[str, tuple[dict[str, Any], str]] = {}
     for name, table in data.items():
         line = _table_line(lines, name)
         where = f"{path}:{line}" if line else str(path)
         if name not in known:
-            raise ConfigError(f"{where}: [{name}] is not an environment listed in the manifest")
+            raise ConfigError(f"{where}: [{name[:80]}] is not an environment listed in the manifest")
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: {name} must be a table ([{name}])")
         for key, value in table.items():
-            kind = _TOML_KEYS.get(key)
-            if kind is None:
-                raise ConfigError(f"{where}: [{name}] unknown key {key!r}; known: {', '.join(_TOML_KEYS)}")
-            bad_list = isinstance(value, list) and not all(isinstance(v, str) for v in value)
-            if not isinstance(value, kind) or isinstance(value, bool) or bad_list:
-                raise ConfigError(f"{where}: [{name}] {key} has the wrong type: {value!r}")
-        if table.get("strategy", "pins") not in STRATEGIES:
-            raise ConfigError(f"{where}: [{name}] strategy must be one of {', '.join(STRATEGIES)}")
-        if table.get("timeout", 1) <= 0:
-            raise ConfigError(f"{where}: [{name}] timeout must be positive")
-    return data
+            _check_value(_key_where(path, lines, line, key) or where, name, key, value)
+        out[name] = (table, where)
+    return out
+
+
+def _key_where(path: Path, lines: list[str], table_line: int, key: str) -> str:
+    line = _line_of(lines, key, table_line) if table_line else 0
+    return f"{path}:{line}" if line else ""
+
+
+def _check_value(where: str, name: str, key: str, value: object) -> None:
+    kind = _TOML_KEYS.get(key)
+    if kind is None:
+        raise ConfigError(f"{where}: [{name}] unknown key {key!r}; known: {', '.join(_TOML_KEYS)}")
+    bad_list = isinstance(value, list) and not all(isinstance(v, str) for v in value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool) or bad_list:
+        raise ConfigError(f"{where}: [{name}] {key} has the wrong type: {value!r}")
+    if key == "strategy" and value not in tuple(Strategy):
+        raise ConfigError(f"{where}: [{name}] strategy must be one of {', '.join(Strategy)}")
+    if key == "timeout" and positive_number(value, MAX_TIMEOUT) is None:
+        raise ConfigError(f"{where}: [{name}] timeout must be a positive number of seconds up to "
+                          f"{MAX_TIMEOUT:.0f}, got {value!r}")
+    if key == "imports":
+        assert isinstance(value, list)
+        for module in value:
+            if not _MODULE.match(module):
+                raise ConfigError(f"{where}: [{name}] imports: {module[:80]!r} is not a module name "
+                                  "(dotted Python identifiers, such as pkg.sub)")
 
 
 def _table_line(lines: list[str], name: str) -> int:
@@ -165,7 +173,7 @@ def _table_line(lines: list[str], name: str) -> int:
     return 0
 
 
-def _with_extras(env: Environment, extra: dict) -> Environment:
+def _with_extras(env: Environment, extra: dict[str, Any], where: str) -> Environment:
     imports = extra.get("imports")
     return Environment(
         name=env.name,
@@ -175,8 +183,10 @@ def _with_extras(env: Environment, extra: dict) -> Environment:
         imports=tuple(imports) if imports is not None else None,
         kernel=extra.get("kernel", ""),
         pip_args=tuple(extra.get("pip_args", ())),
-        timeout=float(extra.get("timeout", 600.0)),
-        strategy=extra.get("strategy", "pins"),
+        timeout=float(extra.get("timeout", DEFAULT_TIMEOUT)),
+        strategy=Strategy(extra.get("strategy", Strategy.PINS)),
+        local_sources=bool(extra.get("local_sources", False)),
+        where=where,
     )
 
 

@@ -1,59 +1,101 @@
-"""The pytest plugin: options, parametrization by environment, fixtures, results and JUnit facts.
+"""The pytest plugin: options, parametrization by environment, fixtures, outcomes forwarded, progress.
 
-Each REPLICATE environment is one value of the private `_condaqa_env` parameter; the public
-`replicated_env` fixture builds it once per worker process (the same build.replicate the CLI
-calls) and every test of that environment runs in one xdist worker (xdist_group).
+Installed as a `pytest11` entry point and inert unless a site is named (`--site PATH`,
+$CONDAQA_SITE, the `condaqa_site` ini key, or manifests/site.toml under pytest's rootdir).
+The qualification suite ships in `condaqa.suite` (`pytest --pyargs condaqa.suite --site
+PATH`). Each of its tests carries the required check it runs; the plugin parametrizes them
+from qualification.required_checks, builds each environment once per worker process through
+qualification.build, and forwards every test's outcome to qualification.record: what passing
+means is the library's. All tests of one environment run in one xdist worker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
-from condaqa import findings, report, results, triage
-from condaqa.build import BuildResult, replicate
-from condaqa.checks import owner_checks
+from condaqa import locks, qualification, report
+from condaqa.build.replicate import BuildResult
 from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
+from condaqa.fence import Fence, fence_for
+from condaqa.kernels.specs import Kernel, find_kernels
 from condaqa.manifest import Environment, load_manifest
-from condaqa.site import Site, load_site
+from condaqa.plan.findings import load_findings
+from condaqa.site import SITE_ENV_VAR, Site, load_site
+from condaqa.triage import Triage, triaged
+from condaqa.vocab import Category, Outcome, Verdict
 
 SITE_KEY = pytest.StashKey[Site]()
 MANIFEST_KEY = pytest.StashKey[list[Environment]]()
-TRIAGE_KEY = pytest.StashKey[triage.Triage]()
-SUMMARY_KEY = pytest.StashKey[str]()
+KERNELS_KEY = pytest.StashKey[list[Kernel]]()
+TRIAGE_KEY = pytest.StashKey[Triage]()
+REQUIRES = "condaqa_requires"  # marker of a suite test: the kind of required check it runs
+CHECK = "condaqa_check"  # marker of a parametrized test: (environment, check id)
+_FALLBACK = {qualification.BUILD: Category.BUILD_FAILED, qualification.VERSIONS: Category.VERSION_MISMATCH,
+             qualification.IMPORTS: Category.IMPORT_FAILED, qualification.OWNER: Category.OWNER_CHECK_FAILED,
+             qualification.KERNEL: Category.KERNEL_FAILED, qualification.EXPORT: Category.BUILD_FAILED}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("condaqa", "condaqa qualification")
-    group.addoption("--site", metavar="PATH", help="site.toml to qualify (default: $CONDAQA_SITE or manifests/site.toml)")
+    group.addoption("--site", metavar="PATH", help=f"site.toml to qualify (default: ${SITE_ENV_VAR}, the condaqa_site "
+                    "ini key, else manifests/site.toml under the rootdir)")
     group.addoption("--rebuild", action="store_true", help="rebuild environments even when their plan is unchanged")
+    parser.addini("condaqa_site", "site.toml to qualify, relative to the ini file", default="")
+
+
+def _site_file(config: pytest.Config) -> str | None:
+    """The site this run qualifies, or None: then the plugin stays out of the way."""
+    named = config.getoption("site") or os.environ.get(SITE_ENV_VAR)
+    if named:
+        return str(named)
+    ini = str(config.getini("condaqa_site"))
+    if ini and config.inipath is not None:
+        return str(config.inipath.parent / ini)
+    default = config.rootpath / "manifests" / "site.toml"
+    return str(default) if default.is_file() else None
+
+
+def active(config: pytest.Config) -> bool:
+    return SITE_KEY in config.stash
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    for line in (f"{REQUIRES}(kind): the kind of required check a condaqa suite test runs",
+                 f"{CHECK}(env, check): the environment and required check of a condaqa test",
+                 "cutover: performs a real cutover of the site (deselected unless -m names it)",
+                 "xdist_group(name): the xdist worker group (registered here too, for -p no:xdist)"):
+        config.addinivalue_line("markers", line)
+    path = _site_file(config)
+    if path is None:
+        return
     try:
-        site = load_site(config.getoption("site"))
+        site = load_site(path, base=config.rootpath)
         manifest = load_manifest(site.manifest)
+        if site.demo and not hasattr(config, "workerinput"):
+            ensure_demo(site, progress=lambda line: print(line, flush=True))
+        kernels = find_kernels(site)
+        qualification.check_manifest(manifest, kernels)
     except CondaqaError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SITE_KEY] = site
-    config.stash[MANIFEST_KEY] = manifest
+    config.stash[SITE_KEY], config.stash[MANIFEST_KEY], config.stash[KERNELS_KEY] = site, manifest, kernels
     if hasattr(config, "workerinput"):
         return
-    if site.demo:
-        try:
-            ensure_demo(site, progress=lambda line: print(line, flush=True))
-        except CondaqaError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    if config.option.xmlpath is None:
-        config.option.xmlpath = str(site.reports_dir / "junit.xml")
-    config.pluginmanager.register(JunitFacts(config), "condaqa-junit")
+    if site.link_target(site.qa_name) is None:
+        raise pytest.UsageError(f"{site.qa_link} is absent: there is no installation to qualify (after a cutover, "
+                                "make one with `condaqa new-installation NAME` or point qa at one with "
+                                "`condaqa qa NAME`)")
+    config.pluginmanager.register(Session(config, site, manifest, kernels), "condaqa-session")
 
 
 def _site(config: pytest.Config) -> Site:
@@ -64,25 +106,47 @@ def _manifest(config: pytest.Config) -> list[Environment]:
     return config.stash[MANIFEST_KEY]
 
 
-def _env_param(env: str, *values: object) -> object:
-    ids = "-".join([env, *(str(v) for v in values)])
-    return pytest.param(env, *values, id=ids, marks=pytest.mark.xdist_group(env))
+def _kernels(config: pytest.Config) -> list[Kernel]:
+    return config.stash[KERNELS_KEY]
+
+
+def _matches(kind: str, check: str) -> bool:
+    return check == kind or (kind.endswith(":") and check.startswith(kind))
+
+
+def _param_id(env: Environment, check: str, kernels: Sequence[Kernel]) -> str:
+    if check.startswith(qualification.OWNER):
+        return f"{env.name}-{check.removeprefix(qualification.OWNER)}"
+    if check.startswith(qualification.KERNEL):
+        return check.removeprefix(qualification.KERNEL)
+    return env.name
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A suite test runs one kind of required check: one parameter per environment needing it."""
     config = metafunc.config
-    manifest = _manifest(config)
-    replicated = [e.name for e in manifest if e.replicate]
-    if "owner_check" in metafunc.fixturenames:
-        site = _site(config)
-        params = [_env_param(env, check.parent.name + "/" + check.name) for env in replicated
-                  for check in owner_checks(site, env)]
-        metafunc.parametrize(["_condaqa_env", "owner_check"], params, indirect=["_condaqa_env"])
-    elif "_condaqa_env" in metafunc.fixturenames:
-        metafunc.parametrize("_condaqa_env", [_env_param(env) for env in replicated], indirect=True)
-    elif "exported_env" in metafunc.fixturenames:
-        exported = [e.name for e in manifest if not e.replicate]
-        metafunc.parametrize("exported_env", [_env_param(env) for env in exported])
+    marker = metafunc.definition.get_closest_marker(REQUIRES)
+    if marker is None or not active(config):
+        return
+    site, kernels, kind = _site(config), _kernels(config), str(marker.args[0])
+    params = []
+    for env in _manifest(config):
+        for check in qualification.required_checks(site, env, kernels):
+            if _matches(kind, check):
+                marks = [pytest.mark.xdist_group(env.name), pytest.mark.condaqa_check(env.name, check)]
+                params.append(pytest.param(env.name, id=_param_id(env, check, kernels), marks=marks))
+    target = "exported_env" if kind == qualification.EXPORT else "_condaqa_env"
+    metafunc.parametrize(target, params, indirect=target == "_condaqa_env")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cutover tests change the site for every user: they run only when `-m` names them."""
+    if "cutover" in (config.option.markexpr or "") and "not cutover" not in config.option.markexpr:
+        return
+    chosen = [i for i in items if i.get_closest_marker("cutover") is None]
+    if len(chosen) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("cutover") is not None])
+        items[:] = chosen
 
 
 @pytest.fixture(scope="session")
@@ -95,15 +159,44 @@ def manifest(request: pytest.FixtureRequest) -> list[Environment]:
     return _manifest(request.config)
 
 
+@pytest.fixture(scope="session")
+def kernels(request: pytest.FixtureRequest) -> list[Kernel]:
+    return _kernels(request.config)
+
+
+@pytest.fixture(scope="session")
+def fence(site: Site) -> Fence:
+    return fence_for(site)
+
+
+@pytest.fixture(scope="session")
+def _qualifying(site: Site) -> Iterator[None]:
+    """The qualification lock of qa and current, shared, for as long as this process qualifies."""
+    names = {site.qa_installation().name, site.current_installation().name}
+    try:
+        lock = locks.qualifying(site, names, "pytest (condaqa qualification)")
+        lock.__enter__()
+    except CondaqaError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield
+    lock.__exit__(None, None, None)
+
+
 @dataclass
 class Replicated:
     """An environment as built in qa for this run, or the error that stopped the build."""
 
     env: Environment
     prefix: Path
-    result: results.EnvResult
+    required: dict[str, str]
     build: BuildResult | None = None
     error: BuildError | None = None
+    seconds: float = 0.0
+    reported: bool = field(default=False)
+
+    @property
+    def build_id(self) -> str:
+        return self.build.stamp.build_id if self.build else ""
 
     def require_built(self) -> None:
         """Skip a test whose environment did not build; test_builds reports why."""
@@ -117,60 +210,47 @@ _BUILT: dict[str, Replicated] = {}
 
 @pytest.fixture(scope="session")
 def _condaqa_env(request: pytest.FixtureRequest) -> str:
-    return request.param
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
-def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str) -> Replicated:
+def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str, _qualifying: None) -> Replicated:
     """The environment built in qa, once per worker process whatever the fixture teardown order."""
     if _condaqa_env in _BUILT:
         return _BUILT[_condaqa_env]
-    site = _site(request.config)
+    site, kernels = _site(request.config), _kernels(request.config)
     env = next(e for e in _manifest(request.config) if e.name == _condaqa_env)
-    installation = site.installation(site.qa_name)
     started = time.monotonic()
-    build, error = None, None
+    replicated = Replicated(env, site.qa_installation().env_prefix(env.name),
+                            qualification.required_checks(site, env, kernels))
     try:
-        build = replicate(site, env, rebuild=request.config.getoption("rebuild"))
+        replicated.build = qualification.build(site, env, kernels, rebuild=request.config.getoption("rebuild"))
     except BuildError as exc:
-        error = exc
-    saved = findings.load_findings(site, env.name)
-    result = results.EnvResult(
-        env=env.name,
-        installation=installation.name,
-        disposition=env.disposition,
-        owner=env.owner,
-        findings=len(saved.findings) if saved else 0,
-        override=bool(saved and saved.override),
-        build_seconds=round(time.monotonic() - started, 3),
-        rebuilt=bool(build and build.rebuilt),
-    )
-    results.save(site, result)
-    _BUILT[_condaqa_env] = Replicated(env, installation.env_prefix(env.name), result, build, error)
-    return _BUILT[_condaqa_env]
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
-    report = yield
-    env = getattr(item, "callspec", None) and item.callspec.params.get("_condaqa_env")
-    failed_setup = report.when == "setup" and report.outcome != "passed"
-    if env in _BUILT and (report.when == "call" or failed_setup):
-        replicated = _BUILT[env]
-        outcome = {"passed": results.PASSED, "failed": results.FAILED}.get(report.outcome, report.outcome)
-        found = item.stash.get(TRIAGE_KEY, None) if report.failed else None
-        error = (found.detail if found else report.longreprtext) if report.failed else ""
-        category = (found.category if found else triage.category_of_test(item.name)) if report.failed else ""
-        replicated.result.record_test(item.name, outcome, error, category)
-        results.save(_site(item.config), replicated.result)
-    return report
+        replicated.error = exc
+    replicated.seconds = time.monotonic() - started
+    _BUILT[_condaqa_env] = replicated
+    return replicated
 
 
 @pytest.fixture
-def fail_triaged(request: pytest.FixtureRequest) -> Callable[[triage.Triage], NoReturn]:
+def exported_env(request: pytest.FixtureRequest, _qualifying: None) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def condaqa_check_id(request: pytest.FixtureRequest) -> str:
+    """The required check this test runs (qualification's id: "versions", "owner:hlink/check_x.py", ...)."""
+    marker = request.node.get_closest_marker(CHECK)
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} is not a parametrized condaqa check")
+    return str(marker.args[1])
+
+
+@pytest.fixture
+def fail_triaged(request: pytest.FixtureRequest) -> Callable[[Triage], NoReturn]:
     """Fail the test with a triaged message; its category goes into the results, the summary and JUnit."""
 
-    def fail(found: triage.Triage) -> NoReturn:
+    def fail(found: Triage) -> NoReturn:
         __tracebackhide__ = True
         request.node.stash[TRIAGE_KEY] = found
         pytest.fail(found.message(), pytrace=False)
@@ -178,11 +258,58 @@ def fail_triaged(request: pytest.FixtureRequest) -> Callable[[triage.Triage], No
     return fail
 
 
-def environment_of(nodeid: str, names: list[str]) -> str:
-    """The environment a test id belongs to: its parameter starts with the environment's name."""
+_OUTCOMES = {"passed": Outcome.PASSED, "failed": Outcome.FAILED, "skipped": Outcome.SKIPPED}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Forward the outcome of each required check to the library; announce a build to the controller."""
+    report_: pytest.TestReport = yield  # type: ignore[misc]
+    marker = item.get_closest_marker(CHECK)
+    if marker is None or not active(item.config):
+        return report_  # type: ignore[return-value]
+    name, check = str(marker.args[0]), str(marker.args[1])
+    replicated = _BUILT.get(name)
+    if report_.when == "setup" and replicated is not None and not replicated.reported:
+        replicated.reported = True
+        report_.condaqa_build = _build_words(replicated)  # type: ignore[attr-defined]
+    if report_.when == "call" or (report_.when == "setup" and report_.outcome != "passed"):
+        _forward(item, name, check, report_, replicated)
+    return report_  # type: ignore[return-value]
+
+
+def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestReport, replicated: Replicated | None) -> None:
+    site = _site(item.config)
+    env = next(e for e in _manifest(item.config) if e.name == name)
+    outcome = _OUTCOMES.get(report_.outcome, Outcome.FAILED)
+    found = item.stash.get(TRIAGE_KEY, None) if outcome is Outcome.FAILED else None
+    if outcome is Outcome.FAILED and found is None:  # an error inside the test itself, not a triaged failure
+        kind = next(k for k in _FALLBACK if _matches(k, check))
+        found = triaged(_FALLBACK[kind], name, report_.longreprtext[-2000:])
+    required = replicated.required if replicated else qualification.required_checks(site, env, _kernels(item.config))
+    qualification.record(site, site.qa_installation().name, env, check, outcome,
+                         build_id=replicated.build_id if replicated else "", required=required, triage=found,
+                         qa_tail=found.qa_tail if found else "", current_tail=found.current_tail if found else "",
+                         seconds=report_.duration)
+
+
+def _build_words(replicated: Replicated) -> dict[str, Any]:
+    if replicated.error is not None:
+        return {"env": replicated.env.name, "state": "failed", "seconds": replicated.seconds,
+                "words": f"FAILED at {replicated.error.stage}"}
+    assert replicated.build is not None
+    words = "rebuilt" if replicated.build.rebuilt else "up to date"
+    return {"env": replicated.env.name, "state": "built", "seconds": replicated.seconds, "words": words}
+
+
+def environment_of(nodeid: str, names: Sequence[str], kernel_envs: dict[str, str]) -> str:
+    """The environment a test id belongs to: its parameter starts with the environment's name, or is
+    the name of a kernel that runs it."""
     if "[" not in nodeid:
         return ""
     param = nodeid.split("[", 1)[1].rsplit("]", 1)[0]
+    if param in kernel_envs and nodeid.split("[", 1)[0].endswith("test_kernel_starts"):
+        return kernel_envs[param]
     for name in sorted(names, key=len, reverse=True):
         if param == name or param.startswith(name + "-"):
             return name
@@ -190,74 +317,117 @@ def environment_of(nodeid: str, names: list[str]) -> str:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Send all tests of one environment to one worker, so each environment is built once.
 
     xdist's own `loadgroup` does not group xdist_group tests with pytest 9 (pytest-xdist#1386),
     so the default `load` distribution is replaced by one that groups by environment.
     """
-    if config.getoption("dist") != "load":
+    if config.getoption("dist") != "load" or not active(config):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     names = [e.name for e in _manifest(config)]
+    kernel_envs = {k.name: k.environment for k in _kernels(config) if k.environment}
 
-    class EnvironmentScheduling(LoadScopeScheduling):
+    class EnvironmentScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return environment_of(nodeid, names) or nodeid
+            return environment_of(nodeid, names, kernel_envs) or nodeid
 
     return EnvironmentScheduling(config, log)
 
 
-class JunitFacts:
-    """Controller-side JUnit additions that stay inside the strict junit-10.xsd."""
+class Session:
+    """Controller-side: progress lines, the summary, JUnit facts, and reports only for a real run."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.names = [e.name for e in _manifest(config)]
+    def __init__(self, config: pytest.Config, site: Site, manifest: list[Environment], kernels: list[Kernel]) -> None:
+        self.config, self.site, self.manifest, self.kernels = config, site, manifest, kernels
+        self.names = [e.name for e in manifest]
+        self.kernel_envs = {k.name: k.environment for k in kernels if k.environment}
+        self.started: set[str] = set()
+        self.ran: set[str] = set()  # environments with a qualification test that ran
+        self.total = 0
+        self.summary = ""
+        self.kept: Path | None = None  # the last junit.xml, put back if this run qualifies nothing
+        if config.option.xmlpath is None:
+            junit = site.reports_dir / "junit.xml"
+            config.option.xmlpath = str(junit)
+            if junit.is_file():
+                self.kept = junit.with_name(f".junit-{os.getpid()}.xml")
+                shutil.copy2(junit, self.kept)
 
-    def _xml(self):
+    def _reporter(self) -> Any:
+        return self.config.pluginmanager.get_plugin("terminalreporter")
+
+    def _say(self, line: str, verbosity: int = 0) -> None:
+        reporter = self._reporter()
+        if reporter is not None and self.config.get_verbosity() >= verbosity:
+            reporter.write_line(line)
+
+    def _xml(self) -> Any:
         from _pytest.junitxml import xml_key  # pytest's junitxml keeps its LogXML under this key
 
         return self.config.stash.get(xml_key, None)
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._count([item.nodeid for item in session.items])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.total:
+            self._count(ids)
+
+    def _count(self, ids: list[str]) -> None:
+        self.total = len({e for e in (environment_of(i, self.names, self.kernel_envs) for i in ids) if e})
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        env = environment_of(nodeid, self.names, self.kernel_envs)
+        if env and env not in self.started:
+            self.started.add(env)
+            self._say(f"condaqa: {env}: started ({len(self.started)} of {self.total or '?'} environments)")
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """classname = condaqa.<environment>, so Jenkins and GitLab group test cases by environment."""
+        env = environment_of(report.nodeid, self.names, self.kernel_envs)
+        if not env or CHECK not in report.keywords:  # a cutover smoke test is not a qualification
+            return
+        self.ran.add(env)
+        built = getattr(report, "condaqa_build", None)
+        if isinstance(built, dict):
+            self._say(f"condaqa: {env}: {built['words']} in {built['seconds']:.1f}s")
         xml = self._xml()
-        env = environment_of(report.nodeid, self.names)
-        if xml is not None and env:
+        if xml is not None:
             xml.node_reporter(report).add_attribute("classname", f"condaqa.{env}")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """The summary for the run, and per-environment facts as testsuite properties (the only place
-        junit-10.xsd allows them)."""
-        site = _site(self.config)
-        try:
-            summary, _ = report.write_summary(site, _manifest(self.config))
-            self.config.stash[SUMMARY_KEY] = str(summary)
-        except (OSError, CondaqaError) as exc:
-            self.config.stash[SUMMARY_KEY] = f"not written: {exc}"
+        """The summary and per-environment facts as testsuite properties (the only place junit-10.xsd
+        allows them) — only after a run that qualified something."""
+        if not self.ran:
+            return
+        qa = report.qa_installation(self.site)
+        with contextlib.suppress(OSError, CondaqaError):
+            self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, qa)[0])
         xml = self._xml()
         if xml is None:
             return
-        qa = site.link_target(site.qa_name) or ""
-        recorded = results.load_all(site, qa) if qa else {}
-        for env in _manifest(self.config):
+        for env in self.manifest:
+            found = qualification.standing(self.site, qa, env, self.kernels)
             xml.add_global_property(f"{env.name}.owner", env.owner or "-")
-            xml.add_global_property(f"{env.name}.disposition", env.disposition)
-            result = recorded.get(env.name)
-            if result is not None and env.replicate:
-                xml.add_global_property(f"{env.name}.result", result.outcome)
-                if result.category:
-                    xml.add_global_property(f"{env.name}.category", result.category)
-                    xml.add_global_property(f"{env.name}.hint", triage.HINTS[result.category].format(env=env.name))
-            self._add_findings(xml, site, env.name)
+            xml.add_global_property(f"{env.name}.disposition", str(env.disposition))
+            xml.add_global_property(f"{env.name}.result", str(found.verdict))
+            if found.category:
+                xml.add_global_property(f"{env.name}.category", found.category)
+                xml.add_global_property(f"{env.name}.hint", triaged(Category(found.category), env.name, "").hint)
+        for kernel in self.kernels:
+            xml.add_global_property(f"kernel.{kernel.name}.display_name", kernel.display_name)
+            xml.add_global_property(f"kernel.{kernel.name}.environment", kernel.environment or "-")
+        for env in self.manifest:
+            self._add_findings(xml, env.name)
 
-    @staticmethod
-    def _add_findings(xml, site: Site, env: str) -> None:
-        saved = findings.load_findings(site, env)
+    def _add_findings(self, xml: Any, env: str) -> None:
+        saved = load_findings(self.site, env)
         if saved is None:
             return
         xml.add_global_property(f"{env}.findings", str(len(saved.findings)))
@@ -265,7 +435,29 @@ class JunitFacts:
         for number, f in enumerate(saved.findings, 1):
             xml.add_global_property(f"{env}.finding.{number}", f"{f.severity} {f.rule} {f.package}: {f.action}")
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        summary = self.config.stash.get(SUMMARY_KEY, None)
-        if summary:
-            terminalreporter.write_line(f"condaqa summary: {summary}")
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.ran:
+            terminalreporter.write_line("condaqa: no qualification test ran; the last reports are left as they were")
+            return
+        qa = report.qa_installation(self.site)
+        standings = [qualification.standing(self.site, qa, e, self.kernels) for e in self.manifest if e.name in self.ran]
+        counts: dict[str, int] = {}
+        for found in standings:
+            key = f"{found.verdict}" + (f" [{found.category}]" if found.category else "")
+            counts[key] = counts.get(key, 0) + 1
+        terminalreporter.section("condaqa summary", sep="-")
+        terminalreporter.write_line(f"{len(standings)} environments of {qa}: "
+                                    + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        for found in standings:
+            if found.verdict not in (Verdict.PASSED, Verdict.EXPORTED):
+                terminalreporter.write_line(f"  {found.env}: {found.verdict}: {found.reason}")
+        terminalreporter.write_line(f"reports: {self.summary or self.site.reports_dir}, {self.config.option.xmlpath}")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """A run that qualified nothing puts the last junit.xml back (pytest has written an empty one)."""
+        if self.kept is None:
+            return
+        if self.ran:
+            self.kept.unlink(missing_ok=True)
+        else:
+            os.replace(self.kept, str(config.option.xmlpath))

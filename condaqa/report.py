@@ -1,9 +1,10 @@
 """The migration spreadsheet, automated: reports/summary.md and reports/summary.csv.
 
-One row per environment of the manifest, built from the saved results (results.py) and the
-findings of each build (reports/findings/<env>.json), so the end of a pytest session,
+One row per environment of the manifest, built from where each stands (qualification.py) and
+the findings of its last plan (reports/findings/<env>.json), so the end of a pytest session,
 `condaqa report` and CI all write the same tables. Failures come first in the Markdown, each
-environment's findings listed under its group's table.
+environment's findings, and the failed check's own last lines in qa and in current, listed
+under its group's table.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from condaqa import atomic, results
+from condaqa import atomic, qualification
+from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
-from condaqa.findings import FindingsFile, load_findings
+from condaqa.plan.findings import FindingsFile, load_findings
 from condaqa.site import Site
-from condaqa.triage import ALREADY_BROKEN, HINTS
-
-NOT_RUN = "not run"
+from condaqa.triage import HINTS
+from condaqa.vocab import Category, Verdict
 
 
 @dataclass(frozen=True)
@@ -35,26 +37,31 @@ class Row:
     override: bool
     build_seconds: float
     hint: str
+    qa_output: str
+    current_output: str
 
 
-def make_rows(site: Site, manifest: list[Environment], installation: str) -> list[Row]:
-    recorded = results.load_all(site, installation)
+def make_rows(site: Site, manifest: Sequence[Environment], installation: str, kernels: Sequence[Kernel]) -> list[Row]:
     out = []
     for env in manifest:
-        result = recorded.get(env.name)
+        standing = qualification.standing(site, installation, env, kernels)
+        result = qualification.load(site, installation, env.name)
         saved = load_findings(site, env.name)
-        category = result.category if result else ""
+        failure = qualification.first_failure(result) if standing.verdict is Verdict.FAILED else None
+        category = standing.category if standing.verdict is Verdict.FAILED else ""
         out.append(Row(
             environment=env.name,
             owner=env.owner or (result.owner if result else ""),
-            disposition=env.disposition,
-            result=result.outcome if result else NOT_RUN,
+            disposition=str(env.disposition),
+            result=str(standing.verdict),
             category=category,
-            first_error=result.first_error if result else "",
-            findings=len(saved.findings) if saved else (result.findings if result else 0),
+            first_error="" if standing.verdict in (Verdict.PASSED, Verdict.EXPORTED) else standing.reason,
+            findings=len(saved.findings) if saved else (result.finding_count if result else 0),
             override=saved.override if saved else bool(result and result.override),
-            build_seconds=round(result.build_seconds, 1) if result else 0.0,
-            hint=HINTS.get(category, "").format(env=env.name) if category else "",
+            build_seconds=round(result.build.seconds, 1) if result and result.build else 0.0,
+            hint=HINTS[Category(category)].format(env=env.name) if category else "",
+            qa_output=failure.qa_tail if failure else "",
+            current_output=failure.current_tail if failure else "",
         ))
     return out
 
@@ -68,12 +75,13 @@ def render_csv(rows: list[Row]) -> str:
     return buffer.getvalue()
 
 
-_GROUPS = (
-    ("Failed", lambda r: r.result == results.FAILED and r.category != ALREADY_BROKEN),
-    ("Already broken in current (not a regression of the migration)", lambda r: r.category == ALREADY_BROKEN),
-    ("Passed", lambda r: r.result == results.PASSED),
-    ("Export only", lambda r: r.result == results.EXPORTED),
-    ("Not run", lambda r: r.result not in (results.FAILED, results.PASSED, results.EXPORTED)),
+_NOT_QUALIFIED = {str(v) for v in (Verdict.PENDING, Verdict.PARTIAL, Verdict.STALE, Verdict.MISSING, Verdict.NEVER)}
+_GROUPS: tuple[tuple[str, Callable[[Row], bool]], ...] = (
+    ("Failed", lambda r: r.result == Verdict.FAILED and r.category != Category.ALREADY_BROKEN),
+    ("Already broken in current (not a regression of the migration)", lambda r: r.category == Category.ALREADY_BROKEN),
+    ("Not qualified (pending, partial, stale, missing or never run)", lambda r: r.result in _NOT_QUALIFIED),
+    ("Passed", lambda r: r.result == Verdict.PASSED),
+    ("Export only", lambda r: r.result == Verdict.EXPORTED),
 )
 _HEADER = "| environment | owner | disposition | result | category | first error | findings | override | build s |"
 
@@ -111,6 +119,9 @@ def _details(row: Row, saved: FindingsFile | None) -> list[str]:
     lines = [f"### {row.environment}", ""]
     if row.hint:
         lines += [f"**{row.category}**: {_cell(row.first_error)}", "", f"Hint: {row.hint}", ""]
+    for where, words in (("qa", row.qa_output), ("current", row.current_output)):
+        if words.strip():
+            lines += [f"Its last lines in {where}:", "", "```", *words.splitlines(), "```", ""]
     for f in saved.findings if saved else ():
         hint = f" Hint: {f.hint}" if f.hint else ""
         lines.append(f"- {f.severity} `{f.rule}` {f.package}: {f.action} — {f.reason}.{hint}")
@@ -124,10 +135,11 @@ def qa_installation(site: Site) -> str:
     return site.link_target(site.qa_name) or site.link_target(site.current_name) or ""
 
 
-def write_summary(site: Site, manifest: list[Environment], installation: str | None = None) -> tuple[Path, Path]:
+def write_summary(site: Site, manifest: Sequence[Environment], kernels: Sequence[Kernel],
+                  installation: str | None = None) -> tuple[Path, Path]:
     """Regenerate reports/summary.md and reports/summary.csv; returns their paths."""
     installation = installation or qa_installation(site)
-    rows = make_rows(site, manifest, installation)
+    rows = make_rows(site, manifest, installation, kernels)
     findings = {r.environment: f for r in rows if (f := load_findings(site, r.environment)) is not None}
     md, csv_path = site.reports_dir / "summary.md", site.reports_dir / "summary.csv"
     atomic.write_text(md, render_markdown(rows, findings, installation))

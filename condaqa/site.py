@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from condaqa import proc
 from condaqa.errors import ConfigError, SiteError
+from condaqa.inputs import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,12 +30,14 @@ _KEYS: dict[str, tuple[type, object]] = {
     "kernels": (str, "kernels"),
     "manifest": (str, "environments.ini"),
     "checks": (str, "../env_checks"),
-    "reports": (str, "../reports"),
+    "reports": (str, ""),  # default: reports/ in the folder condaqa or pytest runs from
     "engine": (str, "rattler"),
     "channels": (list, []),
     "pip_args": (list, []),
     "demo": (bool, False),
     "platform": (str, ""),
+    "nb_conda_kernels": (bool, False),  # the hub finds kernels with nb_conda_kernels (names derive from prefixes)
+    "offline": (bool, False),  # preflight reads remote channels' repodata from its cache only
 }
 
 
@@ -53,13 +59,15 @@ class Site:
     pip_args: tuple[str, ...]
     demo: bool
     platform: str = field(default="")
+    nb_conda_kernels: bool = False
+    offline: bool = False
 
     @property
-    def current(self) -> Path:
+    def current_link(self) -> Path:
         return self.root / self.current_name
 
     @property
-    def qa(self) -> Path:
+    def qa_link(self) -> Path:
         return self.root / self.qa_name
 
     @property
@@ -88,6 +96,12 @@ class Site:
         if not path.is_dir():
             raise SiteError(f"{self.root}: no installation {link_or_name!r}")
         return Installation(path.name, path)
+
+    def current_installation(self) -> Installation:
+        return self.installation(self.current_name)
+
+    def qa_installation(self) -> Installation:
+        return self.installation(self.qa_name)
 
     def link_target(self, link: str) -> str | None:
         """The installation folder name a site symlink points to, or None if it is absent."""
@@ -130,10 +144,20 @@ class Installation:
         )
 
     def conda_version(self) -> str | None:
-        """The version of conda installed in the base prefix, if conda is installed there."""
-        for record in sorted((self.path / "conda-meta").glob("conda-[0-9]*.json")):
-            return record.name.split("-")[1]
+        """The version of conda installed in the base prefix: from its record, else `bin/conda --version`."""
+        return _conda_version(self.path)
+
+
+@functools.lru_cache(maxsize=32)
+def _conda_version(path: Path) -> str | None:
+    for record in sorted((path / "conda-meta").glob("conda-[0-9]*.json")):
+        return record.name.split("-")[1]
+    conda = path / "bin" / "conda"
+    if not conda.exists():
         return None
+    done = proc.run([str(conda), "--version"], environ=proc.foreign_environ(), timeout=60)
+    words = (done.stdout + done.stderr).split()  # conda 4.3 printed it on stderr
+    return words[1] if done.ok and len(words) >= 2 and words[0] == "conda" else None
 
 
 def channel_url(root: Path, channel: str) -> str:
@@ -144,16 +168,19 @@ def channel_url(root: Path, channel: str) -> str:
     return (root / channel).as_uri()
 
 
-def site_file(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Which site.toml to use: the argument, else $CONDAQA_SITE, else manifests/site.toml."""
-    chosen = explicit or os.environ.get(SITE_ENV_VAR) or DEFAULT_SITE
+def site_file(explicit: str | os.PathLike[str] | None = None, base: Path | None = None) -> Path:
+    """Which site.toml to use: the argument, else $CONDAQA_SITE, else manifests/site.toml under `base`."""
+    chosen = explicit or os.environ.get(SITE_ENV_VAR) or (base or Path.cwd()) / DEFAULT_SITE
     return Path(chosen).expanduser().resolve()
 
 
-def load_site(explicit: str | os.PathLike[str] | None = None) -> Site:
-    path = site_file(explicit)
+def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None = None) -> Site:
+    """Read site.toml; `base` is the folder condaqa runs from (pytest: its rootdir), where reports go
+    unless site.toml names a folder inside the site or inside `base`."""
+    path = site_file(explicit, base)
+    runs_from = (base or Path.cwd()).resolve()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path, "a site file", ConfigError, limit=1 << 20))
     except FileNotFoundError:
         raise ConfigError(f"{path}: site file not found (use --site or {SITE_ENV_VAR})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -162,12 +189,15 @@ def load_site(explicit: str | os.PathLike[str] | None = None) -> Site:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: missing [site] table")
     values = _validated(path, table)
-    base = path.parent
 
     def rel(value: str) -> Path:
-        return (base / Path(value).expanduser()).resolve()
+        return (path.parent / Path(value).expanduser()).resolve()
 
     root = rel(values["root"])
+    reports = rel(values["reports"]) if values["reports"] else runs_from / "reports"
+    if values["reports"] and not any(reports == r or r in reports.parents for r in (root, runs_from)):
+        raise ConfigError(f"{path}: [site] reports = {values['reports']!r} is {reports}, outside both the site root "
+                          f"{root} and the folder condaqa runs from ({runs_from})")
     return Site(
         file=path,
         root=root,
@@ -177,20 +207,22 @@ def load_site(explicit: str | os.PathLike[str] | None = None) -> Site:
         kernels_dir=root / values["kernels"],
         manifest=rel(values["manifest"]),
         checks_dir=rel(values["checks"]),
-        reports_dir=rel(values["reports"]),
+        reports_dir=reports,
         engine=values["engine"],
         channels=tuple(values["channels"]),
         pip_args=tuple(values["pip_args"]),
         demo=values["demo"],
         platform=values["platform"],
+        nb_conda_kernels=values["nb_conda_kernels"],
+        offline=values["offline"],
     )
 
 
-def _validated(path: Path, table: dict) -> dict:
+def _validated(path: Path, table: dict[str, object]) -> dict[str, Any]:
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [site]: {', '.join(unknown)}; known: {', '.join(_KEYS)}")
-    values = {}
+    values: dict[str, Any] = {}
     for key, (kind, default) in _KEYS.items():
         if key not in table:
             if default is None:
@@ -198,7 +230,7 @@ def _validated(path: Path, table: dict) -> dict:
             values[key] = default
             continue
         value = table[key]
-        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+        if not isinstance(value, kind) or (isinstance(value, list) and not all(isinstance(v, str) for v in value)):
             want = "a list of strings" if kind is list else kind.__name__
             raise ConfigError(f"{path}: [site] {key} must be {want}, got {value!r}")
         values[key] = value

@@ -12,8 +12,14 @@ import os
 import sys
 from pathlib import Path
 
-from condaqa import audit, results
+from condaqa import qualification
+from condaqa.build.stamp import write_stamp
+from condaqa.kernels.specs import find_kernels
+from condaqa.lifecycle import audit
+from condaqa.manifest import load_manifest
 from condaqa.site import Site, load_site
+from condaqa.triage import triaged
+from condaqa.vocab import Action, Category, Outcome
 
 OLD, NEW = "v4.3", "v4.8"
 ENVS = ("alpha", "beta")
@@ -45,7 +51,7 @@ def make_site(tmp_path: Path, envs: tuple[str, ...] = ENVS, *, kernels: bool = T
     toml = "".join(f'[{env}]\nimports = ["{env}_mod"]\n' for env in envs)
     (manifests / "environments.toml").write_text(toml, encoding="utf-8")
     (manifests / "site.toml").write_text('[site]\nroot = "../conda"\n', encoding="utf-8")
-    return load_site(manifests / "site.toml")
+    return load_site(manifests / "site.toml", base=base)
 
 
 def make_installation(path: Path, envs: tuple[str, ...]) -> None:
@@ -85,20 +91,30 @@ def write_kernel(root: Path, name: str, python: str, env: dict[str, str] | None 
     return path
 
 
-def qualify(site: Site, installation: str = NEW, outcome: str = results.PASSED, envs: tuple[str, ...] = ENVS) -> None:
-    """Record a qualification result for each environment, as the pytest plugin would."""
-    for env in envs:
-        result = results.EnvResult(env=env, installation=installation, disposition="replicate", outcome=outcome)
-        if outcome != results.PASSED:
-            result.first_error = f"ImportError: no module named {env}_mod"
-        results.save(site, result)
+def qualify(site: Site, installation: str = NEW, outcome: Outcome = Outcome.PASSED,
+            envs: tuple[str, ...] = ENVS) -> None:
+    """Record every required check of each environment through the library, as the plugin does after
+    running them: the environment stamped as built by condaqa, then each check's outcome."""
+    kernels = find_kernels(site)
+    for env in load_manifest(site.manifest):
+        if env.name not in envs:
+            continue
+        stamp = write_stamp(site.root / installation / "envs" / env.name, env.name, "selftest")
+        qualification.record_build(site, installation, env, stamp, rebuilt=True, seconds=0.1)
+        required = qualification.required_checks(site, env, kernels)
+        for check in required:
+            failed = outcome is Outcome.FAILED and check == qualification.IMPORTS
+            found = triaged(Category.IMPORT_FAILED, env.name, f"ImportError: no module named {env.name}_mod") if failed \
+                else None
+            qualification.record(site, installation, env, check, outcome if check == qualification.IMPORTS else
+                                 Outcome.PASSED, build_id=stamp.build_id, required=required, triage=found)
 
 
 def audit_state(site: Site, start: str = OLD) -> str:
     """Where the audit log says `current` points: replay cutovers and rollbacks from `start`."""
     state = start
     for record in audit.records(site):
-        if record["action"] in (audit.CUTOVER, audit.ROLLBACK):
+        if record["action"] in (Action.CUTOVER, Action.ROLLBACK):
             assert record["from"] == state, f"audit jumps from {state} to a record starting at {record['from']}"
             state = record["to"]
     return state

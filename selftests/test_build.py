@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from condaqa.build import built_digest, refuse_current, replicate
+from condaqa.build.replicate import refuse_unsafe_target, replicate
+from condaqa.build.stamp import fingerprint, read_stamp
+from condaqa.checks.imports import import_modules
+from condaqa.fence import fence_for
 from condaqa.errors import BuildError
 from condaqa.manifest import load_manifest
 from condaqa.prefix import read_history, read_prefix
@@ -25,11 +29,12 @@ def test_replicate_writes_conda_history_and_is_idempotent(demo_site):
     assert [(d.name, d.version) for d in contents.pip] == [("codebook", "1.2.0")]
     history = (first.prefix / "conda-meta" / "history").read_text()
     assert history.startswith("==> ") and "# cmd: condaqa replicate --env nhis_reformat" in history
-    assert "+main/noarch::tabular-1.1.0-pyh_0" in history
+    assert f"+{(demo_site.root / 'main').as_uri()}/noarch::tabular-1.1.0-pyh_0" in history  # conda's dist format
     [revision] = read_history(first.prefix)
     assert "tabular=1.1.0" in revision.specs["update"]
     again = replicate(demo_site, env)
-    assert not again.rebuilt and built_digest(again.prefix) == again.plan.digest()
+    stamp = read_stamp(again.prefix)
+    assert not again.rebuilt and stamp is not None and stamp.digest == again.plan.digest()
     assert replicate(demo_site, env, rebuild=True).rebuilt
     assert "up to date" in first.log.read_text()
 
@@ -48,6 +53,32 @@ def test_unsatisfiable_pin_fails_with_the_solver_message(demo_site):
 
 def test_never_builds_under_current(demo_site):
     with pytest.raises(BuildError, match="refusing to write there"):
-        refuse_current(demo_site, demo_site.root / "current" / "envs" / "x")
+        refuse_unsafe_target(demo_site, demo_site.root / "current" / "envs" / "x")
     with pytest.raises(BuildError, match="refusing to write there"):
         replicate(demo_site, env_named(demo_site, "hlink"), target="v4.3")
+
+
+def test_an_environment_condaqa_did_not_build_is_not_replaced_without_rebuild(demo_site):
+    prefix = demo_site.root / "v4.8" / "envs" / "hlink"
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "conda-meta" / "history").write_text("")
+    (prefix / "notes.txt").write_text("someone's work")
+    with pytest.raises(BuildError, match="was not built by condaqa") as caught:
+        replicate(demo_site, env_named(demo_site, "hlink"))
+    assert caught.value.stage == "guard" and str(prefix) in str(caught.value)
+    assert (prefix / "notes.txt").read_text() == "someone's work"
+    assert replicate(demo_site, env_named(demo_site, "hlink"), rebuild=True).rebuilt
+    assert not (prefix / "notes.txt").exists()
+
+
+def test_bytecode_is_compiled_at_link_time_and_listed_as_conda_does(demo_site):
+    built = replicate(demo_site, env_named(demo_site, "hlink"))
+    record = json.loads(next((built.prefix / "conda-meta").glob("linkage-*.json")).read_text())
+    pycs = [f for f in record["files"] if f.endswith(".pyc")]
+    assert pycs and all((built.prefix / f).is_file() for f in pycs)
+    assert {"_path": pycs[0], "path_type": "pyc_file"} in record["paths_data"]["paths"]
+    assert record["requested_spec"] == "linkage=2.2.0"
+    fence = fence_for(demo_site)
+    runs = import_modules(fence, "hlink", built.prefix / "bin" / "python", ["linkage", "ipumsdata", "ipykernel"])
+    assert [r.name for r in runs if not r.passed] == []
+    assert fingerprint(built.prefix) == built.stamp.fingerprint  # importing wrote nothing untracked

@@ -6,7 +6,7 @@ import pytest
 
 from condaqa.cli import main
 from condaqa.manifest import load_manifest
-from condaqa.spec import load_spec
+from condaqa.spec.format import load_spec
 
 
 def run(site, capsys, *args: str) -> tuple[int, str, str]:
@@ -68,7 +68,8 @@ def test_replicate_failure_exits_1_and_names_the_log(demo_site, capsys):
 
 def test_export_from_history_writes_what_users_asked_for(demo_site, capsys):
     code, _, _ = run(demo_site, capsys, "export", "--env", "nhis_reformat", "--from-history")
-    spec = load_spec(demo_site.specs_dir / "nhis_reformat.yml")
+    spec = load_spec(demo_site.specs_dir / "from-history" / "nhis_reformat.yml")
+    assert not (demo_site.specs_dir / "nhis_reformat.yml").exists()  # the pinned export is not overwritten
     assert code == 0
     assert spec.dependencies == ["fixedwidth", "pip", "python"] and spec.pip == ["codebook==1.2.0"]
 

@@ -17,11 +17,11 @@ import pytest
 import rattler
 import yaml
 
-from condaqa import sanitize
+from condaqa.plan import foreign as sanitize
 from condaqa.cli import main
 from condaqa.errors import SpecError
-from condaqa.requirements import parse_conda, parse_pip
-from condaqa.spec import dump_spec, load_spec, parse_spec
+from condaqa.plan.entries import parse_conda, parse_pip
+from condaqa.spec.format import dump_spec, load_spec, parse_spec
 
 # A copy of the shared corpus travels with the selftests; CONDAQA_CORPUS points at another one.
 CORPUS = Path(os.environ.get("CONDAQA_CORPUS", Path(__file__).resolve().parent / "data" / "corpus"))

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from helpers_sites import NEW, OLD, audit_state, kernel_paths, make_site, qualify, tree_listing
 
-from condaqa import audit, cutover
+from condaqa.lifecycle import audit, switch
 from condaqa.cli import main
 from condaqa.site import Site
-from condaqa.sitelock import lock_file
+from condaqa.locks import lock_file
 
 PAIRS = 500
 READERS = 8
@@ -40,17 +40,17 @@ print(ok, failed)
 # Waits for the start file, then cuts over with a gate slowed down to hold the site lock a while.
 RACER = """
 import os, sys, time
-from condaqa import cutover
 from condaqa.errors import CondaqaError
+from condaqa.lifecycle import switch
 from condaqa.site import load_site
 site, start = load_site(sys.argv[1]), sys.argv[2]
-gate = cutover.gate
-cutover.gate = lambda *args: (time.sleep(1.0), gate(*args))[1]
+gate = switch.gate
+switch.gate = lambda *args: (time.sleep(1.0), gate(*args))[1]
 print("ready", flush=True)
 while not os.path.exists(start):
     time.sleep(0.001)
 try:
-    cutover.cutover(site)
+    switch.cutover(site)
     print("proceeded")
 except CondaqaError as exc:
     print(f"refused: {exc}")
@@ -76,8 +76,8 @@ def test_readers_never_miss_current_during_cutover_rollback_pairs(site: Site, tm
     readers = [spawn(READER, paths[i % 2], stop) for i in range(READERS)]
     try:
         for _ in range(PAIRS):
-            cutover.cutover(site)
-            cutover.rollback(site)
+            switch.cutover(site)
+            switch.rollback(site)
     finally:
         stop.touch()
         counts = [tuple(map(int, r.communicate(timeout=60)[0].split())) for r in readers]
@@ -87,7 +87,7 @@ def test_readers_never_miss_current_during_cutover_rollback_pairs(site: Site, tm
 
 
 def kill_after(site: Site, step: str, *argv: str) -> None:
-    env = {**os.environ, cutover.CRASH_ENV: step}
+    env = {**os.environ, switch.CRASH_ENV: step}
     done = subprocess.run(
         [sys.executable, "-m", "condaqa.cli", "--site", str(site.file), *argv], env=env, capture_output=True, text=True
     )
@@ -96,15 +96,15 @@ def kill_after(site: Site, step: str, *argv: str) -> None:
 
 def assert_sound(site: Site, expected: str) -> None:
     """`current` resolves to a complete installation: the old one or the new one, never neither."""
-    assert os.readlink(site.current) == expected
-    assert (site.current / "conda-meta").is_dir()
+    assert os.readlink(site.current_link) == expected
+    assert (site.current_link / "conda-meta").is_dir()
     assert (site.root / "envs" / "alpha" / "bin" / "python").exists()
 
 
 def assert_settled(site: Site, trees: dict[str, list[str]]) -> None:
     """No leftovers, the audit log replays to where `current` points, pinned kernels follow it."""
-    current = os.readlink(site.current)
-    assert not cutover.intent_file(site).exists()
+    current = os.readlink(site.current_link)
+    assert not switch.intent_file(site).exists()
     assert not list(site.root.glob(".*.condaqa-new.*"))
     assert lock_file(site).read_text() == ""
     assert audit_state(site) == current
@@ -116,11 +116,11 @@ def snapshot(site: Site) -> dict[str, list[str]]:
     return {n: tree_listing(site.root / n) for n in (OLD, NEW)}
 
 
-@pytest.mark.parametrize("step", cutover.CUTOVER_STEPS)
+@pytest.mark.parametrize("step", switch.CUTOVER_STEPS)
 def test_cutover_killed_after_each_step(site: Site, step: str, capsys) -> None:
     trees = snapshot(site)
     kill_after(site, step, "cutover")
-    swapped = cutover.CUTOVER_STEPS.index(step) >= cutover.CUTOVER_STEPS.index("swap")
+    swapped = switch.CUTOVER_STEPS.index(step) >= switch.CUTOVER_STEPS.index("swap")
     assert_sound(site, NEW if swapped else OLD)
     assert main(["--site", str(site.file), "rollback" if swapped else "cutover"]) == 0
     out = capsys.readouterr().out
@@ -132,12 +132,12 @@ def test_cutover_killed_after_each_step(site: Site, step: str, capsys) -> None:
     assert_settled(site, trees)
 
 
-@pytest.mark.parametrize("step", cutover.ROLLBACK_STEPS)
+@pytest.mark.parametrize("step", switch.ROLLBACK_STEPS)
 def test_rollback_killed_after_each_step(site: Site, step: str, capsys) -> None:
     trees = snapshot(site)
-    cutover.cutover(site)
+    switch.cutover(site)
     kill_after(site, step, "rollback")
-    swapped = cutover.ROLLBACK_STEPS.index(step) >= cutover.ROLLBACK_STEPS.index("swap")
+    swapped = switch.ROLLBACK_STEPS.index(step) >= switch.ROLLBACK_STEPS.index("swap")
     assert_sound(site, OLD if swapped else NEW)
     assert main(["--site", str(site.file), "cutover" if swapped else "rollback"]) == 0
     out = capsys.readouterr().out
@@ -154,4 +154,4 @@ def test_two_cutovers_started_together_exactly_one_proceeds(site: Site, tmp_path
     outputs = sorted(r.communicate(timeout=60)[0].strip() for r in racers)
     assert outputs[0] == "proceeded"
     assert outputs[1].startswith("refused: ") and "the site is locked by 'condaqa cutover' (pid" in outputs[1]
-    assert [r["action"] for r in audit.records(site)] == ["cutover"] and os.readlink(site.current) == NEW
+    assert [r["action"] for r in audit.records(site)] == ["cutover"] and os.readlink(site.current_link) == NEW

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from condaqa.findings import read_findings
+from condaqa.plan.findings import read_findings
 
 from conftest import write_project
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from condaqa.build import replicate
+from condaqa.build.replicate import replicate
 from condaqa.engines import get_engine
 from condaqa.errors import BuildError, ConfigError
 from condaqa.manifest import load_manifest

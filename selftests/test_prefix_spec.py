@@ -11,7 +11,8 @@ import yaml
 from condaqa import atomic
 from condaqa.errors import PrefixError, SpecError
 from condaqa.prefix import normalize, read_history, read_prefix, requested_specs, top_level_modules
-from condaqa.spec import dump_spec, export_environment, load_spec, parse_spec, write_spec
+from condaqa.spec.export import export_environment
+from condaqa.spec.format import dump_spec, load_spec, parse_spec
 
 
 def current_prefix(site, env):

@@ -1,77 +1,103 @@
-"""The summary spreadsheet: reports/summary.md and .csv from saved results and findings."""
+"""The summary spreadsheet: reports/summary.md and .csv from where each environment stands and its findings."""
 
 from __future__ import annotations
 
 import csv
 import json
 
-from helpers_sites import make_site
+from helpers_sites import NEW, make_site, qualify
 
-from condaqa import findings, report, results, triage
+from condaqa import qualification, report, triage
+from condaqa.build.stamp import write_stamp
 from condaqa.cli import main
+from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
-from condaqa.plan import BuildPlan, PostStep
-from condaqa.findings import ERROR, INFO, Finding
+from condaqa.plan import findings
+from condaqa.plan.findings import Finding
+from condaqa.plan.model import BuildPlan, PostStep
+from condaqa.site import Site
+from condaqa.vocab import Category, Outcome, PlanSource, Rule, Severity, StepKind
 
 ENVS = ("alpha", "beta", "gamma", "delta")
 
 
+def fail(site: Site, name: str, check: str, category: Category, detail: str, qa: str = "", current: str = "") -> None:
+    """Qualify `name`, then record `check` failed as the plugin would after triage."""
+    env = next(e for e in load_manifest(site.manifest) if e.name == name)
+    if check.startswith(qualification.OWNER):
+        script = site.checks_dir / check.removeprefix(qualification.OWNER)
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text("raise KeyError('x')\n")
+    stamp = write_stamp(site.root / NEW / "envs" / name, name, "selftest")
+    qualification.record_build(site, NEW, env, stamp, rebuilt=True, seconds=0.4)
+    required = qualification.required_checks(site, env, find_kernels(site))
+    found = triage.triaged(category, name, detail, qa, current)
+    qualification.record(site, NEW, env, check, Outcome.FAILED, build_id=stamp.build_id, required=required,
+                         triage=found, qa_tail=qa, current_tail=current)
+
+
 def qualified_site(tmp_path):
     """alpha passed with findings and an override, beta failed, gamma already broken, delta not run."""
-    site = make_site(tmp_path, ENVS)
-    results.save(site, results.EnvResult("alpha", "v4.8", "replicate", "team-a", build_seconds=2.345))
-    beta = results.EnvResult("beta", "v4.8", "replicate", "team-b", build_seconds=0.4)
-    beta.record_test("test_builds[beta]", results.FAILED, "failed at solve: tabular | pinned twice\nmore",
-                     "unsatisfiable")
-    results.save(site, beta)
-    gamma = results.EnvResult("gamma", "v4.8", "replicate")
-    gamma.record_test("test_owner_check[gamma-x]", results.FAILED, "check_x.py fails in current too", "already-broken")
-    results.save(site, gamma)
-    results.save(site, results.EnvResult("legacy", "v4.8", "export", outcome=results.EXPORTED))
-    alpha = [Finding("override", "alpha", "*", "built from alpha.yml", "hand-fixed"),
-                Finding("missing-version", "alpha", "numpy", "fixed by the override", "numpy=1.0: no such version")]
-    findings.save_findings(site, "alpha", BuildPlan("alpha", ("numpy=1.1",), source="override",
-                                                     post=(PostStep("pip", "git+https://x/y@abc"),)), alpha)
-    findings.save_findings(site, "beta", BuildPlan("beta", ()), [Finding("pip-syntax", "beta", "x", "kept", "unpinned",
-                                                                         ERROR, "pin it")])
+    site = make_site(tmp_path, ENVS, kernels=False)
+    qualify(site, envs=("alpha",))
+    fail(site, "beta", qualification.VERSIONS, Category.VERSION_MISMATCH, "versions differ: tabular | pinned twice\nmore")
+    fail(site, "gamma", "owner:gamma/check_x.py", Category.ALREADY_BROKEN, "check_x.py fails in current too",
+         qa="Traceback\nKeyError: 'x'", current="Traceback\nKeyError: 'x' (current)")
+    legacy = next(e for e in load_manifest(site.manifest) if e.name == "legacy")
+    qualification.record(site, NEW, legacy, qualification.EXPORT, Outcome.PASSED, build_id="", required={})
+    alpha = [Finding(Rule.OVERRIDE, "alpha", "*", "built from alpha.yml", "hand-fixed"),
+             Finding(Rule.MISSING_VERSION, "alpha", "numpy", "fixed by the override", "numpy=1.0: no such version")]
+    findings.save_findings(site, "alpha", BuildPlan("alpha", ("numpy=1.1",), source=PlanSource.OVERRIDE,
+                                                     post=(PostStep(StepKind.PIP, "git+https://x/y@abc"),)), alpha)
+    findings.save_findings(site, "beta", BuildPlan("beta", ()),
+                           [Finding(Rule.PIP_SYNTAX, "beta", "x", "kept", "unpinned", Severity.ERROR, "pin it")])
     return site
 
 
+def rows_of(site: Site) -> dict[str, dict[str, str]]:
+    _, csv_path = report.write_summary(site, load_manifest(site.manifest), [])
+    with csv_path.open(newline="") as handle:  # a cell holds the check's last lines, newlines kept
+        return {r["environment"]: r for r in csv.DictReader(handle)}
+
+
 def test_csv_has_one_row_per_environment_with_the_spreadsheet_columns(tmp_path):
-    site = qualified_site(tmp_path)
-    md, csv_path = report.write_summary(site, load_manifest(site.manifest))
-    rows = {r["environment"]: r for r in csv.DictReader(csv_path.read_text().splitlines())}
+    rows = rows_of(qualified_site(tmp_path))
     assert list(rows) == [*ENVS, "legacy"]
     assert list(rows["alpha"]) == ["environment", "owner", "disposition", "result", "category", "first_error",
-                                   "findings", "override", "build_seconds", "hint"]
+                                   "findings", "override", "build_seconds", "hint", "qa_output", "current_output"]
     alpha = rows["alpha"]
-    assert alpha["findings"] == "2" and alpha["override"] == "yes" and alpha["build_seconds"] == "2.3"
-    assert rows["beta"]["result"] == "failed" and rows["beta"]["category"] == "unsatisfiable"
-    assert rows["beta"]["first_error"] == "failed at solve: tabular | pinned twice"
-    assert rows["beta"]["hint"] == triage.HINTS["unsatisfiable"].format(env="beta")
-    assert rows["delta"]["result"] == report.NOT_RUN and rows["legacy"]["result"] == "exported"
+    assert alpha["result"] == "passed" and alpha["findings"] == "2" and alpha["override"] == "yes"
+    assert rows["beta"]["result"] == "failed" and rows["beta"]["category"] == "version-mismatch"
+    assert rows["beta"]["first_error"] == "versions failed: versions differ: tabular | pinned twice"
+    assert rows["beta"]["hint"] == triage.HINTS[Category.VERSION_MISMATCH].format(env="beta")
+    assert rows["gamma"]["qa_output"] == "Traceback\nKeyError: 'x'"
+    assert rows["gamma"]["current_output"].endswith("(current)")
+    assert rows["delta"]["result"] == "never" and rows["legacy"]["result"] == "exported"
 
 
-def test_markdown_puts_failures_first_and_lists_findings_under_them(tmp_path):
+def test_markdown_puts_failures_first_and_lists_findings_and_the_checks_words_under_them(tmp_path):
     site = qualified_site(tmp_path)
-    md, _ = report.write_summary(site, load_manifest(site.manifest))
+    md, _ = report.write_summary(site, load_manifest(site.manifest), [])
     text = md.read_text()
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == ["## Failed", "## Already broken in current (not a regression of the migration)",
-                        "## Passed", "## Export only", "## Not run"]
+                        "## Not qualified (pending, partial, stale, missing or never run)", "## Passed",
+                        "## Export only"]
     failed = text.split("## Failed")[1].split("## Already broken")[0]
-    row = "| beta | team-b | replicate | failed | unsatisfiable | failed at solve: tabular \\| pinned twice |"
+    row = "| beta | - | replicate | failed | version-mismatch | versions failed: versions differ: tabular \\| pinned twice |"
     assert row in failed
     assert "### beta" in failed and "- error `pip-syntax` x: kept — unpinned. Hint: pin it" in failed
+    broken = text.split("## Already broken")[1].split("## Not qualified")[0]
+    assert "Its last lines in qa:" in broken and "KeyError: 'x' (current)" in broken
     passed = text.split("## Passed")[1].split("## Export only")[0]
     assert "### alpha" in passed and "- info `missing-version` numpy: fixed by the override" in passed
     assert "post-create step (pip): `git+https://x/y@abc`" in passed
-    assert "### gamma" in text.split("## Already broken")[1].split("## Passed")[0]
-    assert "5 environments: 1 failed, 1 already broken in current, 1 passed, 1 export only, 1 not run" in text
+    assert "5 environments: 1 failed, 1 already broken in current, 1 not qualified, 1 passed, 1 export only" in text
 
 
-def test_condaqa_report_regenerates_both_files(tmp_path, capsys):
+def test_condaqa_report_regenerates_both_files(tmp_path, capsys, monkeypatch):
     site = qualified_site(tmp_path)
+    monkeypatch.chdir(site.file.parent.parent)  # where the findings were written: reports/ of that folder
     assert main(["--site", str(site.file), "report"]) == 0
     out = capsys.readouterr().out
     assert "5 environments of v4.8: 1 failed, 1 already broken in current" in out
@@ -81,10 +107,11 @@ def test_condaqa_report_regenerates_both_files(tmp_path, capsys):
 
 def test_findings_file_round_trips(tmp_path):
     site = make_site(tmp_path, ("alpha",))
-    finding = Finding("legacy-noarch", "alpha", "varlabels", "installed on its own", "listed", INFO, "")
-    path = findings.save_findings(site, "alpha", BuildPlan("alpha", (), post=(PostStep("conda", "varlabels=0.2"),)),
-                                  [finding])
+    finding = Finding(Rule.LEGACY_NOARCH, "alpha", "varlabels", "installed on its own", "listed", Severity.INFO, "")
+    plan = BuildPlan("alpha", (), post=(PostStep(StepKind.CONDA, "varlabels=0.2"),))
+    path = findings.save_findings(site, "alpha", plan, [finding])
     assert path == site.reports_dir / "findings" / "alpha.json"
     assert json.loads(path.read_text())["override"] is False
     saved = findings.load_findings(site, "alpha")
-    assert saved.findings == [finding] and saved.post_steps == [PostStep("conda", "varlabels=0.2")]
+    assert saved is not None
+    assert saved.findings == [finding] and saved.post_steps == [PostStep(StepKind.CONDA, "varlabels=0.2")]

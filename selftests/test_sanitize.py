@@ -15,7 +15,7 @@ import pytest
 
 from condaqa import findings as findings_file
 from condaqa import sanitize, sources
-from condaqa.build import replicate
+from condaqa.build.replicate import replicate
 from condaqa.channels import RepodataIndex
 from condaqa.cli import main
 from condaqa.errors import BuildError, ConfigError, SpecError

@@ -15,7 +15,7 @@ def test_relative_paths_resolve_against_the_site_file(tmp_path):
     assert site.root == tmp_path / "tree"
     assert site.manifest == tmp_path / "m" / "environments.ini"
     assert site.checks_dir == tmp_path / "env_checks"
-    assert site.current == tmp_path / "tree" / "current" and site.qa == tmp_path / "tree" / "qa"
+    assert site.current_link == tmp_path / "tree" / "current" and site.qa_link == tmp_path / "tree" / "qa"
     assert site.channel_urls() == [(tmp_path / "tree" / "main").as_uri(), "https://x.org/c"]
     assert site.expand("{root}/wheelhouse") == f"{tmp_path / 'tree'}/wheelhouse"
 

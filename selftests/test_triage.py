@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from condaqa import checks, findings, sources, triage
-from condaqa.build import replicate
+from condaqa.build.replicate import replicate
 from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError
 from condaqa.manifest import load_manifest
@@ -143,7 +143,7 @@ def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site):
 _PERMISSION_PROBE = """
 import json, sys
 from condaqa import triage
-from condaqa.build import replicate
+from condaqa.build.replicate import replicate
 from condaqa.errors import BuildError
 from condaqa.manifest import load_manifest
 from condaqa.site import load_site

@@ -1,13 +1,16 @@
-"""Subcommands: new-installation, cutover, rollback, retire; and the lifecycle lines of `status`."""
+"""Subcommands: new-installation, qa, cutover, rollback, retire; and the lifecycle lines of `status`."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from condaqa import audit, cutover, installations, sitelock
+from condaqa import locks
 from condaqa.commands import EXIT_OK, command, site_of
+from condaqa.lifecycle import audit, installations, switch
 from condaqa.site import Site
+from condaqa.vocab import Action, QaLink
 
 MAX_WARNINGS = 20
 HISTORY = 10
@@ -22,9 +25,22 @@ def _new_installation_args(parser: argparse.ArgumentParser) -> None:
 
 @command("new-installation", "create an installation beside current and point qa at it", _new_installation_args)
 def new_installation(args: argparse.Namespace) -> int:
-    site = site_of(args)
+    site = site_of(args, need_current=False)
     _print_notes(installations.new_installation(site, args.name, args.installer))
-    print(f"{site.qa} -> {args.name}; build and qualify it with `pytest -n 8`")
+    print(f"{site.qa_link} -> {args.name}; build and qualify it with `pytest -n auto`")
+    return EXIT_OK
+
+
+def _qa_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="an existing installation folder under the site root, e.g. v4.8")
+
+
+@command("qa", "point qa at an existing installation (audited; refused during a cutover or qualification)", _qa_args)
+def qa_command(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    before, notes = installations.point_qa(site, args.name)
+    _print_notes(notes)
+    print(f"{site.qa_link} -> {args.name} (was {before or 'absent'}); qualify it with `pytest -n auto`")
     return EXIT_OK
 
 
@@ -39,7 +55,7 @@ def _cutover_args(parser: argparse.ArgumentParser) -> None:
 def cutover_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     where = f" --to {args.to}" if args.to else ""
-    outcome = cutover.cutover(
+    outcome = switch.cutover(
         site, args.to, force=args.force, reason=args.reason, keep_qa=args.keep_qa, command=f"condaqa cutover{where}"
     )
     _report(site, outcome)
@@ -53,7 +69,7 @@ def _rollback_args(parser: argparse.ArgumentParser) -> None:
 @command("rollback", "switch current back to where it pointed before the last cutover", _rollback_args)
 def rollback_command(args: argparse.Namespace) -> int:
     site = site_of(args)
-    _report(site, cutover.rollback(site, reason=args.reason))
+    _report(site, switch.rollback(site, reason=args.reason))
     return EXIT_OK
 
 
@@ -63,7 +79,8 @@ def _retire_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="confirm the deletion")
 
 
-@command("retire", "delete an old installation or its package cache (never current, qa, the rollback target)", _retire_args)
+@command("retire", "delete an old installation or its package cache (never current, qa, the rollback target)",
+         _retire_args)
 def retire_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     _print_notes(installations.retire(site, args.name, pkgs_only=args.pkgs_only, yes=args.yes))
@@ -74,20 +91,20 @@ def retire_command(args: argparse.Namespace) -> int:
 def lifecycle_status(site: Site) -> list[str]:
     """For `condaqa status`: an unfinished action, the lock, where rollback returns, the audit history."""
     lines = []
-    intent = cutover.pending(site)
+    intent = switch.pending(site)
     if intent is not None:
         lines.append(
             f"pending: an interrupted {intent.action} {intent.old} -> {intent.new} ({intent.started_by}); "
             "the next cutover, rollback or retire settles it"
         )
-    lock = sitelock.lock_status(site)
+    lock = locks.lock_status(site)
     if lock:
         lines.append(f"lock: {lock}")
     target, last = audit.rollback_target(site), audit.last_cutover(site)
     if last is None:
         lines.append("rollback would return to: nothing (no cutover recorded)")
     elif target is None:
-        where = f"{site.current} points to {last['from']}, as before the last cutover"
+        where = f"{site.current_link} points to {last['from']}, as before the last cutover"
         lines.append(f"rollback would return to: nothing ({where})")
     else:
         lines.append(f"rollback would return to: {target} (current before the cutover of {last['time']})")
@@ -98,27 +115,29 @@ def lifecycle_status(site: Site) -> list[str]:
     return lines
 
 
-def describe(record: dict) -> str:
+def describe(record: dict[str, Any]) -> str:
     """One audit record as a line of history."""
     action = record.get("action", "?")
     head = f"{record.get('time', '?')} {record.get('user', '?')}@{record.get('host', '?')} {action}"
-    if action in (audit.CUTOVER, audit.ROLLBACK):
+    if action in (Action.CUTOVER, Action.ROLLBACK):
         text = f"{head} {record['from']} -> {record['to']}, {len(record.get('kernels', []))} kernel spec(s) rewritten"
         if record.get("forced"):
             text += f", FORCED past {len(record.get('gate_failures', []))} problem(s)"
         if record.get("reason"):
             text += f", reason: {record['reason']}"
         return text + (" (finished by recovery)" if record.get("recovered") else "")
-    if action == "abort":
+    if action == Action.ABORT:
         return f"{head} of {record.get('of')} {record.get('from')} -> {record.get('to')}: {record.get('why')}"
-    if action == "retire":
+    if action == Action.RETIRE:
         return f"{head} {record.get('installation')}{' (package cache only)' if record.get('pkgs_only') else ''}"
-    if action == "new-installation":
+    if action == Action.NEW_INSTALLATION:
         return f"{head} {record.get('installation')} ({record.get('installer')}), qa was {record.get('qa_before')}"
+    if action == Action.QA:
+        return f"{head} -> {record.get('installation')}, qa was {record.get('qa_before')}"
     return head
 
 
-def _report(site: Site, outcome: cutover.Outcome) -> None:
+def _report(site: Site, outcome: switch.Outcome) -> None:
     _print_notes(outcome.notes)
     for warning in outcome.warnings[:MAX_WARNINGS]:
         print(f"warning: {warning}")
@@ -129,10 +148,10 @@ def _report(site: Site, outcome: cutover.Outcome) -> None:
         print(f"kernel spec {change['spec']}: {change['from']} -> {change['to']}")
     if intent.forced and intent.gate_failures:
         print(f"forced past {len(intent.gate_failures)} gate problem(s); reason recorded: {intent.reason}")
-    qa = {"remove": "removed", "keep": "kept", "restore": f"restored -> {intent.old}"}.get(intent.qa)
+    qa = {QaLink.REMOVE: "removed", QaLink.KEEP: "kept", QaLink.RESTORE: f"restored -> {intent.old}"}.get(intent.qa)
     if qa:
-        print(f"{site.qa}: {qa}")
-    print(f"{intent.action}: {site.current} -> {intent.new} (was {intent.old}); logged in {audit.log_file(site)}")
+        print(f"{site.qa_link}: {qa}")
+    print(f"{intent.action}: {site.current_link} -> {intent.new} (was {intent.old}); logged in {audit.log_file(site)}")
 
 
 def _print_notes(notes: list[str]) -> None:

@@ -72,7 +72,7 @@ class DemoEnv:
     name: str
     conda: tuple[str, ...]
     pip: tuple[str, ...] = ()
-    kernel: str = ""  # "current" (kernel spec through current) or "versioned" (names v4.3 directly)
+    kernel: str = ""  # "current" (kernel spec through current) or "versioned" (names v4.3 directly, with env)
     history: tuple[str, ...] = field(default=())  # what the users asked for, conda 4.3 style
     pip_args: tuple[str, ...] = ()  # extra arguments for the pip install of `pip`
     git: tuple[str, ...] = ()  # GIT_PACKAGES installed with pip install git+file:///...@commit
@@ -81,9 +81,10 @@ class DemoEnv:
 ENVIRONMENTS = (
     DemoEnv("nhis_reformat", ("python", "pip", "tabular=1.1.0", "fixedwidth=0.4.0"), ("codebook==1.2.0",),
             history=("python", "pip", "fixedwidth")),
-    DemoEnv("hlink", ("python", "pip", "linkage=2.2.0"), kernel="versioned", history=("python", "pip", "linkage")),
-    DemoEnv("super_important_jupyter_kernel", ("python", "pip", "tabular=2.0.0", "datefmt=1.0.0"), kernel="current",
-            history=("python", "pip", "tabular", "datefmt >=1.0")),
+    DemoEnv("hlink", ("python", "pip", "linkage=2.2.0", "ipykernel"), kernel="versioned",
+            history=("python", "pip", "linkage", "ipykernel")),
+    DemoEnv("super_important_jupyter_kernel", ("python", "pip", "tabular=2.0.0", "datefmt=1.0.0", "ipykernel"),
+            kernel="current", history=("python", "pip", "tabular", "datefmt >=1.0", "ipykernel")),
     DemoEnv("survey_weights", ("python", "pip", "tabular=2.0.0"), ("surveyweights==0.3.0",),
             history=("python", "pip", "tabular")),
     DemoEnv("old_not_used", ("python", "tabular=1.0.0", "datefmt=0.9.0"), history=("python", "datefmt=0.9")),

@@ -22,16 +22,18 @@ from pathlib import Path
 
 import rattler
 
-from condaqa.build import pip_install
+from condaqa.build.pip import pip_install
 from condaqa.demo import catalog
+from condaqa.demo.distributions import write_kernel_channel
 from condaqa.demo.gitrepo import make_repo
 from condaqa.demo.packages import python_package, wheel_to_package, write_package, write_wheel
 from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.errors import SiteError
-from condaqa.installations import create_bare
-from condaqa.plan import BuildPlan
+from condaqa.lifecycle.installations import create_bare
+from condaqa.plan.model import BuildPlan
 from condaqa.site import Installation, Site
+from condaqa.vocab import Stage
 
 COMPLETE = Path(".condaqa") / "demo-complete"
 
@@ -58,16 +60,22 @@ def _lock(root: Path) -> Iterator[None]:
 
 def ensure_demo(site: Site, progress=print) -> bool:
     """Build the demo at site.root unless it is there already; True when it was built now."""
+    _refuse_foreign_folder(site.root)
     with _lock(site.root):
         if is_built(site.root):
             if f"catalog {catalog_digest()}" not in (site.root / COMPLETE).read_text(encoding="utf-8"):
                 raise SiteError(f"{site.root} holds a demo site built by an older condaqa (its environments have "
                                 f"changed since); remove it (rm -rf {site.root}) and run again")
             return False
-        if any(child.name != ".condaqa" for child in site.root.iterdir()):
-            raise SiteError(f"{site.root} exists but holds no complete demo site; remove it or point root elsewhere")
+        _refuse_foreign_folder(site.root)
         build_demo(site, progress)
         return True
+
+
+def _refuse_foreign_folder(root: Path) -> None:
+    """A folder that holds anything but a demo (being) built is someone's: the demo is not built there."""
+    if root.is_dir() and not is_built(root) and any(child.name != ".condaqa" for child in root.iterdir()):
+        raise SiteError(f"{root} exists but holds no complete demo site; remove it or point root elsewhere")
 
 
 def build_demo(site: Site, progress=print) -> None:
@@ -103,6 +111,7 @@ def _channels_and_wheels(root: Path) -> None:
     platform = str(rattler.Subdir.current())
     main, mpc, wheelhouse = root / "main", root / "mpc", root / "wheelhouse"
     write_package(main, python_package(platform))
+    write_kernel_channel(main, platform)
     for wheel in sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl")):
         write_package(main, wheel_to_package(wheel, depends=["python"]))
     staging = root / ".condaqa" / "wheels"
@@ -135,9 +144,9 @@ def _pip_installs(site: Site, installation: Installation, env: catalog.DemoEnv, 
     args = ("--no-index", "--find-links", str(site.root / "wheelhouse"))
     with open(_log_file(site, env), "a", encoding="utf-8") as log:
         if env.pip:
-            pip_install(python, list(env.pip), (*args, *env.pip_args), log, stage="pip")
+            pip_install(python, list(env.pip), (*args, *env.pip_args), log, stage=Stage.PIP)
         for name in env.git:
-            pip_install(python, [f"git+{(site.root / 'git' / name).as_uri()}@{commits[name]}"], args, log, stage="pip")
+            pip_install(python, [f"git+{(site.root / 'git' / name).as_uri()}@{commits[name]}"], args, log, stage=Stage.PIP)
 
 
 def _withdraw(root: Path) -> None:
@@ -174,12 +183,15 @@ def _kernels(site: Site) -> None:
             continue
         via = site.current_name if env.kernel == "current" else catalog.OLD
         python = site.root / via / "envs" / env.name / "bin" / "python"
-        spec = {
+        spec: dict[str, object] = {
             "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": f"Python ({env.name})",
             "language": "python",
             "metadata": {"debugger": True},
         }
+        if env.kernel == "versioned":  # as the hub admins wrote it: the data folder and PATH of that very prefix
+            bin_dir = python.parent
+            spec["env"] = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LINKAGE_DATA": str(bin_dir.parent / "share" / env.name)}
         folder = site.kernels_dir / env.name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")

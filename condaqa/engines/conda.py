@@ -1,23 +1,33 @@
 """The conda engine: the new installation's own conda (or mamba) creates the environment.
 
 For sites that want the new conda itself to solve and link. Pip and post-create steps run
-afterwards in build.py exactly as with the rattler engine. There is no conda binary on the
-machines that build condaqa, so the selftests drive this engine through a stand-in
-`bin/conda` that accepts the same command line (see selftests/test_engines.py).
+afterwards in build/replicate.py exactly as with the rattler engine. conda runs fenced off
+from whoever runs condaqa: a private HOME under ROOT/.condaqa/conda-home/<installation>
+(so no ~/.condarc, no ~/.conda/environments.txt and no notices cache of the invoker's),
+the installation's own .condarc and package cache named explicitly, and one writer of that
+cache at a time (conda corrupts a cache two processes extract into: conda #13037, #9484).
+There is no conda binary on the machines that build condaqa: the selftests drive this engine
+through a stand-in that replays what real conda 4.3 to 25.11 wrote and printed.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
+import re
 from pathlib import Path
 from typing import TextIO
 
+from condaqa import atomic, locks, proc
+from condaqa.engines import Engine
 from condaqa.errors import BuildError
-from condaqa.plan import BuildPlan
+from condaqa.plan.model import BuildPlan
 from condaqa.site import Installation, Site
+from condaqa.vocab import Stage
 
-TIMEOUT = 3600
+TIMEOUT = 3600.0
+_ERROR = re.compile(r"^(?:[A-Z]\w*(?:Error|Exception)|conda: error)\b[:(]")
+_PROGRESS = re.compile(r"\r|\d+%\|| it/s\]|^\s*[-\\|/]( [-\\|/])*\s*$")
+_SOLVE_ERRORS = ("PackagesNotFoundError", "ResolvePackageNotFound", "UnsatisfiableError",
+                 "SpecsConfigurationConflictError", "PackageNotFoundError")
 
 
 def executable(installation: Installation) -> Path:
@@ -26,48 +36,84 @@ def executable(installation: Installation) -> Path:
         candidate = installation.path / "bin" / name
         if candidate.exists():
             return candidate
-    raise BuildError(f"{installation.path}/bin has neither conda nor mamba; use engine = \"rattler\"", stage="engine")
+    raise BuildError(f"{installation.path}/bin has neither conda nor mamba; use engine = \"rattler\"", stage=Stage.ENGINE)
+
+
+def home(site: Site, installation: Installation) -> Path:
+    """The HOME conda runs with: condaqa's own, so nothing of the invoker's configuration reaches qa."""
+    return site.state_dir / "conda-home" / installation.name
+
+
+def environ(site: Site, installation: Installation) -> dict[str, str]:
+    private = home(site, installation)
+    private.mkdir(parents=True, exist_ok=True)
+    return proc.foreign_environ({
+        "HOME": str(private),
+        "XDG_CACHE_HOME": str(private / ".cache"),
+        "CONDARC": str(installation.path / ".condarc"),
+        "CONDA_PKGS_DIRS": str(installation.path / "pkgs"),
+        "CONDA_ENVS_DIRS": str(installation.envs_dir),
+        "CONDA_AUTO_UPDATE_CONDA": "false",
+        "CONDA_NOTIFY_OUTDATED_CONDA": "false",
+        "PIP_CONFIG_FILE": "/dev/null",
+    })
+
+
+def _channels(site: Site) -> list[str]:
+    return [arg for url in site.channel_urls() for arg in ("-c", url)]
 
 
 def command(site: Site, installation: Installation, plan: BuildPlan, prefix: Path) -> list[str]:
-    channels = [arg for url in site.channel_urls() for arg in ("-c", url)]
     return [str(executable(installation)), "create", "--yes", "--quiet", "--prefix", str(prefix),
-            "--override-channels", *channels, *plan.conda]
+            "--override-channels", *_channels(site), *plan.conda]
 
 
-class CondaEngine:
+def conda_error(done: proc.Finished) -> str:
+    """conda's own error: from its `SomethingError:` line on, progress bars and spinners left out."""
+    for stream in (done.stderr, done.stdout):
+        lines = [line for line in stream.splitlines() if not _PROGRESS.search(line)]
+        start = next((i for i, line in enumerate(lines) if _ERROR.match(line.strip())), None)
+        if start is not None:
+            return "\n".join(line for line in lines[start:] if line.strip())
+    return done.tail(10)
+
+
+def _stage(message: str, default: Stage) -> Stage:
+    """A solve error of `conda create` is the solver's; of a post-create install, the post step's."""
+    return Stage.SOLVE if default is Stage.INSTALL and message.startswith(_SOLVE_ERRORS) else default
+
+
+class CondaEngine(Engine):
+    name = "conda"
+
+    def _run(self, site: Site, installation: Installation, argv: list[str], log: TextIO, what: str,
+             stage: Stage) -> None:
+        with locks.package_cache(site, installation):
+            done = proc.run(argv, environ=environ(site, installation), timeout=TIMEOUT, log=log)
+        if not done.ok:
+            message = "" if done.timed_out else conda_error(done)
+            raise BuildError(f"{done.problem(what)}" + (f":\n{message}" if message else ""),
+                             stage=_stage(message, stage))
+
     def create(self, site: Site, installation: Installation, plan: BuildPlan, prefix: Path, log: TextIO) -> None:
-        cmd = command(site, installation, plan, prefix)
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA_", "MAMBA", "_CE_"))}
-        env["CONDARC"] = str(installation.path / ".condarc")
-        try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT, env=env)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"conda create did not finish within {TIMEOUT}s", stage="solve") from None
-        log.write(proc.stdout)
-        if proc.returncode != 0:
-            unsat = "UnsatisfiableError" in proc.stdout or "PackagesNotFoundError" in proc.stdout
-            raise BuildError(f"conda create failed:\n{proc.stdout.strip()[-2000:]}", stage="solve" if unsat else "install")
+        self._run(site, installation, command(site, installation, plan, prefix), log, "conda create", Stage.INSTALL)
 
     def add(self, site: Site, installation: Installation, env: str, prefix: Path, spec: str, log: TextIO) -> None:
         """`conda install --freeze-installed SPEC`: one legacy package, nothing already there changed."""
-        channels = [arg for url in site.channel_urls() for arg in ("-c", url)]
-        cmd = [str(executable(installation)), "install", "--yes", "--quiet", "--prefix", str(prefix),
-               "--override-channels", *channels, "--freeze-installed", spec]
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        env_vars = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA_", "MAMBA", "_CE_"))}
-        env_vars["CONDARC"] = str(installation.path / ".condarc")
+        argv = [str(executable(installation)), "install", "--yes", "--quiet", "--prefix", str(prefix),
+                "--override-channels", *_channels(site), "--freeze-installed", spec]
+        self._run(site, installation, argv, log, f"conda install {spec}", Stage.POST_STEP)
+
+    def forget(self, site: Site, installation: Installation, prefix: Path) -> None:
+        """Take a removed prefix out of the environments.txt conda keeps in condaqa's private HOME."""
+        listing = home(site, installation) / ".conda" / "environments.txt"
         try:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT,
-                                  env=env_vars)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"conda install {spec} did not finish within {TIMEOUT}s", stage="post-step") from None
-        log.write(proc.stdout)
-        if proc.returncode != 0:
-            raise BuildError(f"conda install {spec} failed:\n{proc.stdout.strip()[-2000:]}", stage="post-step")
+            lines = listing.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return
+        kept = [line for line in lines if line.strip() and Path(line.strip()) != prefix]
+        if kept != lines:
+            atomic.write_text(listing, "".join(f"{line}\n" for line in kept))
 
 
 ENGINE = CondaEngine()

@@ -1,9 +1,11 @@
 """The rattler engine: solve and link with py-rattler, no conda binary needed.
 
 It is the embedded default (demo, selftests) and builds real environments: real package
-archives, real solver, real linking. py-rattler leaves conda-meta/history empty, so the
-engine writes conda's own history entry with the specs it built from. The py-rattler calls
-run in a child process (see isolated.py).
+archives, real solver, real linking. It leaves them as conda would (records.py) and writes
+conda's own history entry with the specs it built from, which py-rattler leaves empty. The
+py-rattler calls run in the engine worker (worker.py). Its package cache is
+`<installation>/pkgs/.rattler`, apart from conda's own `pkgs/` layout, so that an installation
+built by both engines never has two writers of one cache format.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ import rattler.index
 from rattler.exceptions import SolverError
 
 from condaqa import channels
-from condaqa.engines import isolated
+from condaqa.engines import Engine, records, worker
 from condaqa.engines.history import Dist, append_history, history_entry
 from condaqa.errors import BuildError
-from condaqa.plan import BuildPlan
+from condaqa.plan.model import BuildPlan
 from condaqa.site import Installation, Site
+from condaqa.spec.export import canonical_channel
+from condaqa.vocab import Stage
+
+
+def cache_dir(installation: Installation) -> Path:
+    return installation.path / "pkgs" / ".rattler"
 
 
 def _solve(
@@ -39,48 +47,48 @@ def _solve(
             )
         )
     except SolverError as exc:
-        raise BuildError(f"the solver could not satisfy the specs:\n{exc}", stage="solve") from None
+        raise BuildError(f"the solver could not satisfy the specs:\n{exc}", stage=Stage.SOLVE) from None
+
+
+def _install(records_: list[rattler.RepoDataRecord], installation: Installation, prefix: Path, stage: Stage) -> list[str]:
+    """Link `records_`; returns the conda-meta file names it added."""
+    meta = prefix / "conda-meta"
+    before = set(p.name for p in meta.glob("*.json")) if meta.is_dir() else set()
+    try:
+        asyncio.run(rattler.install(records_, target_prefix=prefix, cache_dir=cache_dir(installation),
+                                    show_progress=False))
+    except Exception as exc:  # py-rattler raises one exception type per failure cause
+        raise BuildError(f"linking failed: {exc}", stage=stage) from None
+    return sorted(p.name for p in meta.glob("*.json") if p.name not in before)
 
 
 def _create(site: Site, installation: Installation, plan: BuildPlan, prefix: Path) -> list[str]:
-    """Solve, link and record history; returns the log lines (runs in the child)."""
+    """Solve, link, finish the records and write history; returns the log lines (runs in the worker)."""
     specs = list(plan.conda)
-    records = _solve(site, specs)
-    try:
-        asyncio.run(
-            rattler.install(records, target_prefix=prefix, cache_dir=installation.path / "pkgs", show_progress=False)
-        )
-    except Exception as exc:  # py-rattler raises one exception type per failure cause
-        raise BuildError(f"linking failed: {exc}", stage="install") from None
-    dists = _dists(site, records)
+    solved = _solve(site, specs)
+    records.finish(prefix, specs, _install(solved, installation, prefix, Stage.INSTALL))
+    dists = _dists(solved)
     append_history(prefix, history_entry(f"condaqa replicate --env {plan.env}", dists, specs, installation.conda_version()))
     return [f"  {d}" for d in sorted(dists, key=str)]
 
 
-def _dists(site: Site, records: list[rattler.RepoDataRecord]) -> list[Dist]:
-    names = {url.rstrip("/"): name for name, url in zip(site.channels, site.channel_urls())}
-    return [
-        Dist(names.get(str(r.channel).rstrip("/"), str(r.channel).rstrip("/")), str(r.subdir), r.name.normalized, str(r.version), r.build)
-        for r in records
-    ]
+def _dists(solved: list[rattler.RepoDataRecord]) -> list[Dist]:
+    """The records as conda's history names them: channel as conda shows it (a local one by its URL)."""
+    return [Dist(canonical_channel(str(r.channel), {}), str(r.subdir), r.name.normalized, str(r.version), str(r.build))
+            for r in solved]
 
 
 def _add(site: Site, installation: Installation, env: str, prefix: Path, spec: str) -> list[str]:
-    """Solve `spec` with every installed record pinned, link only what is new, record history (in the child)."""
+    """Solve `spec` with every installed record pinned, link only what is new, record history (in the worker)."""
     existing = [rattler.PrefixRecord.from_path(p) for p in sorted((prefix / "conda-meta").glob("*.json"))]
     pins = [f"{r.name.normalized} =={r.version} {r.build}" for r in existing]
     try:
-        records = _solve(site, [*pins, spec], locked=existing)
+        solved = _solve(site, [*pins, spec], locked=existing)
     except BuildError as exc:
-        raise BuildError(f"{spec} cannot be added to the environment as built: {exc}", stage="post-step") from None
-    try:
-        asyncio.run(
-            rattler.install(records, target_prefix=prefix, cache_dir=installation.path / "pkgs", show_progress=False)
-        )
-    except Exception as exc:  # py-rattler raises one exception type per failure cause
-        raise BuildError(f"linking {spec} failed: {exc}", stage="post-step") from None
-    have = {(r.name.normalized, str(r.version), r.build) for r in existing}
-    added = [d for d in _dists(site, records) if (d.name, d.version, d.build) not in have]
+        raise BuildError(f"{spec} cannot be added to the environment as built: {exc}", stage=Stage.POST_STEP) from None
+    records.finish(prefix, [spec], _install(solved, installation, prefix, Stage.POST_STEP))
+    have = {(r.name.normalized, str(r.version), str(r.build)) for r in existing}
+    added = [d for d in _dists(solved) if (d.name, d.version, d.build) not in have]
     command = f"condaqa replicate --env {env} (post-create step)"
     append_history(prefix, history_entry(command, added, [spec], installation.conda_version()))
     return [f"  {d}" for d in sorted(added, key=str)]
@@ -92,21 +100,26 @@ def _index(channel: Path) -> None:
 
 def index_channel(channel: Path) -> None:
     """Write repodata.json for every subdir of a local channel folder."""
-    isolated.call(_index, channel)
+    worker.call(_index, channel)
 
 
-class RattlerEngine:
+class RattlerEngine(Engine):
+    name = "rattler"
+
     def create(self, site: Site, installation: Installation, plan: BuildPlan, prefix: Path, log: TextIO) -> None:
         log.write(f"solving {len(plan.conda)} specs against {', '.join(site.channels)}; linking into {prefix}\n")
         log.flush()
-        for line in isolated.call(_create, site, installation, plan, prefix):
+        for line in worker.call(_create, site, installation, plan, prefix):
             log.write(line + "\n")
 
     def add(self, site: Site, installation: Installation, env: str, prefix: Path, spec: str, log: TextIO) -> None:
         log.write(f"adding {spec} to {prefix} on its own, every installed package pinned\n")
         log.flush()
-        for line in isolated.call(_add, site, installation, env, prefix, spec):
+        for line in worker.call(_add, site, installation, env, prefix, spec):
             log.write(line + "\n")
+
+    def forget(self, site: Site, installation: Installation, prefix: Path) -> None:
+        """py-rattler keeps nothing about a prefix outside it."""
 
 
 ENGINE = RattlerEngine()

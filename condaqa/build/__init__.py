@@ -1,0 +1,1 @@
+"""Building an environment in an installation: the plan through an engine, post steps, pip."""

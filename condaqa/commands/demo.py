@@ -1,0 +1,26 @@
+"""Subcommand: demo, the embedded demo site."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from condaqa.commands import EXIT_OK, command
+from condaqa.demo.site import ensure_demo
+from condaqa.site import load_site
+
+
+def _demo_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", metavar="DIR", type=Path, help="where to build it (default: the site's root)")
+
+
+@command("demo", "build the embedded demo site (offline, a few seconds)", _demo_args)
+def demo(args: argparse.Namespace) -> int:
+    site = load_site(getattr(args, "site", None))
+    if args.root is not None:
+        root = args.root.resolve()
+        site = replace(site, root=root, specs_dir=root / site.specs_dir.name, kernels_dir=root / site.kernels_dir.name)
+    if not ensure_demo(site):
+        print(f"demo site already built at {site.root}")
+    return EXIT_OK

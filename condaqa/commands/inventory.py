@@ -1,0 +1,31 @@
+"""Subcommand: inventory of current."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from condaqa.commands import EXIT_OK, command, site_of
+from condaqa.inventory import human_size, inventory
+from condaqa.manifest import starter_ini
+
+
+def _inventory_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ini", action="store_true", help="print a starter environments.ini (all export)")
+
+
+@command("inventory", "list every environment of current: size, owner, last change, kernels", _inventory_args)
+def inventory_command(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    facts = inventory(site)
+    if args.ini:
+        print(starter_ini([(f.name, f.comment()) for f in facts]), end="")
+        return EXIT_OK
+    width = max([len(f.name) for f in facts] + [11])
+    print(f"{'environment':{width}}  {'size':>10}  {'owner':20}  {'modified':10}  kernels")
+    for f in facts:
+        owner = f"{f.user}:{f.group}"
+        day = time.strftime("%Y-%m-%d", time.localtime(f.modified))
+        print(f"{f.name:{width}}  {human_size(f.size):>10}  {owner:20}  {day:10}  {', '.join(f.kernels) or '-'}")
+    print(f"{len(facts)} environments in {site.current_link} -> {site.link_target(site.current_name)}")
+    return EXIT_OK

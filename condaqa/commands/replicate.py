@@ -1,0 +1,47 @@
+"""Subcommand: replicate, building REPLICATE environments in qa without testing them."""
+
+from __future__ import annotations
+
+import argparse
+
+from condaqa import locks, qualification
+from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
+from condaqa.commands.specs import selected
+from condaqa.errors import BuildError
+from condaqa.kernels.specs import find_kernels
+from condaqa.manifest import load_manifest
+from condaqa.plan.findings import load_findings
+from condaqa.triage import classify_build
+
+
+def _replicate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", metavar="NAME", help="only this environment (default: every REPLICATE one)")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild even when the plan is unchanged, and "
+                        "replace an environment in qa that condaqa did not build")
+
+
+@command("replicate", "build REPLICATE environments in qa (idempotent; logs in reports/logs/); "
+         "qualify them with pytest", _replicate_args)
+def replicate_command(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    qa, current = site.qa_installation(), site.current_installation()
+    kernels = find_kernels(site)
+    qualification.check_manifest(load_manifest(site.manifest), kernels)
+    chosen = selected(site, args.env, replicate_only=True)
+    failed = 0
+    with locks.qualifying(site, (qa.name, current.name), "condaqa replicate"):
+        for number, env in enumerate(chosen, 1):
+            print(f"[{number}/{len(chosen)}] {env.name}: ", end="", flush=True)
+            try:
+                built = qualification.build(site, env, kernels, rebuild=args.rebuild)
+            except BuildError as exc:
+                failed += 1
+                saved = load_findings(site, env.name)
+                verdict = classify_build(env.name, exc, saved.findings if saved else ())
+                print(f"FAILED [{verdict.category}] at {exc.stage}: {(verdict.detail or str(exc)).splitlines()[0]}")
+                print(f"    hint: {verdict.hint}\n    log: {exc.log}")
+                continue
+            print(f"built in {built.seconds:.1f}s" if built.rebuilt else "up to date")
+    print(f"{len(chosen) - failed} of {len(chosen)} environments built in {site.qa_link}; none is qualified until "
+          "its checks pass (pytest)")
+    return EXIT_FAILED if failed else EXIT_OK

@@ -1,0 +1,72 @@
+"""Subcommands: status (where the site stands), report (the summary spreadsheet)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from condaqa import qualification, report
+from condaqa.commands import EXIT_OK, command, site_of
+from condaqa.commands.lifecycle import lifecycle_status
+from condaqa.fence import fence_for
+from condaqa.kernels.specs import find_kernels
+from condaqa.manifest import load_manifest
+from condaqa.site import Site
+from condaqa.vocab import Category, Verdict
+
+
+@command("status", "where current and qa point, each environment's qualification (passed, failed, pending, "
+         "partial, stale), the cutover history")
+def status(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    print(f"site      {site.root}  ({site.file})")
+    for link in (site.current_name, site.qa_name):
+        print(f"{link:9} -> {site.link_target(link) or '(absent)'}")
+    for inst in site.installations():
+        print(f"  {inst.name:12} {len(inst.environments()):3} environments  conda {inst.conda_version() or '-'}")
+    print(f"fence     {fence_for(site).describe()}")
+    for line in _qualification_lines(site):
+        print(line)
+    for line in lifecycle_status(site):
+        print(line)
+    return EXIT_OK
+
+
+def _qualification_lines(site: Site) -> list[str]:
+    manifest, kernels = load_manifest(site.manifest), find_kernels(site)
+    lines = []
+    for link in (site.qa_name, site.current_name):
+        target = site.link_target(link)
+        if target is None:
+            continue
+        folder = qualification.results_dir(site, target)
+        if folder.exists() and not os.access(folder, os.R_OK | os.X_OK):
+            lines.append(f"qualification of {target} ({link}): {folder} is not readable by you")
+            continue
+        standings = [qualification.standing(site, target, env, kernels) for env in manifest]
+        if all(s.verdict is Verdict.NEVER for s in standings):
+            continue
+        lines.append(f"qualification of {target} ({link}):")
+        width = max(len(env.name) for env in manifest)
+        for env, found in zip(manifest, standings):
+            category = f" [{found.category}]" if found.category else ""
+            lines.append(f"  {env.name:{width}}  {env.disposition:9}  {found.verdict:8}{category}  {found.reason}")
+    return lines
+
+
+def _report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--installation", metavar="NAME", help="whose results (default: what qa points to)")
+
+
+@command("report", "regenerate reports/summary.md and summary.csv from the saved results and findings", _report_args)
+def report_command(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    manifest, kernels = load_manifest(site.manifest), find_kernels(site)
+    installation = args.installation or report.qa_installation(site)
+    rows = report.make_rows(site, manifest, installation, kernels)
+    md, csv_path = report.write_summary(site, manifest, kernels, installation)
+    broken = sum(1 for r in rows if r.category == Category.ALREADY_BROKEN)
+    failed = sum(1 for r in rows if r.result == Verdict.FAILED) - broken
+    print(f"{len(rows)} environments of {installation}: {failed} failed, {broken} already broken in current; "
+          f"{md} and {csv_path}")
+    return EXIT_OK

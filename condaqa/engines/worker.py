@@ -1,0 +1,162 @@
+"""py-rattler's calls, run in one long-lived child interpreter per process that builds.
+
+py-rattler 0.28's tokio threads can crash the interpreter while it finalizes (a
+"PyGILState_Release" abort or a segfault at exit, in roughly one run in fifteen here), which
+would turn a green run's exit code into 134 or 139. So py-rattler never runs in condaqa's own
+process: a child does the work and leaves through os._exit, never finalizing with those
+threads alive. One child serves every call of a command (or of an xdist worker): starting a
+child and importing the engine cost 83 ms a build when each build had its own. A call that
+does not answer in time, or a Ctrl-C, kills the child; the next call starts a new one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any, TypeVar
+
+from condaqa.errors import BuildError
+from condaqa.vocab import Stage
+
+T = TypeVar("T")
+TIMEOUT = 3600.0  # seconds for one solve or link; a real one takes seconds to minutes
+_HEADER = struct.Struct("!Q")
+
+
+@dataclass
+class _Child:
+    proc: subprocess.Popen[bytes]
+    stderr: IO[bytes]
+    owner: int  # the pid that started it: a forked copy of this process must start its own
+
+
+_child: _Child | None = None
+
+
+def call(func: Callable[..., T], *args: Any, timeout: float = TIMEOUT) -> T:
+    """`func(*args)` in the child; a BuildError (or any error) in the child is raised here."""
+    child = _running()
+    try:
+        _send(child.proc, pickle.dumps((func, args)))
+        answer = _receive(child.proc, timeout)
+    except BaseException:
+        stop()
+        raise
+    if answer is None:
+        code = child.proc.poll()
+        stop()
+        if code is None:
+            raise BuildError(f"the engine did not answer within {timeout:.0f}s and was stopped", stage=Stage.ENGINE)
+        raise BuildError(f"the engine process died (exit code {code}): {_tail(child)}", stage=Stage.ENGINE)
+    kind, value = pickle.loads(answer)
+    if kind == "error":
+        message, stage = value
+        raise BuildError(message, stage=Stage(stage))
+    return value  # type: ignore[no-any-return]
+
+
+def stop() -> None:
+    """Stop the child (if this process started one); the next call starts another."""
+    global _child
+    child, _child = _child, None
+    if child is None or child.owner != os.getpid():
+        return
+    with contextlib.suppress(OSError):
+        if child.proc.stdin is not None:
+            child.proc.stdin.close()
+    try:
+        child.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.proc.pid, signal.SIGKILL)
+        child.proc.wait()
+    child.stderr.close()
+
+
+def _running() -> _Child:
+    global _child
+    if _child is not None and _child.owner == os.getpid() and _child.proc.poll() is None:
+        return _child
+    stderr = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from condaqa.engines.worker import serve; serve()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        start_new_session=True,  # a Ctrl-C reaches condaqa, which stops the child itself
+    )
+    _child = _Child(proc, stderr, os.getpid())
+    return _child
+
+
+def _send(proc: subprocess.Popen[bytes], payload: bytes) -> None:
+    assert proc.stdin is not None
+    data = memoryview(_HEADER.pack(len(payload)) + payload)
+    try:
+        while data:
+            data = data[os.write(proc.stdin.fileno(), data):]
+    except BrokenPipeError:
+        pass  # the child is gone: _receive sees the end of its output
+
+
+def _receive(proc: subprocess.Popen[bytes], timeout: float) -> bytes | None:
+    """One answer, or None if the child died or did not answer within `timeout` seconds."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    if not select.select([fd], [], [], timeout)[0]:
+        return None
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    return _read_exactly(fd, _HEADER.unpack(header)[0])
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _tail(child: _Child) -> str:
+    child.stderr.seek(0)
+    lines = child.stderr.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+    return " | ".join(lines) or "no message"
+
+
+def serve() -> None:
+    """The child's loop: answer each request until condaqa closes the pipe, then leave without finalizing."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    requests, answers = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything the work prints goes to stderr, not into the answers
+    while True:
+        header = requests.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            answers.flush()
+            os._exit(0)
+        func, args = pickle.loads(requests.read(_HEADER.unpack(header)[0]))
+        try:
+            answer: tuple[str, object] = ("ok", func(*args))
+        except BuildError as exc:
+            answer = ("error", (str(exc), str(exc.stage)))
+        except Exception as exc:  # anything py-rattler raises: report it, the parent decides
+            answer = ("error", (f"{type(exc).__name__}: {exc}", str(Stage.ENGINE)))
+        payload = pickle.dumps(answer)
+        answers.write(_HEADER.pack(len(payload)) + payload)
+        answers.flush()
+
+
+atexit.register(stop)

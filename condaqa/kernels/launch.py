@@ -1,0 +1,170 @@
+"""Start a kernel for real, the way JupyterLab does, and ask it to import the environment's modules.
+
+jupyter_client reads a kernel spec (argv with `{connection_file}`, `env`), starts the kernel
+process, and its client waits for `kernel_info` before it runs code. condaqa does exactly
+that with the spec as the cutover will leave it (after_cutover) or as it is (the baseline),
+fenced like every foreign process (fence.py), with the kernel's own stderr kept for the
+failure message. The kernel is shut down and its connection file removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from condaqa import proc
+from condaqa.fence import CurrentChanged, Fence, watching
+from condaqa.kernels.specs import Kernel
+from condaqa.site import Site
+
+_PROBE = """import importlib, json, sys
+_failed = []
+for _name in {modules!r}:
+    try:
+        importlib.import_module(_name)
+    except BaseException as _exc:
+        _failed.append([_name, f"{{type(_exc).__name__}}: {{_exc}}"])
+print("condaqa-probe " + json.dumps({{"prefix": sys.prefix, "failed": _failed}}))
+"""
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """One start of one kernel: did it answer, where did it run, what failed to import."""
+
+    kernel: str
+    ok: bool
+    prefix: str
+    failed: tuple[tuple[str, str], ...]
+    seconds: float
+    problem: str  # why it is not ok, in words; "" when it is
+    stderr: str  # the kernel process's own last lines
+    timed_out: bool = False
+    current_changed: str = ""
+
+
+def after_cutover(site: Site, kernel: Kernel) -> tuple[list[str], dict[str, str]]:
+    """The kernel's argv and env as the cutover will leave them, with `current` resolved: every path into
+    current's installation (through `current`, `envs` or its versioned name) moved to qa's."""
+    qa = str(site.qa_installation().path)
+    moves = [(str(site.current_link), qa), (str(site.root / "envs"), f"{qa}/envs"),
+             (str(site.current_installation().path), qa)]
+
+    def moved(value: str) -> str:
+        for old, new in moves:
+            value = re.sub(re.escape(old) + r"(?=[/:]|$)", lambda _: new, value)
+        return value
+
+    return [moved(a) for a in kernel.argv], {k: moved(v) for k, v in kernel.env.items()}
+
+
+def start(fence: Fence, env: str, kernel: Kernel, argv: Sequence[str], variables: dict[str, str],
+          modules: Sequence[str], timeout: float) -> KernelRun:
+    """Start `kernel` with `argv` and `variables`, wait for it, run the import probe, shut it down."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="condaqa-kernel-") as scratch:
+        folder = Path(scratch) / "kernels" / kernel.name
+        folder.mkdir(parents=True)
+        spec = {"argv": fence.wrap(argv), "display_name": kernel.display_name, "language": "python", "env": variables}
+        (folder / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+        log = Path(scratch) / "kernel.log"
+        try:
+            with watching(fence.site, env, f"kernel {kernel.name}"):
+                answer, problem, timed_out = _run(kernel.name, Path(scratch), log, modules, timeout)
+        except CurrentChanged as exc:
+            return KernelRun(kernel.name, False, "", (), time.monotonic() - started, str(exc), _tail(log),
+                             current_changed=str(exc))
+        stderr = _tail(log)
+    seconds = time.monotonic() - started
+    if answer is None:
+        return KernelRun(kernel.name, False, "", (), seconds, problem, stderr, timed_out)
+    failed = tuple((str(m), str(e)) for m, e in answer.get("failed", []))
+    return KernelRun(kernel.name, not failed, str(answer.get("prefix", "")), failed, seconds,
+                     "" if not failed else "cannot import " + ", ".join(m for m, _ in failed), stderr)
+
+
+def _run(name: str, scratch: Path, log: Path, modules: Sequence[str],
+         timeout: float) -> tuple[dict[str, Any] | None, str, bool]:
+    """(the probe's answer, or None with why and whether it timed out)."""
+    manager = KernelManager(kernel_name=name, connection_file=str(scratch / "connection.json"),
+                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(scratch / "kernels")],
+                                                                  ensure_native_kernel=False))
+    environ = proc.foreign_environ({"PYTHONDONTWRITEBYTECODE": "1", "IPYTHONDIR": str(scratch / "ipython"),
+                                    "JUPYTER_RUNTIME_DIR": str(scratch), "JUPYTER_PLATFORM_DIRS": "1"})
+    with open(log, "wb") as err:
+        try:
+            manager.start_kernel(env=environ, stdout=err, stderr=err)
+        except Exception as exc:  # the launcher raises what Popen raises: the interpreter is not there
+            return None, f"the kernel did not start: {type(exc).__name__}: {exc}", False
+        client = manager.blocking_client()
+        try:
+            client.start_channels()
+            deadline = time.monotonic() + timeout
+            try:
+                client.wait_for_ready(timeout=timeout)
+            except RuntimeError as exc:
+                timed_out = time.monotonic() >= deadline and manager.is_alive()
+                why = f"did not answer kernel_info within {timeout:.0f}s" if timed_out else f"died: {exc}"
+                return None, f"the kernel {why}", timed_out
+            return _probe(client, modules, deadline)
+        finally:
+            client.stop_channels()
+            _shut_down(manager)
+
+
+def _probe(client: Any, modules: Sequence[str], deadline: float) -> tuple[dict[str, Any] | None, str, bool]:
+    msg_id = client.execute(_PROBE.format(modules=list(modules)))
+    words = ""
+    while time.monotonic() < deadline:
+        try:
+            msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        except Exception:  # queue.Empty: nothing more within the deadline
+            break
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            words += content.get("text", "")
+        elif kind == "error":
+            return None, f"the probe failed in the kernel: {content.get('ename')}: {content.get('evalue')}", False
+        elif kind == "status" and content.get("execution_state") == "idle":
+            line = next((w for w in words.splitlines() if w.startswith("condaqa-probe ")), "")
+            if line:
+                data = json.loads(line.removeprefix("condaqa-probe "))
+                return (data if isinstance(data, dict) else None), "", False
+            return None, f"the probe printed nothing a kernel would: {words[-300:]!r}", False
+    return None, "the kernel did not finish running the import probe in time", True
+
+
+def _shut_down(manager: KernelManager) -> None:
+    """Stop the kernel now, its whole process group, and remove its connection file."""
+    pid = getattr(getattr(manager, "provisioner", None), "pid", None)
+    with contextlib.suppress(Exception):
+        manager.shutdown_kernel(now=True)
+    if pid:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        manager.cleanup_resources()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(manager.connection_file)
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_bytes()[-16384:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])

@@ -1,0 +1,1 @@
+"""The installation lifecycle: new installations, the gate, cutover and rollback, retirement, the audit log."""

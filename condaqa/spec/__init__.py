@@ -1,0 +1,1 @@
+"""Environment specs: conda's env file format, and exports from a prefix."""

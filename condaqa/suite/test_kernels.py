@@ -1,0 +1,44 @@
+"""Every kernel that runs a REPLICATE environment starts and runs code in qa before the cutover.
+
+Each kernel is started with jupyter_client as JupyterLab starts it, from the spec the cutover
+will leave behind (versioned paths and `current` moved to qa's installation); it must answer
+`kernel_info`, import the environment's key modules and report qa's environment as sys.prefix.
+A kernel that fails the same way from current's spec is already broken, not a regression.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import NoReturn
+
+import pytest
+
+from condaqa import qualification, triage
+from condaqa.checks.imports import key_modules
+from condaqa.fence import Fence
+from condaqa.kernels.launch import after_cutover, start
+from condaqa.kernels.specs import Kernel
+from condaqa.plugin import Replicated
+from condaqa.site import Site
+
+Fail = Callable[[triage.Triage], NoReturn]
+
+
+@pytest.fixture
+def kernel(kernels: list[Kernel], condaqa_check_id: str) -> Kernel:
+    return {k.name: k for k in kernels}[condaqa_check_id.removeprefix(qualification.KERNEL)]
+
+
+@pytest.mark.condaqa_requires(qualification.KERNEL)
+def test_kernel_starts(replicated_env: Replicated, kernel: Kernel, site: Site, fence: Fence, fail_triaged: Fail) -> None:
+    """The kernel starts as the cutover will leave it, imports the key modules and runs in qa's environment."""
+    replicated_env.require_built()
+    env, expected = replicated_env.env, str(replicated_env.prefix)
+    modules = key_modules(fence, env)
+    argv, variables = after_cutover(site, kernel)
+    qa = start(fence, env.name, kernel, argv, variables, modules, env.timeout)
+    if qa.ok and os.path.realpath(qa.prefix) == os.path.realpath(expected):
+        return
+    baseline = start(fence, env.name, kernel, kernel.argv, kernel.env, modules, env.timeout)
+    fail_triaged(triage.classify_kernel(env, qa, baseline, expected))

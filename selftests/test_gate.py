@@ -1,0 +1,153 @@
+"""The cutover gate accepts only a complete qualification of the build that is on disk now.
+
+Each reproduction of issue #9 runs the real plugin on a demo site (a pytester run that writes
+results), then the real `condaqa cutover`: a partial run after a failure, an environment that
+broke after it passed, a cutover started during a qualification, and an interrupted run each
+end with the gate refusing (exit 1) and naming the environment and why; a full run then lets
+the cutover through.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import write_project
+
+QA_ONLY_FAILURE = 'import sys\nsys.exit(1 if "v4.8" in sys.prefix else 0)\n'
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, demo_site) -> Path:
+    write_project(pytester.path, demo_site.root)
+    return pytester.path
+
+
+def qualify(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", *args)
+
+
+def condaqa(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    site_file = project / "manifests" / "site.toml"
+    return subprocess.run([sys.executable, "-m", "condaqa.cli", "--site", str(site_file), *args], cwd=project,
+                          capture_output=True, text=True, timeout=600)
+
+
+def assert_refused(project: Path, *words: str) -> str:
+    done = condaqa(project, "cutover")
+    assert done.returncode == 1, done.stdout + done.stderr
+    for word in words:
+        assert word in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stderr
+
+
+def test_a_partial_run_after_a_failure_does_not_pass_the_gate(pytester, project, demo_site):
+    (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
+    assert qualify(pytester).ret == 1
+    assert_refused(project, "hlink")
+    builds_only = qualify(pytester, "-k", "test_builds")
+    assert builds_only.ret == 0, builds_only.stdout.str()
+    refused = assert_refused(project, "hlink: failed", "check_regression.py")
+    assert os.readlink(demo_site.root / "current") == "v4.3", refused
+
+
+def test_an_environment_broken_after_it_passed_does_not_pass_the_gate(pytester, project, demo_site):
+    assert qualify(pytester).ret == 0
+    (project / "manifests" / "overrides" / "survey_weights.yml").write_text(
+        "name: survey_weights\nchannels: [main, mpc]\ndependencies:\n  - python\n  - pip\n  - tabular=2.0.0\n"
+        "  - pip:\n      - surveyweights==9.9\n")
+    assert condaqa(project, "replicate", "--env", "survey_weights").returncode == 1
+    assert_refused(project, "survey_weights: failed", "pip")
+
+
+def test_an_environment_emptied_after_it_passed_does_not_pass_the_gate(pytester, project, demo_site):
+    assert qualify(pytester).ret == 0
+    prefix = demo_site.root / "v4.8" / "envs" / "hlink"
+    for child in prefix.iterdir():  # what a full disk during a rebuild leaves: the history file and nothing else
+        if child.name != "conda-meta":
+            subprocess.run(["rm", "-rf", str(child)], check=True)
+    assert_refused(project, "hlink:", str(prefix))
+
+
+def test_a_cutover_during_a_qualification_is_refused(pytester, project, demo_site):
+    assert qualify(pytester).ret == 0
+    running = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--rebuild"],
+                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        log = project / "reports" / "logs" / "nhis_reformat.log"
+        deadline = time.monotonic() + 120
+        while "removing the previous build" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline and running.poll() is None, "the qualification never started a build"
+            time.sleep(0.05)
+        refused = assert_refused(project, "being qualified")
+    finally:
+        running.wait(timeout=600)
+    assert os.readlink(demo_site.root / "current") == "v4.3", refused
+
+
+def test_an_interrupted_run_does_not_pass_the_gate(pytester, project, demo_site):
+    assert qualify(pytester).ret == 0
+    ready = project / "slow-check-started"
+    (project / "env_checks" / "hlink" / "check_slow.py").write_text(
+        f"import pathlib, time\npathlib.Path({str(ready)!r}).touch()\ntime.sleep(60)\n")
+    running = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-k", "hlink"],
+                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert time.monotonic() < deadline and running.poll() is None, "the slow check never started"
+        time.sleep(0.05)
+    os.killpg(running.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole foreground group
+    running.wait(timeout=120)
+    assert_refused(project, "hlink:", "check_slow.py")
+
+
+def test_a_full_run_passes_and_a_new_check_makes_its_environment_stale(pytester, project, demo_site):
+    assert qualify(pytester).ret == 0
+    (project / "env_checks" / "hlink" / "check_added_later.py").write_text("print('fine')\n")
+    assert_refused(project, "hlink: stale", "check_added_later.py")
+    assert qualify(pytester, "-k", "hlink").ret == 0
+    passed = condaqa(project, "cutover")
+    assert passed.returncode == 0, passed.stderr
+    assert os.readlink(demo_site.root / "current") == "v4.8"
+
+
+def test_one_environment_retried_keeps_the_others_qualified(pytester, project):
+    (project / "env_checks" / "nhis_reformat" / "check_flaky.py").write_text(
+        "import os, sys\nsys.exit(0 if os.path.exists(os.environ['CONDAQA_CHECK'] + '.fixed') else 1)\n")
+    assert qualify(pytester).ret == 1
+    assert_refused(project, "nhis_reformat: failed")
+    (project / "env_checks" / "nhis_reformat" / "check_flaky.py.fixed").touch()
+    assert qualify(pytester, "-k", "nhis").ret == 0
+    done = condaqa(project, "cutover")
+    assert done.returncode == 0, done.stderr
+
+
+def test_status_names_each_verdict(pytester, project, demo_site):
+    (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
+    assert qualify(pytester, "-k", "not survey_weights and not (listed_twice and key_packages)").ret == 1
+    (project / "env_checks" / "git_installed" / "check_new.py").write_text("print('new')\n")
+    assert condaqa(project, "replicate", "--env", "survey_weights").returncode == 0
+    out = condaqa(project, "status").stdout
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and len(line.split()) > 2}
+    assert lines["hlink"].split()[2] == "failed" and "check_regression.py" in lines["hlink"]
+    assert lines["survey_weights"].split()[2] == "pending"
+    assert lines["listed_twice"].split()[2] == "partial" and "imports" in lines["listed_twice"]
+    assert lines["git_installed"].split()[2] == "stale" and "check_new.py" in lines["git_installed"]
+    assert lines["nhis_reformat"].split()[2] == "passed" and lines["old_not_used"].split()[2] == "exported"
+
+
+def test_a_kernel_that_runs_an_export_only_environment_is_reported(pytester, project):
+    ini = project / "manifests" / "environments.ini"
+    ini.write_text(ini.read_text().replace("hlink = REPLICATE", "hlink = export"))
+    toml = project / "manifests" / "environments.toml"
+    toml.write_text(toml.read_text().replace('kernel = "hlink"\n', ""))
+    qualify(pytester)
+    assert_refused(project, "hlink: export-only, but kernel hlink runs it")
