@@ -2,8 +2,10 @@
 
 The old installation's conda is what is being migrated away from, so nothing here runs it.
 Formats follow conda 4.3 to 26.x (see reference/conda-formats.md): records are plain JSON
-named name-version-build.json; pip distributions are the *.dist-info / *.egg-info anchors in
-site-packages that no conda record lists among its files.
+named name-version-build.json; pip distributions are every anchor conda's own prefix scan
+finds in site-packages that no conda record lists among its files (`*.dist-info`, `*.egg-info`
+folders and files, `*.egg` folders and zipped eggs, `*.egg-link` develop eggs), plus the eggs
+and develop folders that `easy-install.pth` puts on sys.path.
 """
 
 from __future__ import annotations
@@ -12,11 +14,19 @@ import ast
 import json
 import os
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import Any
 
 from condaqa.errors import PrefixError
+from condaqa.inputs import read_text
+
+Record = dict[str, Any]
+METADATA_LIMIT = 4 << 20  # bytes of one PKG-INFO or METADATA; the largest seen is a few hundred KiB
+PTH_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -27,14 +37,22 @@ class CondaPackage:
     channel: str
     subdir: str
     noarch: str = ""
+    url: str = ""  # the package archive's URL, as `conda list --explicit` prints it
 
 
 @dataclass(frozen=True)
 class PipDistribution:
+    """An installed distribution no conda record owns.
+
+    `direct_url` is its PEP 610 record; a develop egg (`setup.py develop`, `pip install -e` of a
+    setup.py project) gets the same shape, `dir_info.editable`, because its source folder is the
+    only copy there is, and the direct-url rule treats both alike.
+    """
+
     name: str
     version: str
     anchor: Path
-    direct_url: dict | None = None
+    direct_url: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -57,6 +75,7 @@ class PrefixContents:
     conda: tuple[CondaPackage, ...]
     pip: tuple[PipDistribution, ...]
     site_packages: Path | None
+    path_entries: tuple[Path, ...] = ()  # what easy-install.pth adds to sys.path: eggs, develop folders
 
     def versions(self) -> dict[str, str]:
         """name -> version for conda packages and (normalised) pip distributions."""
@@ -74,10 +93,6 @@ def is_environment(path: Path) -> bool:
     return (path / "conda-meta" / "history").is_file()
 
 
-def read_records(prefix: Path) -> list[dict]:
-    """Every conda-meta record as conda loads them (skipping `._*` files)."""
-    return [_load_record(path) for path in _record_files(prefix)]
-
 
 def _record_files(prefix: Path) -> list[Path]:
     meta = prefix / "conda-meta"
@@ -86,17 +101,20 @@ def _record_files(prefix: Path) -> list[Path]:
     return [meta / name for name in sorted(os.listdir(meta)) if name.endswith(".json") and not name.startswith("._")]
 
 
-def _load_record(path: Path) -> dict:
+def _load_record(path: Path) -> Record:
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            record = json.load(handle)
     except (OSError, ValueError) as exc:
         raise PrefixError(f"{path}: unreadable conda-meta record: {exc}") from None
+    if not isinstance(record, dict):
+        raise PrefixError(f"{path}: unreadable conda-meta record: not a JSON object")
+    return record
 
 
-def _channel_and_subdir(record: dict) -> tuple[str, str]:
-    channel = record.get("channel") or record.get("schannel") or ""
-    subdir = record.get("subdir") or ""
+def _channel_and_subdir(record: Record) -> tuple[str, str]:
+    channel = str(record.get("channel") or record.get("schannel") or "")
+    subdir = str(record.get("subdir") or "")
     if not subdir and channel:
         subdir = channel.rstrip("/").rsplit("/", 1)[-1]
     channel = channel.rstrip("/")
@@ -113,75 +131,179 @@ def _site_packages(prefix: Path, python_site_packages_path: str | None) -> Path 
     return found[-1] if found else None
 
 
-def _owned_anchors(records: list[dict]) -> set[str]:
-    owned: set[str] = set()
-    for record in records:
-        _add_owned(owned, record.get("files") or ())
-    return owned
+# What marks a distribution's anchor in a record's file list: the name in front of each, up to the
+# marker, is what the site-packages listing shows (a zipped egg is a file, so its path ends there).
+_OWNED_MARKERS = (".dist-info/", ".egg-info", ".egg/", ".egg\n", ".egg-link")
 
 
-def _add_owned(owned: set[str], files: list[str]) -> None:
-    """Add the dist-info/egg-info names that `files` lists: per path, the first occurrence of each marker.
+def _add_owned(owned: set[str], files: Any) -> None:
+    """Add the anchor names that `files` lists: per path, the first occurrence of each marker.
 
     A record lists up to thousands of paths and only its site-packages ones can hold a marker, so
     the paths are searched as one text (str.find runs in C) rather than one by one.
     """
     try:
-        text = "\n".join(files)
+        text = "\n".join(files) + "\n"
     except TypeError:  # not a list of strings: nothing conda would read as an anchor either
         return
-    for marker in (".dist-info/", ".egg-info"):
+    for marker in _OWNED_MARKERS:
         index = text.find(marker)
         while index >= 0:
             start = text.rfind("\n", 0, index) + 1
-            owned.add(text[start:index + len(marker)].rstrip("/").rsplit("/", 1)[-1])
+            owned.add(text[start:index + len(marker)].rstrip("/\n").rsplit("/", 1)[-1])
             end = text.find("\n", index)
             index = -1 if end < 0 else text.find(marker, end)
 
 
-def _read_metadata(anchor: Path) -> tuple[str, str] | None:
-    meta = anchor / "METADATA" if anchor.suffix == ".dist-info" else anchor
-    if anchor.suffix == ".egg-info" and anchor.is_dir():
-        meta = anchor / "PKG-INFO"
+def _headers(text: str) -> tuple[str, str] | None:
+    """Name and Version of a METADATA / PKG-INFO text, or None when it lacks either."""
+    headers = HeaderParser().parsestr(text)
+    name, version = headers.get("Name"), headers.get("Version")
+    return (str(name), str(version)) if name and version else None
+
+
+def _metadata_file(path: Path) -> tuple[str, str] | None:
     try:
-        headers = HeaderParser().parsestr(meta.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
+        return _headers(read_text(path, "distribution metadata", PrefixError, limit=METADATA_LIMIT))
+    except FileNotFoundError:
         return None
-    if not headers.get("Name") or not headers.get("Version"):
-        return None
-    return headers["Name"], headers["Version"]
 
 
-def _direct_url(anchor: Path) -> dict | None:
+def _zip_member(archive: Path, member: str) -> str | None:
+    """One member of a zipped egg as text, read with the same limits as any metadata file."""
+    try:
+        with zipfile.ZipFile(archive) as egg:
+            try:
+                info = egg.getinfo(member)
+            except KeyError:
+                return None
+            if info.file_size > METADATA_LIMIT:
+                raise PrefixError(f"{archive}: {member} is larger than {METADATA_LIMIT >> 10} KiB; refusing to read it")
+            data = egg.read(info)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        raise PrefixError(f"{archive}: not a readable zipped egg: {exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PrefixError(f"{archive}: {member} is not UTF-8 text") from None
+
+
+def _egg_metadata(egg: Path) -> tuple[str, str] | None:
+    """An easy_install egg: a folder or a zip file, either with EGG-INFO/PKG-INFO."""
+    if egg.is_dir():
+        return _metadata_file(egg / "EGG-INFO" / "PKG-INFO")
+    text = _zip_member(egg, "EGG-INFO/PKG-INFO")
+    return _headers(text) if text is not None else None
+
+
+def _direct_url(anchor: Path) -> dict[str, Any] | None:
     path = anchor / "direct_url.json"
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
+        data = json.loads(read_text(path, "a PEP 610 direct_url.json", PrefixError, limit=PTH_LIMIT))
+    except (PrefixError, ValueError):
         return {"url": "", "invalid": True}
+    return data if isinstance(data, dict) else {"url": "", "invalid": True}
 
 
-def read_pip(site_packages: Path | None, records: list[dict]) -> list[PipDistribution]:
-    return _pip_distributions(site_packages, _owned_anchors(records))
+def _editable(folder: Path) -> dict[str, Any]:
+    """The PEP 610 record pip would have written for an editable install from `folder`."""
+    return {"url": folder.as_uri(), "dir_info": {"editable": True}}
 
 
-_ANCHOR_SUFFIXES = (".dist-info", ".egg-info")  # Path.suffix of an anchor; a bare ".dist-info" has none
-
-
-def _pip_distributions(site_packages: Path | None, owned: set[str]) -> list[PipDistribution]:
-    if site_packages is None or not site_packages.is_dir():
+def _develop_infos(folder: Path) -> list[Path]:
+    """The `*.egg-info` folders `setup.py develop` left in a source folder."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
         return []
+    return [folder / n for n in names if n.endswith(".egg-info") and (folder / n / "PKG-INFO").is_file()]
+
+
+def _egg_link(link: Path, site_packages: Path) -> tuple[PipDistribution, Path]:
+    """A develop egg: `NAME.egg-link` holds the source folder (first line) that easy-install.pth lists."""
+    lines = read_text(link, "a develop egg link", PrefixError, limit=PTH_LIMIT).splitlines()
+    if not lines or not lines[0].strip():
+        raise PrefixError(f"{link}: an empty .egg-link names no source folder")
+    folder = Path(os.path.normpath(site_packages / lines[0].strip()))
+    stem = normalize(link.name[: -len(".egg-link")])
+    infos = [i for i in _develop_infos(folder) if normalize(i.name[: -len(".egg-info")]) == stem] or \
+        _develop_infos(folder)[:1]
+    meta = _metadata_file(infos[0] / "PKG-INFO") if infos else None
+    name, version = meta or (link.name[: -len(".egg-link")], "")  # its source is gone: no version to read
+    return PipDistribution(name, version, link, _editable(folder)), folder
+
+
+def _anchor(anchor: Path, site_packages: Path) -> tuple[PipDistribution | None, Path]:
+    """The distribution behind one site-packages anchor, and the path it stands for on sys.path."""
+    name = anchor.name
+    if name.endswith(".egg-link"):
+        return _egg_link(anchor, site_packages)
+    if name.endswith(".egg"):
+        meta = _egg_metadata(anchor)
+    elif name.endswith(".dist-info"):
+        meta = _metadata_file(anchor / "METADATA")
+    else:  # .egg-info: a folder (setuptools) or a single PKG-INFO file (distutils)
+        meta = _metadata_file(anchor / "PKG-INFO" if anchor.is_dir() else anchor)
+    if meta is None:
+        return None, anchor
+    return PipDistribution(meta[0], meta[1], anchor, _direct_url(anchor)), anchor
+
+
+def _easy_install_entries(site_packages: Path) -> list[Path]:
+    """The folders and eggs easy-install.pth puts on sys.path, as site.py reads it: one path a line,
+    relative to site-packages, `import` lines run rather than read, paths that do not exist skipped."""
+    try:
+        text = read_text(site_packages / "easy-install.pth", "a .pth file", PrefixError, limit=PTH_LIMIT)
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if not line or line.startswith("#") or line.startswith(("import ", "import\t")):
+            continue
+        path = Path(os.path.normpath(site_packages / line))
+        if path.exists() and path not in entries:
+            entries.append(path)
+    return entries
+
+
+def _entry_distributions(entry: Path) -> list[PipDistribution]:
+    """The distributions behind one easy-install.pth entry: an egg, or a develop source folder."""
+    if entry.name.endswith(".egg"):
+        meta = _egg_metadata(entry)
+        return [PipDistribution(meta[0], meta[1], entry)] if meta else []
+    found = []
+    for info in _develop_infos(entry) if entry.is_dir() else []:
+        meta = _metadata_file(info / "PKG-INFO")
+        if meta is not None:
+            found.append(PipDistribution(meta[0], meta[1], info, _editable(entry)))
+    return found
+
+
+_ANCHOR_SUFFIXES = (".dist-info", ".egg-info", ".egg", ".egg-link")  # a bare ".egg" names nothing
+
+
+def _pip_distributions(site_packages: Path | None, owned: set[str]) -> tuple[list[PipDistribution], list[Path]]:
+    """The distributions no conda record owns, and the easy-install.pth entries on sys.path."""
+    if site_packages is None or not site_packages.is_dir():
+        return [], []
     dists = []
+    seen: set[str] = set()  # real paths already read: an egg listed in easy-install.pth, a develop folder
     for name in sorted(os.listdir(site_packages)):  # names: sorting Paths costs more than reading them
         if not name.endswith(_ANCHOR_SUFFIXES) or name in _ANCHOR_SUFFIXES or name in owned:
             continue
-        anchor = site_packages / name
-        meta = _read_metadata(anchor)
-        if meta is None:
-            continue
-        dists.append(PipDistribution(meta[0], meta[1], anchor, _direct_url(anchor)))
-    return dists
+        dist, stands_for = _anchor(site_packages / name, site_packages)
+        seen.add(os.path.realpath(stands_for))
+        if dist is not None:
+            dists.append(dist)
+    entries = _easy_install_entries(site_packages)
+    for entry in entries:
+        if os.path.realpath(entry) not in seen and entry.name not in owned:
+            seen.add(os.path.realpath(entry))
+            dists += _entry_distributions(entry)
+    return dists, entries
 
 
 def read_prefix(prefix: Path) -> PrefixContents:
@@ -195,17 +317,17 @@ def read_prefix(prefix: Path) -> PrefixContents:
         try:
             channel, subdir = _channel_and_subdir(record)
             noarch = record.get("noarch") or ""
-            conda.append(
-                CondaPackage(record["name"], record["version"], record["build"], channel, subdir, str(noarch))
-            )
+            conda.append(CondaPackage(record["name"], record["version"], record["build"], channel, subdir,
+                                      str(noarch), str(record.get("url") or "")))
         except KeyError as exc:
             raise PrefixError(f"{prefix}/conda-meta: a record lacks {exc}") from None
         _add_owned(owned, record.get("files") or ())
         if python_site_packages is None and record["name"] == "python" and record.get("python_site_packages_path"):
-            python_site_packages = record["python_site_packages_path"]
+            python_site_packages = str(record["python_site_packages_path"])
     site_packages = _site_packages(prefix, python_site_packages)
     conda.sort(key=lambda p: p.name)
-    return PrefixContents(prefix, tuple(conda), tuple(_pip_distributions(site_packages, owned)), site_packages)
+    dists, entries = _pip_distributions(site_packages, owned)
+    return PrefixContents(prefix, tuple(conda), tuple(dists), site_packages, tuple(entries))
 
 
 _BLOCK = re.compile(r"^==>\s*(.+?)\s*<==")
@@ -219,7 +341,7 @@ def read_history(prefix: Path) -> list[Revision]:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return []
-    revisions: list[dict] = []
+    revisions: list[dict[str, Any]] = []
     for raw in lines:
         line = raw.strip()
         if not line:
@@ -280,17 +402,58 @@ def requested_specs(revisions: list[Revision], installed: set[str]) -> dict[str,
 
 
 def top_level_modules(contents: PrefixContents) -> list[str]:
-    """Importable top-level names in site-packages: packages and modules, private ones excluded."""
-    sp = contents.site_packages
-    if sp is None or not sp.is_dir():
-        return []
-    names = set()
-    for entry in sp.iterdir():
-        name = entry.name
-        if name.startswith(("_", ".")) or "-" in name or name.endswith((".dist-info", ".egg-info", ".pth")):
-            continue
-        if entry.is_dir() and (entry / "__init__.py").is_file():
-            names.add(name)
-        elif entry.suffix == ".py":
-            names.add(entry.stem)
+    """Importable top-level names, private ones excluded: site-packages' own packages and modules,
+    and those of the eggs and develop folders that easy-install.pth puts on sys.path."""
+    names: set[str] = set()
+    if contents.site_packages is not None and contents.site_packages.is_dir():
+        names |= _modules_in(contents.site_packages)
+    for entry in contents.path_entries:
+        names |= _entry_modules(entry)
     return sorted(names)
+
+
+def _public(name: str) -> bool:
+    return name.isidentifier() and not name.startswith("_")
+
+
+def _modules_in(folder: Path, skip: frozenset[str] = frozenset()) -> set[str]:
+    """Packages (folders with __init__.py) and modules (*.py) directly in `folder`."""
+    names = set()
+    for entry in os.scandir(folder):
+        if entry.is_dir() and os.path.isfile(os.path.join(entry.path, "__init__.py")):
+            name = entry.name
+        elif entry.name.endswith(".py"):
+            name = entry.name[:-3]
+        else:
+            continue
+        if _public(name) and name not in skip:
+            names.add(name)
+    return names
+
+
+def _listed(text: str) -> set[str]:
+    """The names of a top_level.txt, as setuptools writes it: one a line."""
+    return {line.strip() for line in text.splitlines() if _public(line.strip())}
+
+
+def _entry_modules(entry: Path) -> set[str]:
+    """What one easy-install.pth entry makes importable: its top_level.txt, else what it holds."""
+    if entry.is_file():  # a zipped egg
+        top_level = _zip_member(entry, "EGG-INFO/top_level.txt")
+        if top_level is not None:
+            return _listed(top_level)
+        try:
+            with zipfile.ZipFile(entry) as egg:
+                members = egg.namelist()
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise PrefixError(f"{entry}: not a readable zipped egg: {exc}") from None
+        tops = {m.split("/")[0] for m in members if m.endswith("/__init__.py") and m.count("/") == 1}
+        return {n for n in tops | {m[:-3] for m in members if "/" not in m and m.endswith(".py")} if _public(n)}
+    infos = [entry / "EGG-INFO"] if entry.name.endswith(".egg") else _develop_infos(entry)
+    listed: set[str] = set()
+    for info in infos:
+        try:
+            listed |= _listed(read_text(info / "top_level.txt", "a top_level.txt", PrefixError, limit=PTH_LIMIT))
+        except FileNotFoundError:
+            continue
+    return listed or _modules_in(entry, skip=frozenset({"setup"}))  # a source folder's setup.py is no module

@@ -79,6 +79,11 @@ class Site:
         """condaqa's own bookkeeping under the site root (audit log, locks)."""
         return self.root / ".condaqa"
 
+    def private_home(self, installation: str) -> Path:
+        """The HOME of the tools condaqa runs for an installation (conda, pip): none of the invoker's
+        configuration reaches them, and nothing they keep lands in the invoker's home."""
+        return self.state_dir / "home" / installation
+
     def channel_urls(self) -> list[str]:
         """Channels in priority order: a bare name is a channel folder under root."""
         return [channel_url(self.root, c) for c in self.channels]
@@ -145,11 +150,19 @@ class Installation:
 
     def conda_version(self) -> str | None:
         """The version of conda installed in the base prefix: from its record, else `bin/conda --version`."""
-        return _conda_version(self.path)
+        return _conda_version(self.path, _mtime(self.path / "conda-meta"), _mtime(self.path / "bin" / "conda"))
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 @functools.lru_cache(maxsize=32)
-def _conda_version(path: Path) -> str | None:
+def _conda_version(path: Path, *changed: int) -> str | None:
+    """Cached per installation while its conda-meta and bin/conda stay as they are (`changed`)."""
     for record in sorted((path / "conda-meta").glob("conda-[0-9]*.json")):
         return record.name.split("-")[1]
     conda = path / "bin" / "conda"

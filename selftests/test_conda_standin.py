@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standins.conda_standin import VERSIONS, install
 
 from condaqa.demo.packages import Package, PackageFile, python_package, wheel_to_package, write_package, write_wheel
-from standins.conda_standin import VERSIONS, install
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realconda"
 if not REAL.is_dir():

@@ -3,7 +3,8 @@
 For every file: the rules that need no channel run; the output is a valid conda environment
 spec (its keys, entry syntax, no prefix, no build strings); nothing is silently lost (each input
 entry, pip option lines included, is in the output, a post-create step, or named in a
-finding); and a file that is not an environment file gets a clear error naming it.
+finding); the command exits 1 exactly for the files that get error findings (the pip option
+lines that add an index); and a file that is not an environment file gets a clear error naming it.
 SOURCES.tsv says which files are not environment files.
 """
 
@@ -17,11 +18,12 @@ import pytest
 import rattler
 import yaml
 
-from condaqa.plan import foreign as sanitize
 from condaqa.cli import main
 from condaqa.errors import SpecError
+from condaqa.plan import foreign as sanitize
 from condaqa.plan.entries import parse_conda, parse_pip
 from condaqa.spec.format import dump_spec, load_spec, parse_spec
+from condaqa.vocab import Rule, Severity
 
 # A copy of the shared corpus travels with the selftests; CONDAQA_CORPUS points at another one.
 CORPUS = Path(os.environ.get("CONDAQA_CORPUS", Path(__file__).resolve().parent / "data" / "corpus"))
@@ -39,6 +41,10 @@ def not_environment_files() -> set[str]:
 
 
 INVALID = not_environment_files()
+
+
+def has_errors(result: sanitize.Sanitized) -> bool:
+    return any(f.severity is Severity.ERROR for f in result.findings)
 
 
 def named(result: sanitize.Sanitized) -> set[str]:
@@ -84,7 +90,7 @@ def test_the_command_writes_a_spec_or_refuses_the_file_by_name(path, tmp_path, c
         with pytest.raises(SpecError, match=str(path)):
             sanitize.sanitize_file(path)
         return
-    assert code == 0, err
+    assert code == (1 if has_errors(sanitize.sanitize_file(path)) else 0), err  # 1 exactly when an error finding
     written = tmp_path / f"{path.stem}.yml"
     assert f"{path} -> {tmp_path / path.stem}.yml" in out
     assert load_spec(written).dependencies and (tmp_path / f"{path.stem}.findings.json").is_file()
@@ -96,3 +102,16 @@ def test_the_corpus_has_the_formats_it_promises():
     assert INVALID and INVALID.issubset(texts)
     assert any("prefix: C:\\" in t for t in texts.values()) and any("git+" in t for t in texts.values())
     assert any("- pip:" in t for t in texts.values()) and any("--extra-index-url" in t for t in texts.values())
+
+
+def test_a_corpus_file_with_an_extra_index_gets_an_error_and_the_others_pass():
+    """Both exit codes of the command are exercised: the pip option lines are refused, nothing else in these
+    real-world files is."""
+    results = {p.name: sanitize.sanitize_file(p) for p in FILES if p.name not in INVALID}
+    failing = {name for name, result in results.items() if has_errors(result)}
+    with_index = {name for name in results if "--extra-index-url" in (EXPORTS / name).read_text(encoding="utf-8")}
+    assert with_index and failing == with_index and failing != set(results)
+    for name in with_index:
+        refused = [f for f in results[name].findings if f.severity is Severity.ERROR and f.rule is Rule.PIP_OPTIONS]
+        assert refused and all(f.package.startswith("--extra-index-url") for f in refused), name
+        assert not any(line.startswith("-") for line in results[name].spec.pip), name

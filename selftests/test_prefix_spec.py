@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -11,12 +12,17 @@ import yaml
 from condaqa import atomic
 from condaqa.errors import PrefixError, SpecError
 from condaqa.prefix import normalize, read_history, read_prefix, requested_specs, top_level_modules
-from condaqa.spec.export import export_environment
+from condaqa.spec.export import EDITED_MARK, export_environment, write_export
 from condaqa.spec.format import dump_spec, load_spec, parse_spec
 
 
 def current_prefix(site, env):
     return site.installation(site.current_name).env_prefix(env)
+
+
+def site_channel_urls(site):
+    """The demo's channels main and mpc are folders under its root: an export names them by file:// URL."""
+    return [(site.root / name).as_uri() for name in ("main", "mpc")]
 
 
 def test_read_prefix_separates_conda_and_pip(demo_template):
@@ -32,7 +38,7 @@ def test_export_is_conda_env_format_without_builds_or_prefix(demo_template):
     spec = export_environment(demo_template, "nhis_reformat")
     data = yaml.safe_load(dump_spec(spec))
     assert list(data) == ["name", "channels", "dependencies"]
-    assert data["channels"] == ["main", "mpc"]
+    assert data["channels"] == site_channel_urls(demo_template)  # folders by their URL, in the site's order
     assert "tabular=1.1.0" in data["dependencies"] and {"pip": ["codebook==1.2.0"]} in data["dependencies"]
     assert all(entry.count("=") == 1 for entry in data["dependencies"] if isinstance(entry, str))
     assert dump_spec(spec) == dump_spec(export_environment(demo_template, "nhis_reformat"))  # deterministic
@@ -40,7 +46,8 @@ def test_export_is_conda_env_format_without_builds_or_prefix(demo_template):
 
 def test_export_names_internal_channel(demo_template):
     spec = export_environment(demo_template, "hlink")
-    assert "linkage=2.2.0" in spec.dependencies and spec.channels == ["main", "mpc"]
+    assert "linkage=2.2.0" in spec.dependencies and spec.channels == site_channel_urls(demo_template)
+    assert spec.channels[1].endswith("/mpc")  # the internal channel linkage comes from, so any conda finds it
 
 
 def test_export_of_missing_environment_is_clear(demo_template):
@@ -80,7 +87,8 @@ def test_normalize_names():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("# packages in environment at /x:\nbzip2   1.0.8  h1de35cc_0\n", "not a conda environment file (expected a mapping"),
+        ("# packages in environment at /x:\nbzip2   1.0.8  h1de35cc_0\n",
+         "not a conda environment file (expected a mapping"),
         ("name: x\nchannels: [a]\n", "no 'dependencies' list"),
         ("dependencies: {a: 1}\n", "'dependencies' must be a list"),
         ("dependencies:\n  - a\n  - {conda: [b]}\n", "dependency 2 is a mapping other than"),
@@ -94,21 +102,24 @@ def test_parse_errors_name_the_file(text, message):
 
 
 def test_round_trip_with_pip_and_variables(tmp_path):
-    spec = parse_spec("name: a\nchannels: [c]\ndependencies:\n- x=1\n- pip:\n  - y==2\nvariables: {K: v}\nprefix: /p\n", "f")
-    write_spec(tmp_path / "a.yml", spec)
+    text = "name: a\nchannels: [c]\ndependencies:\n- x=1\n- pip:\n  - y==2\nvariables: {K: v}\nprefix: /p\n"
+    spec = parse_spec(text, "f")
+    write_export(tmp_path / "a.yml", spec)
+    assert (tmp_path / "a.yml").read_text().startswith(EDITED_MARK)
     again = load_spec(tmp_path / "a.yml")
     assert (again.dependencies, again.pip, again.variables, again.prefix) == (["x=1"], ["y==2"], {"K": "v"}, "")
+    assert dump_spec(again) == dump_spec(spec)
 
 
 def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "spec.yml"
     target.write_text("old\n")
 
-    def boom(src, dst):
-        raise OSError("boom")
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="boom"):
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError, match="No space left on device"):
         atomic.write_text(target, "new\n")
     assert target.read_text() == "old\n"
     assert [p.name for p in Path(tmp_path).iterdir()] == ["spec.yml"]

@@ -2,7 +2,7 @@
 
 For sites that want the new conda itself to solve and link. Pip and post-create steps run
 afterwards in build/replicate.py exactly as with the rattler engine. conda runs fenced off
-from whoever runs condaqa: a private HOME under ROOT/.condaqa/conda-home/<installation>
+from whoever runs condaqa: a private HOME under ROOT/.condaqa/home/<installation>
 (so no ~/.condarc, no ~/.conda/environments.txt and no notices cache of the invoker's),
 the installation's own .condarc and package cache named explicitly, and one writer of that
 cache at a time (conda corrupts a cache two processes extract into: conda #13037, #9484).
@@ -24,10 +24,16 @@ from condaqa.site import Installation, Site
 from condaqa.vocab import Stage
 
 TIMEOUT = 3600.0
-_ERROR = re.compile(r"^(?:[A-Z]\w*(?:Error|Exception)|conda: error)\b[:(]")
+# conda's error classes as it prints them (PackagesNotFoundError, ResolvePackageNotFound, CondaEnvException,
+# InvalidMatchSpec ...), or argparse's complaint; pip's own `ERROR:` lines are no conda error.
+_ERROR = re.compile(r"^(?:[A-Z]\w*(?:Error|Exception|NotFound|MatchSpec)|conda: error)\b[:(]")
 _PROGRESS = re.compile(r"\r|\d+%\|| it/s\]|^\s*[-\\|/]( [-\\|/])*\s*$")
+_SPINNER = re.compile(r"[-\\|/] \x08\x08|\x08")  # conda 24+'s spinner frames, each erased by two backspaces
 _SOLVE_ERRORS = ("PackagesNotFoundError", "ResolvePackageNotFound", "UnsatisfiableError",
                  "SpecsConfigurationConflictError", "PackageNotFoundError")
+# `conda env create` running the pip section: 4.4+ print pip's stderr under this line, then "Pip failed".
+_PIP_STDERR = "Pip subprocess error:"
+_PIP_FAILED = (_PIP_STDERR, "CondaEnvException: Pip failed", "CondaValueError: Value error: pip returned")
 
 
 def executable(installation: Installation) -> Path:
@@ -36,12 +42,13 @@ def executable(installation: Installation) -> Path:
         candidate = installation.path / "bin" / name
         if candidate.exists():
             return candidate
-    raise BuildError(f"{installation.path}/bin has neither conda nor mamba; use engine = \"rattler\"", stage=Stage.ENGINE)
+    raise BuildError(f"{installation.path}/bin has neither conda nor mamba; use engine = \"rattler\"",
+                     stage=Stage.ENGINE)
 
 
 def home(site: Site, installation: Installation) -> Path:
     """The HOME conda runs with: condaqa's own, so nothing of the invoker's configuration reaches qa."""
-    return site.state_dir / "conda-home" / installation.name
+    return site.private_home(installation.name)
 
 
 def environ(site: Site, installation: Installation) -> dict[str, str]:
@@ -68,19 +75,39 @@ def command(site: Site, installation: Installation, plan: BuildPlan, prefix: Pat
             "--override-channels", *_channels(site), *plan.conda]
 
 
+def _readable(stream: str) -> list[str]:
+    """A stream's lines without tqdm bars, spinner frames or lines they leave empty."""
+    lines = (_SPINNER.sub("", line) for line in stream.splitlines() if not _PROGRESS.search(line))
+    return [line for line in lines if line.strip()]
+
+
 def conda_error(done: proc.Finished) -> str:
-    """conda's own error: from its `SomethingError:` line on, progress bars and spinners left out."""
+    """conda's own error: from its `SomethingError:` line on (from pip's stderr on, when conda's pip
+    step failed), progress bars and spinners left out; else the last lines it printed."""
     for stream in (done.stderr, done.stdout):
-        lines = [line for line in stream.splitlines() if not _PROGRESS.search(line)]
+        lines = _readable(stream)
         start = next((i for i, line in enumerate(lines) if _ERROR.match(line.strip())), None)
         if start is not None:
-            return "\n".join(line for line in lines[start:] if line.strip())
-    return done.tail(10)
+            pip = next((i for i, line in enumerate(lines[:start]) if line.startswith(_PIP_STDERR)), start)
+            return "\n".join(lines[pip:])
+    return "\n".join((_readable(done.stdout) + _readable(done.stderr))[-10:])
 
 
 def _stage(message: str, default: Stage) -> Stage:
-    """A solve error of `conda create` is the solver's; of a post-create install, the post step's."""
-    return Stage.SOLVE if default is Stage.INSTALL and message.startswith(_SOLVE_ERRORS) else default
+    """A solve error of `conda create` is the solver's, its pip step's failure pip's; a post-create
+    install's failure is the post step's."""
+    if default is not Stage.INSTALL:
+        return default
+    if message.startswith(_SOLVE_ERRORS):
+        return Stage.SOLVE
+    return Stage.PIP if message.startswith(_PIP_FAILED) else default
+
+
+def failure(done: proc.Finished, what: str, stage: Stage) -> BuildError:
+    """The error of a conda run that failed: what ran and its exit code (or timeout), then conda's own
+    words, at the stage they show it stopped at (`stage` is where the command itself belongs)."""
+    message = "" if done.timed_out else conda_error(done)
+    return BuildError(done.problem(what) + (f":\n{message}" if message else ""), stage=_stage(message, stage))
 
 
 class CondaEngine(Engine):
@@ -91,9 +118,7 @@ class CondaEngine(Engine):
         with locks.package_cache(site, installation):
             done = proc.run(argv, environ=environ(site, installation), timeout=TIMEOUT, log=log)
         if not done.ok:
-            message = "" if done.timed_out else conda_error(done)
-            raise BuildError(f"{done.problem(what)}" + (f":\n{message}" if message else ""),
-                             stage=_stage(message, stage))
+            raise failure(done, what, stage)
 
     def create(self, site: Site, installation: Installation, plan: BuildPlan, prefix: Path, log: TextIO) -> None:
         self._run(site, installation, command(site, installation, plan, prefix), log, "conda create", Stage.INSTALL)

@@ -40,7 +40,7 @@ def _solve(
             rattler.solve(
                 sources=channels.sources(site),
                 specs=specs,
-                platforms=[channels.qa_platform(site), "noarch"],
+                platforms=[rattler.Subdir(channels.qa_platform(site)), rattler.Subdir("noarch")],
                 locked_packages=locked,
                 virtual_packages=rattler.VirtualPackage.detect(),
                 channel_priority=rattler.ChannelPriority.Strict,
@@ -50,7 +50,8 @@ def _solve(
         raise BuildError(f"the solver could not satisfy the specs:\n{exc}", stage=Stage.SOLVE) from None
 
 
-def _install(records_: list[rattler.RepoDataRecord], installation: Installation, prefix: Path, stage: Stage) -> list[str]:
+def _install(records_: list[rattler.RepoDataRecord], installation: Installation, prefix: Path,
+             stage: Stage) -> list[str]:
     """Link `records_`; returns the conda-meta file names it added."""
     meta = prefix / "conda-meta"
     before = set(p.name for p in meta.glob("*.json")) if meta.is_dir() else set()
@@ -68,7 +69,8 @@ def _create(site: Site, installation: Installation, plan: BuildPlan, prefix: Pat
     solved = _solve(site, specs)
     records.finish(prefix, specs, _install(solved, installation, prefix, Stage.INSTALL))
     dists = _dists(solved)
-    append_history(prefix, history_entry(f"condaqa replicate --env {plan.env}", dists, specs, installation.conda_version()))
+    entry = history_entry(f"condaqa replicate --env {plan.env}", dists, specs, installation.conda_version())
+    append_history(prefix, entry)
     return [f"  {d}" for d in sorted(dists, key=str)]
 
 

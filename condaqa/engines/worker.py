@@ -49,15 +49,21 @@ def call(func: Callable[..., T], *args: Any, timeout: float = TIMEOUT) -> T:
     try:
         _send(child.proc, pickle.dumps((func, args)))
         answer = _receive(child.proc, timeout)
+    except TimeoutError:
+        stop()
+        late = f"the engine did not answer within {timeout:.0f}s and was stopped"
+        raise BuildError(late, stage=Stage.ENGINE) from None
     except BaseException:
         stop()
         raise
-    if answer is None:
-        code = child.proc.poll()
+    if answer is None:  # the end of its output: the child died
+        try:
+            code: int | str = child.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = "unknown"
+        tail = _tail(child)
         stop()
-        if code is None:
-            raise BuildError(f"the engine did not answer within {timeout:.0f}s and was stopped", stage=Stage.ENGINE)
-        raise BuildError(f"the engine process died (exit code {code}): {_tail(child)}", stage=Stage.ENGINE)
+        raise BuildError(f"the engine process died (exit code {code}): {tail}", stage=Stage.ENGINE)
     kind, value = pickle.loads(answer)
     if kind == "error":
         message, stage = value
@@ -71,9 +77,10 @@ def stop() -> None:
     child, _child = _child, None
     if child is None or child.owner != os.getpid():
         return
-    with contextlib.suppress(OSError):
-        if child.proc.stdin is not None:
-            child.proc.stdin.close()
+    for pipe in (child.proc.stdin, child.proc.stdout):
+        with contextlib.suppress(OSError):
+            if pipe is not None:
+                pipe.close()
     try:
         child.proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -87,7 +94,7 @@ def _running() -> _Child:
     global _child
     if _child is not None and _child.owner == os.getpid() and _child.proc.poll() is None:
         return _child
-    stderr = tempfile.TemporaryFile()
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the child; stop() closes it
     proc = subprocess.Popen(
         [sys.executable, "-c", "from condaqa.engines.worker import serve; serve()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0,
@@ -109,11 +116,11 @@ def _send(proc: subprocess.Popen[bytes], payload: bytes) -> None:
 
 
 def _receive(proc: subprocess.Popen[bytes], timeout: float) -> bytes | None:
-    """One answer, or None if the child died or did not answer within `timeout` seconds."""
+    """One answer, or None at the end of the child's output (it died); TimeoutError after `timeout` seconds."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     if not select.select([fd], [], [], timeout)[0]:
-        return None
+        raise TimeoutError
     header = _read_exactly(fd, _HEADER.size)
     if header is None:
         return None

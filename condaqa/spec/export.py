@@ -2,21 +2,32 @@
 
 conda entries as `name=version` (no build strings), a `pip:` list of `name==version` for the
 distributions no conda record owns, and no `prefix:` line; or, `--from-history`, the specs the
-users asked for (conda-meta/history) with the same pip section.
+users asked for (conda-meta/history) with the same pip section; or, `--explicit`, conda's
+`@EXPLICIT` list of package URLs, which recreates the environment exactly. Channels are written
+so that any conda finds them: a local folder by its file:// URL, a channel a stock conda knows
+by its name.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
+
+import rattler
 
 from condaqa import atomic
 from condaqa.errors import PrefixError
-from condaqa.prefix import PrefixContents, is_environment, normalize, read_history, read_prefix, requested_specs
+from condaqa.prefix import PrefixContents, is_environment, read_history, read_prefix, requested_specs
 from condaqa.site import Site
 from condaqa.spec.format import EnvSpec, dump_spec
 
 EDITED_MARK = "# written by condaqa export; edits go to manifests/overrides/, not here; digest "
+CHANNEL_ALIAS = ("https://conda.anaconda.org/", "http://conda.anaconda.org/")  # conda's default channel_alias
+# conda's default_channels, which every conda calls `defaults` (repo.continuum.io is the old name of the host)
+DEFAULT_CHANNELS = tuple(f"{scheme}://{host}/pkgs/{name}" for scheme in ("https", "http")
+                         for host in ("repo.anaconda.com", "repo.continuum.io") for name in ("main", "r", "msys2"))
+UNKNOWN_CHANNEL = "<unknown>"  # what conda 4.x recorded for a package installed from a tarball
 
 
 def canonical_channel(url: str, site_names: dict[str, str]) -> str:
@@ -24,7 +35,7 @@ def canonical_channel(url: str, site_names: dict[str, str]) -> str:
     url = url.rstrip("/")
     if url in site_names:
         return site_names[url]
-    for prefix in ("https://conda.anaconda.org/", "http://conda.anaconda.org/"):
+    for prefix in CHANNEL_ALIAS:
         if url.startswith(prefix):
             return url[len(prefix):]
     if url.startswith(("https://repo.anaconda.com/pkgs/", "http://repo.anaconda.com/pkgs/")):
@@ -32,26 +43,49 @@ def canonical_channel(url: str, site_names: dict[str, str]) -> str:
     return url
 
 
-def spec_from_prefix(name: str, contents: PrefixContents, site_channels: dict[str, str]) -> EnvSpec:
+def conda_channel(channel: str) -> str:
+    """How an environment file names a channel so that any conda, anywhere, reads the same one.
+
+    A channel under conda.anaconda.org keeps its name (conda-forge, bioconda, conda-forge/label/x)
+    and conda's default channels are `defaults`; every other URL, a local folder's file:// URL
+    above all, stays a URL. A bare name (a record that named its channel) is already one.
+    """
+    channel = channel.rstrip("/")
+    for prefix in CHANNEL_ALIAS:
+        if channel.startswith(prefix):
+            return channel[len(prefix):]
+    return "defaults" if channel in DEFAULT_CHANNELS else channel
+
+
+def site_channels(site: Site) -> dict[str, str]:
+    """What an environment file calls each site channel, keyed by its URL and by its name in site.toml,
+    in priority order: a bare name in site.toml is the folder ROOT/<name>, so conda gets its URL."""
+    names: dict[str, str] = {}
+    for name, url in zip(site.channels, site.channel_urls(), strict=False):
+        names[url] = names[name] = conda_channel(url)
+    return names
+
+
+def spec_from_prefix(name: str, contents: PrefixContents, site_names: dict[str, str]) -> EnvSpec:
     """Export `contents` as conda env export --no-builds would, pip section included.
 
-    `site_channels` maps each site channel URL to its name, in priority order.
+    `site_names` (site_channels) says how to write each site channel; the site's channels come
+    first in priority order, then any other channel a record came from.
     """
     used = []
     for package in contents.conda:
-        channel = canonical_channel(package.channel, site_channels) if package.channel else ""
-        if channel and channel not in used:
+        if not package.channel or package.channel == UNKNOWN_CHANNEL:
+            continue
+        channel = site_names.get(package.channel) or conda_channel(package.channel)
+        if channel not in used:
             used.append(channel)
-    ordered = [n for n in site_channels.values() if n in used]
+    site_order = list(dict.fromkeys(site_names.values()))
+    ordered = [n for n in site_order if n in used]
     ordered += [c for c in used if c not in ordered]
-    ordered += [n for n in site_channels.values() if n not in ordered]
+    ordered += [n for n in site_order if n not in ordered]
     deps = [f"{p.name}={p.version}" for p in contents.conda]
-    pip = [f"{d.name}=={d.version}" for d in sorted(contents.pip, key=lambda d: normalize(d.name))]
+    pip = [f"{d.name}=={d.version}" if d.version else d.name for d in sorted(contents.pip, key=lambda d: d.key)]
     return EnvSpec(name=name, channels=ordered, dependencies=deps, pip=pip)
-
-
-def site_channel_names(site: Site) -> dict[str, str]:
-    return {url: name for name, url in zip(site.channels, site.channel_urls())}
 
 
 def _current_prefix(site: Site, name: str) -> Path:
@@ -63,7 +97,7 @@ def _current_prefix(site: Site, name: str) -> Path:
 
 def export_environment(site: Site, name: str) -> EnvSpec:
     """The spec of environment `name` as it is in `current`, read from its prefix."""
-    return spec_from_prefix(name, read_prefix(_current_prefix(site, name)), site_channel_names(site))
+    return spec_from_prefix(name, read_prefix(_current_prefix(site, name)), site_channels(site))
 
 
 def export_from_history(site: Site, name: str) -> EnvSpec:
@@ -74,9 +108,35 @@ def export_from_history(site: Site, name: str) -> EnvSpec:
     if not wanted:
         raise PrefixError(f"{prefix}/conda-meta/history records no requested specs (environments made by "
                           'rattler or pixi leave it empty); use strategy = "pins" for it')
-    spec = spec_from_prefix(name, contents, site_channel_names(site))
+    spec = spec_from_prefix(name, contents, site_channels(site))
     spec.dependencies = list(wanted.values())
     return spec
+
+
+def platform_of(contents: PrefixContents) -> str:
+    """The platform the environment was built for: its records' subdir (noarch aside), else this machine's."""
+    found = Counter(p.subdir for p in contents.conda if p.subdir not in ("", "noarch") and p.channel != UNKNOWN_CHANNEL)
+    return found.most_common(1)[0][0] if found else str(rattler.Subdir.current())
+
+
+def explicit_text(contents: PrefixContents) -> str:
+    """`conda list --explicit`: conda's header, `@EXPLICIT`, then each record's package URL by name."""
+    lines = ["# This file may be used to create an environment using:",
+             "# $ conda create --name <env> --file <this file>",
+             f"# platform: {platform_of(contents)}",
+             "@EXPLICIT"]
+    for package in contents.conda:  # read_prefix sorts them by name, as conda 4.3 lists them
+        if package.url and not package.url.startswith(UNKNOWN_CHANNEL):
+            lines.append(package.url)
+        else:
+            lines.append(f"# no URL for: {package.name}-{package.version}-{package.build}")
+    return "\n".join(lines) + "\n"
+
+
+def export_explicit(site: Site, name: str) -> tuple[str, PrefixContents]:
+    """The @EXPLICIT list of environment `name` in `current`, and what it was read from."""
+    contents = read_prefix(_current_prefix(site, name))
+    return explicit_text(contents), contents
 
 
 def spec_path(site: Site, name: str) -> Path:
@@ -86,6 +146,11 @@ def spec_path(site: Site, name: str) -> Path:
 def history_spec_path(site: Site, name: str) -> Path:
     """Where `export --from-history` writes: beside the pinned exports, never over them."""
     return site.specs_dir / "from-history" / f"{name}.yml"
+
+
+def explicit_path(site: Site, name: str) -> Path:
+    """Where `export --explicit` writes: conda's own name for the format, beside the pinned exports."""
+    return site.specs_dir / "explicit" / f"{name}.txt"
 
 
 def body_digest(body: str) -> str:
