@@ -117,7 +117,8 @@ def watching(site: Site, env: str, what: str) -> Iterator[None]:
     if after_link != link:
         raise CurrentChanged(f"{site.current_link} pointed to {link} and now points to {after_link} after {what}")
     after = _listing(twin)
-    for path in sorted(set(before) | set(after)):
+    folders = {str(twin / "conda-meta"), str(twin / "bin"), *(str(p) for p in twin.glob("lib/python*/site-packages"))}
+    for path in sorted(set(before) | set(after), key=lambda p: (p in folders, p)):  # the file, before its folder
         if before.get(path) != after.get(path):
             change = "appeared" if path not in before else "vanished" if path not in after else "changed"
             raise CurrentChanged(f"{path} {change} while {what} ran: qualification must leave current as it is")

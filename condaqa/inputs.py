@@ -62,19 +62,19 @@ class _BoundedLoader(yaml.SafeLoader):
     nodes = 0
     depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             raise yaml.MarkedYAMLError(problem="uses a YAML alias (*name); environment files never need "
                                        "anchors or aliases, so condaqa refuses them", problem_mark=mark)
         self.nodes += 1
         self.depth += 1
         if self.nodes > YAML_NODES or self.depth > YAML_DEPTH:
-            mark = self.peek_event().start_mark
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             limit = f"more than {YAML_NODES} nodes" if self.nodes > YAML_NODES else f"nested deeper than {YAML_DEPTH}"
             raise yaml.MarkedYAMLError(problem=f"is {limit}, more than any environment file", problem_mark=mark)
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
         finally:
             self.depth -= 1
 
@@ -90,7 +90,7 @@ def load_yaml(text: str, source: str, error: type[CondaqaError]) -> object:
         problem = getattr(exc, "problem", None) or str(exc)
         raise error(f"{where}: not valid YAML: {problem}") from None
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
 
 
 def name_problem(name: str) -> str | None:

@@ -10,8 +10,8 @@ import pytest
 from condaqa.build.replicate import refuse_unsafe_target, replicate
 from condaqa.build.stamp import fingerprint, read_stamp
 from condaqa.checks.imports import import_modules
-from condaqa.fence import fence_for
 from condaqa.errors import BuildError
+from condaqa.fence import fence_for
 from condaqa.manifest import load_manifest
 from condaqa.prefix import read_history, read_prefix
 
@@ -39,16 +39,15 @@ def test_replicate_writes_conda_history_and_is_idempotent(demo_site):
     assert "up to date" in first.log.read_text()
 
 
-def test_unsatisfiable_pin_fails_with_the_solver_message(demo_site):
-    env = env_named(demo_site, "hlink")
-    override = demo_site.root / "v4.3" / "envs" / "hlink" / "conda-meta"
-    record = next(override.glob("linkage-2.2.0-*.json"))
-    record.write_text(record.read_text().replace('"version": "2.2.0"', '"version": "9.9.9"'))
+def test_unsatisfiable_pins_fail_in_the_solver_with_its_explanation(demo_site):
+    """Both versions exist (so the preflight lets them through); linkage 2.2.0 needs ipumsdata >=0.5."""
+    override = demo_site.manifest.parent / "overrides" / "hlink.yml"
+    override.write_text("name: hlink\ndependencies: [python, pip, linkage=2.2.0, ipumsdata=0.4.1]\n")
     with pytest.raises(BuildError) as caught:
-        replicate(demo_site, env)
-    assert caught.value.stage in ("solve", "preflight")
-    assert "linkage" in str(caught.value) and "9.9.9" in str(caught.value)
-    assert caught.value.log and "FAILED" in Path(caught.value.log).read_text()
+        replicate(demo_site, env_named(demo_site, "hlink"))
+    assert caught.value.stage == "solve"
+    assert "linkage" in str(caught.value) and "ipumsdata >=0.5" in str(caught.value)
+    assert caught.value.log and "FAILED at solve" in Path(caught.value.log).read_text()
 
 
 def test_never_builds_under_current(demo_site):

@@ -1,7 +1,8 @@
 """Failure triage: every category from a real failure on a demo site, plus the message rules.
 
-One demo site for the module; each test breaks a different environment of it (an override, a
-moved git repository, a check of its own), builds it in qa and classifies what happened.
+Each test breaks one environment of the worker's demo site (an override, a check of its own, a
+moved git repository in a copy of its own), builds it in qa and classifies what happened. The
+message rules, the kernel, version and current-changed cases run without a site.
 """
 
 from __future__ import annotations
@@ -16,22 +17,30 @@ from pathlib import Path
 
 import pytest
 
-from condaqa import checks, findings, sources, triage
+from condaqa import triage
 from condaqa.build.replicate import replicate
-from condaqa.demo.site import ensure_demo
+from condaqa.checks.imports import import_module
+from condaqa.checks.owner import run_owner_check
+from condaqa.checks.runs import CheckRun
 from condaqa.errors import BuildError
-from condaqa.manifest import load_manifest
-from condaqa.site import Site, load_site
+from condaqa.fence import Fence, fence_for
+from condaqa.kernels.launch import KernelRun
+from condaqa.manifest import Environment, load_manifest
+from condaqa.plan.findings import Finding, load_findings
+from condaqa.plan.planning import override_path
+from condaqa.site import Site
+from condaqa.vocab import Category, Disposition, Rule, Severity, Stage
 
-from conftest import write_project
+
+@pytest.fixture
+def site(demo_site: Site) -> Site:
+    """A demo site of the test's own (conftest's copy of the one built for the worker): each test breaks it."""
+    return demo_site
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
-    folder = tmp_path_factory.mktemp("triage")
-    site = load_site(write_project(folder / "project", folder / "site"))
-    ensure_demo(site, progress=lambda line: None)
-    return site
+@pytest.fixture
+def fence(site: Site) -> Fence:
+    return fence_for(site)
 
 
 def env_named(site: Site, name: str):
@@ -42,7 +51,7 @@ def override(site: Site, env: str, conda: list[str], pip: list[str] = ()) -> Non
     lines = [f"name: {env}", "channels: [main, mpc]", "dependencies:", *(f"  - {c}" for c in conda)]
     if pip:
         lines += ["  - pip:", *(f"      - {p}" for p in pip)]
-    path = sources.override_path(site, env)
+    path = override_path(site, env)
     path.parent.mkdir(exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -50,49 +59,56 @@ def override(site: Site, env: str, conda: list[str], pip: list[str] = ()) -> Non
 def build_failure(site: Site, env: str) -> tuple[BuildError, triage.Triage]:
     with pytest.raises(BuildError) as caught:
         replicate(site, env_named(site, env))
-    saved = findings.load_findings(site, env)
+    saved = load_findings(site, env)
     return caught.value, triage.classify_build(env, caught.value, saved.findings if saved else ())
+
+
+# The categories the tests on the demo site below produce from real failures.
+DEMO_CATEGORIES = {Category.UNSATISFIABLE, Category.MISSING_VERSION, Category.PIP_FAILED, Category.VCS_UNREACHABLE,
+                   Category.POST_STEP_FAILED, Category.OWNER_CHECK_FAILED, Category.ALREADY_BROKEN, Category.TIMEOUT,
+                   Category.IMPORT_FAILED, Category.PERMISSION}
 
 
 def test_unsatisfiable_pins_get_the_solver_explanation(site):
     override(site, "hlink", ["python", "pip", "linkage=2.2.0", "ipumsdata=0.4.1"])
     error, found = build_failure(site, "hlink")
-    assert error.stage == "solve" and found.category == triage.UNSATISFIABLE
+    assert error.stage is Stage.SOLVE and found.category is Category.UNSATISFIABLE
     assert "linkage" in found.detail and "ipumsdata >=0.5" in found.detail
     assert "manifests/overrides/hlink.yml" in found.hint
 
 
 def test_a_missing_version_is_caught_at_preflight(site):
-    sources.override_path(site, "missing_pin").unlink()
+    override_path(site, "missing_pin").unlink()
     error, found = build_failure(site, "missing_pin")
-    assert error.stage == "preflight" and found.category == triage.MISSING_VERSION
+    assert error.stage is Stage.PREFLIGHT and found.category is Category.MISSING_VERSION
     assert "ipumsdata=0.4.0" in found.detail and "0.4.1, 0.5.0" in found.detail
 
 
 def test_pip_failure_names_the_requirement_and_pips_message(site):
     override(site, "survey_weights", ["python", "pip", "tabular=2.0.0"], ["surveyweights==9.9"])
     error, found = build_failure(site, "survey_weights")
-    assert error.stage == "pip" and found.category == triage.PIP_FAILED
+    assert error.stage is Stage.PIP and found.category is Category.PIP_FAILED
     assert found.detail.startswith("pip could not install surveyweights==9.9:")
     assert "from versions: 0.3.0" in found.detail
 
 
-def test_an_unreachable_git_repository_is_vcs_unreachable(site):
+def test_an_unreachable_git_repository_is_vcs_unreachable(demo_copy):
+    site = demo_copy  # it moves the demo's git repository away: a demo of its own
     repo = site.root / "git" / "harmonize"
     (repo / ".git").rename(repo / "git-was-here")  # the folder is there, the repository is not
     error, found = build_failure(site, "git_installed")
-    assert error.stage == "post-step" and found.category == triage.VCS_UNREACHABLE
+    assert error.stage is Stage.POST_STEP and found.category is Category.VCS_UNREACHABLE
     assert "git clone" in found.detail
     shutil.rmtree(repo)  # now the source is gone altogether: caught before any solve
     error, found = build_failure(site, "git_installed")
-    assert error.stage == "preflight" and found.category == triage.VCS_UNREACHABLE
+    assert error.stage is Stage.PREFLIGHT and found.category is Category.VCS_UNREACHABLE
     assert str(repo) in found.detail and "no longer exists" in found.detail
 
 
 def test_a_legacy_package_that_cannot_join_the_environment_fails_its_post_step(site):
     override(site, "legacy_noarch", ["python", "pip", "tabular=1.0.0", "varlabels=0.2.0"])  # varlabels needs >=1.1
     error, found = build_failure(site, "legacy_noarch")
-    assert error.stage == "post-step" and found.category == triage.POST_STEP_FAILED
+    assert error.stage is Stage.POST_STEP and found.category is Category.POST_STEP_FAILED
     assert "varlabels=0.2.0 cannot be added" in found.detail
 
 
@@ -102,42 +118,44 @@ def write_check(folder: Path, name: str, source: str) -> Path:
     return path
 
 
-def qa_run(site: Site, env: str, check: Path, timeout: float = 60) -> checks.CheckRun:
+def qa_run(site: Site, fence: Fence, env: str, check: Path, timeout: float = 60) -> CheckRun:
     prefix = replicate(site, env_named(site, env)).prefix
-    return checks.run_owner_check(check, prefix / "bin" / "python", env, prefix, timeout)
+    return run_owner_check(fence, check, prefix / "bin" / "python", env, prefix, timeout)
 
 
-def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(site, tmp_path):
+def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(site, fence, tmp_path):
     env = env_named(site, "listed_twice")
     pip_build = write_check(tmp_path, "check_describe.py",  # current has pip's DateFmt, qa conda's datefmt
                             "import datefmt\nassert datefmt.describe() == 'DateFmt 1.0.0', datefmt.describe()\n")
-    run = qa_run(site, env.name, pip_build)
+    run = qa_run(site, fence, env.name, pip_build)
     assert not run.passed
-    found = triage.classify_owner_check(site, env, pip_build, run)
-    assert found.category == triage.OWNER_CHECK_FAILED and "datefmt 1.0.0" in found.detail
+    found = triage.classify_owner_check(fence, env, pip_build, run)
+    assert found.category is Category.OWNER_CHECK_FAILED and "datefmt 1.0.0" in found.detail
+    assert "datefmt 1.0.0" in found.qa_tail and not found.current_tail  # current passed, printing nothing
     broken = write_check(tmp_path, "check_weights.py", "import surveyweights\n")
-    found = triage.classify_owner_check(site, env, broken, qa_run(site, env.name, broken))
-    assert found.category == triage.ALREADY_BROKEN and "fails in current too" in found.detail
+    found = triage.classify_owner_check(fence, env, broken, qa_run(site, fence, env.name, broken))
+    assert found.category is Category.ALREADY_BROKEN and "fails in current too" in found.detail
+    assert "surveyweights" in found.qa_tail and "surveyweights" in found.current_tail
 
 
-def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site, tmp_path):
+def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site, fence, tmp_path):
     env = replace(env_named(site, "listed_twice"), timeout=1.0)
     slow = write_check(tmp_path, "check_slow.py",
                        "import os, sys, time\nif '/v4.8/' in os.path.realpath(sys.prefix):\n    time.sleep(30)\n")
-    run = qa_run(site, env.name, slow, timeout=env.timeout)
+    run = qa_run(site, fence, env.name, slow, timeout=env.timeout)
     assert run.timed_out
-    assert triage.classify_owner_check(site, env, slow, run).category == triage.TIMEOUT
+    assert triage.classify_owner_check(fence, env, slow, run).category is Category.TIMEOUT
 
 
-def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site):
+def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site, fence):
     override(site, "noarch_in_pip", ["python", "pip", "tabular=1.1.0"])  # fixedwidth forgotten
     env = env_named(site, "noarch_in_pip")
     python = replicate(site, env).prefix / "bin" / "python"
-    failures = [checks.import_module(python, m) for m in ("fixedwidth", "surveyweights")]
-    found = triage.classify_imports(site, env, failures)
-    assert found.category == triage.IMPORT_FAILED and "import fixedwidth failed in qa" in found.detail
+    failures = [import_module(fence, env.name, python, m) for m in ("fixedwidth", "surveyweights")]
+    found = triage.classify_imports(fence, env, failures)
+    assert found.category is Category.IMPORT_FAILED and "import fixedwidth failed in qa" in found.detail
     assert "ModuleNotFoundError" in found.detail and "already broken in current: surveyweights" in found.detail
-    assert triage.classify_imports(site, env, failures[1:]).category == triage.ALREADY_BROKEN
+    assert triage.classify_imports(fence, env, failures[1:]).category is Category.ALREADY_BROKEN
 
 
 _PERMISSION_PROBE = """
@@ -172,41 +190,130 @@ def test_a_qa_installation_the_builder_cannot_write_is_permission(site):
     finally:
         envs.chmod(0o755)
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    assert answer["category"] == triage.PERMISSION, (answer, done.stderr)
+    assert answer["category"] == Category.PERMISSION, (answer, done.stderr)
     assert "ermission denied" in answer["detail"]
 
 
-@pytest.mark.parametrize(
-    ("stage", "message", "category"),
-    [
-        pytest.param("guard", "/r/current/envs/x lies under /r/current; refusing to write there", triage.PERMISSION,
-                     id="guard"),
-        pytest.param("permission", "chgrp /r/v4.8/envs/x: Operation not permitted", triage.PERMISSION,
-                     id="group-permissions"),
-        pytest.param("install", "linking failed: failed to create directory: Read-only file system (os error 30)",
-                     triage.PERMISSION, id="read-only"),
-        pytest.param("pip", "pip did not finish within 1800s", triage.TIMEOUT, id="pip-timeout"),
-        pytest.param("pip", "pip failed:\nERROR: Cannot install a==1 and b==2 because these package versions have "
-                     "conflicting dependencies.", triage.PIP_FAILED, id="pip-conflict"),
-        pytest.param("post-step", "pip failed:\nfatal: unable to access 'https://github.com/x/y/': Could not resolve "
-                     "host: github.com", triage.VCS_UNREACHABLE, id="no-network"),
-        pytest.param("engine", "the engine process died (exit code 139): Segmentation fault", triage.BUILD_FAILED,
-                     id="unknown"),
-        pytest.param("preflight", "1 problem(s) found before solving:\n- x: 'x y z' is not a conda package spec",
-                     triage.BUILD_FAILED, id="bad-override-entry"),
-    ],
-)
+# --- the message rules, without a site -----------------------------------------------------------
+
+BUILD_MESSAGES = [
+    pytest.param(Stage.GUARD, "/r/current/envs/x lies under /r/current; refusing to write there", Category.PERMISSION,
+                 id="guard"),
+    pytest.param(Stage.PERMISSION, "chgrp /r/v4.8/envs/x: Operation not permitted", Category.PERMISSION,
+                 id="group-permissions"),
+    pytest.param(Stage.INSTALL, "linking failed: failed to create directory: Read-only file system (os error 30)",
+                 Category.PERMISSION, id="read-only"),
+    pytest.param(Stage.PIP, "pip did not finish within 1800s", Category.TIMEOUT, id="pip-timeout"),
+    pytest.param(Stage.PIP, "pip failed:\nERROR: Cannot install a==1 and b==2 because these package versions have "
+                 "conflicting dependencies.", Category.PIP_FAILED, id="pip-conflict"),
+    pytest.param(Stage.POST_STEP, "pip failed:\nfatal: unable to access 'https://github.com/x/y/': Could not resolve "
+                 "host: github.com", Category.VCS_UNREACHABLE, id="no-network"),
+    pytest.param(Stage.POST_STEP, "conda install varlabels=0.2.0 failed:\nvarlabels=0.2.0 cannot be added",
+                 Category.POST_STEP_FAILED, id="legacy-post-step"),
+    pytest.param(Stage.SOLVE, "PackagesNotFoundError: The following packages are not available from current "
+                 "channels:\n\n  - ipumsdata=0.4.0", Category.MISSING_VERSION, id="conda-not-found"),
+    pytest.param(Stage.SOLVE, "UnsatisfiableError: The following specifications were found to be incompatible with "
+                 "each other:\n\n  - linkage=2.2.0\n  - ipumsdata=0.4.1", Category.UNSATISFIABLE, id="conda-conflict"),
+    pytest.param(Stage.ENGINE, "the engine process died (exit code 139): Segmentation fault", Category.BUILD_FAILED,
+                 id="unknown"),
+    pytest.param(Stage.PREFLIGHT, "1 problem(s) found before solving:\n- x: 'x y z' is not a conda package spec",
+                 Category.BUILD_FAILED, id="bad-override-entry"),
+]
+
+
+@pytest.mark.parametrize(("stage", "message", "category"), BUILD_MESSAGES)
 def test_messages_classify(stage, message, category):
     found = triage.classify_build("env1", BuildError(message, stage=stage))
-    assert found.category == category and found.hint == triage.HINTS[category].format(env="env1")
+    assert found.category is category and found.hint == triage.HINTS[category].format(env="env1")
     assert found.detail and "{env}" not in found.hint
 
 
-def test_every_category_has_a_hint_and_test_failures_fall_back_by_test():
-    assert set(triage.CATEGORIES) >= {"missing-version", "unsatisfiable", "pip-failed", "vcs-unreachable",
-                                      "post-step-failed", "import-failed", "owner-check-failed", "timeout",
-                                      "permission", "already-broken"}
-    assert triage.category_of_test("test_owner_check[hlink-_all/check_interpreter.py]") == triage.OWNER_CHECK_FAILED
-    assert triage.category_of_test("test_versions_match_current[hlink]") == triage.VERSION_MISMATCH
+def test_conda_lists_the_specs_it_cannot_satisfy_on_the_first_line():
+    message = ("UnsatisfiableError: The following specifications were found to be incompatible:\n"
+               "  - linkage=2.2.0\n  - ipumsdata=0.4.1\n")
+    found = triage.classify_build("hlink", BuildError(message, stage=Stage.SOLVE))
+    assert found.detail.splitlines()[0].endswith("linkage=2.2.0, ipumsdata=0.4.1")
+
+
+def finding(rule: Rule, package: str, reason: str) -> Finding:
+    return Finding(rule, "env1", package, "build stopped at preflight", reason, Severity.ERROR)
+
+
+PREFLIGHT_CASES = [
+    pytest.param([finding(Rule.MISSING_VERSION, "ipumsdata", "ipumsdata=0.4.0: nearest available: 0.4.1, 0.5.0")],
+                 Category.MISSING_VERSION, "nearest available: 0.4.1, 0.5.0", id="missing-version"),
+    pytest.param([finding(Rule.DIRECT_URL, "harmonize", "installed from /r/git/harmonize, which no longer exists")],
+                 Category.VCS_UNREACHABLE, "harmonize: installed from /r/git/harmonize", id="source-gone"),
+    pytest.param([finding(Rule.PIP_OPTIONS, "--index-url https://evil.example", "adds a package source")],
+                 Category.BUILD_FAILED, "adds a package source", id="refused-option"),
+]
+
+
+@pytest.mark.parametrize(("stopped", "category", "words"), PREFLIGHT_CASES)
+def test_preflight_stops_classify_by_the_findings_that_stopped_them(stopped, category, words):
+    info = Finding(Rule.LISTED_TWICE, "env1", "datefmt", "dropped from pip", "also the conda package datefmt")
+    error = BuildError(f"{len(stopped)} problem(s) found before solving:\n- {stopped[0].reason}", stage=Stage.PREFLIGHT)
+    found = triage.classify_build("env1", error, [info, *stopped])
+    assert found.category is category and words in found.detail
+
+
+def test_more_than_five_version_differences_are_cut_short():
     found = triage.classify_versions("hlink", [f"pkg{i}: current has 1, qa has 2" for i in range(7)])
-    assert found.category == triage.VERSION_MISMATCH and "... and 2 more" in found.detail
+    assert found.category is Category.VERSION_MISMATCH and "... and 2 more" in found.detail
+    assert "pkg4:" in found.detail and "pkg5:" not in found.detail
+
+
+def kernel_run(ok: bool, problem: str = "", **kw) -> KernelRun:
+    return KernelRun("k1", ok, "/r/v4.8/envs/env1" if ok else "", (), 1.0, problem, kw.pop("stderr", ""), **kw)
+
+
+KERNEL_CASES = [
+    pytest.param(kernel_run(False, "it exited 1 before answering", stderr="No module named ipykernel_launcher"),
+                 kernel_run(True), Category.KERNEL_FAILED, "No module named ipykernel_launcher", id="qa-only"),
+    pytest.param(kernel_run(False, "no kernel_info within 60s", timed_out=True), kernel_run(True), Category.TIMEOUT,
+                 "no kernel_info within 60s", id="hangs"),
+    pytest.param(kernel_run(False, "it exited 1 before answering"), kernel_run(False, "it exited 1 in current too"),
+                 Category.ALREADY_BROKEN, "it exited 1 in current too", id="broken-before"),
+    pytest.param(kernel_run(True, current_changed="/r/v4.3/envs/env1/bin/x appeared"), kernel_run(True),
+                 Category.CURRENT_CHANGED, "/r/v4.3/envs/env1/bin/x appeared", id="wrote-to-current"),
+]
+
+
+@pytest.mark.parametrize(("qa", "baseline", "category", "words"), KERNEL_CASES)
+def test_kernel_failures_classify(qa, baseline, category, words):
+    env = Environment("env1", Disposition.REPLICATE, 1)
+    found = triage.classify_kernel(env, qa, baseline, "/r/v4.8/envs/env1")
+    assert found.category is category and words in found.detail
+
+
+def test_a_run_that_changed_current_is_current_changed_whatever_it_returned(tmp_path):
+    from helpers_sites import make_site
+
+    small = make_site(tmp_path)
+    fence, env = fence_for(small), Environment("alpha", Disposition.REPLICATE, 1)
+    changed = CheckRun("alpha_mod", 0, "", current_changed="/s/conda/v4.3/envs/alpha/bin/x appeared")
+    assert triage.classify_imports(fence, env, [changed]).category is Category.CURRENT_CHANGED
+    found = triage.classify_owner_check(fence, env, tmp_path / "check_x.py", changed)
+    assert found.category is Category.CURRENT_CHANGED and "bin/x appeared" in found.detail
+
+
+PURE_CATEGORIES = {Category.VERSION_MISMATCH, Category.CURRENT_CHANGED}
+
+
+def test_every_category_has_a_hint_that_says_what_to_do_for_its_environment():
+    assert set(triage.HINTS) == set(Category)  # a new category without a hint would make triaged() raise
+    actions = ("pin", "change", "make", "fix", "compare", "ask", "read", "raise", "check", "find", "drop", "set")
+    for category, template in triage.HINTS.items():
+        hint = template.format(env="hlink")
+        assert "{" not in hint and "}" not in hint, category
+        cause, _, remedy = hint.partition(": ")
+        assert cause and remedy, f"{category}: the hint says what happened, then what to do, after a colon"
+        assert any(word in remedy.split() for word in actions), f"{category}: {remedy!r} names nothing to do"
+        if "manifests/overrides/" in template:
+            assert "manifests/overrides/hlink.yml" in hint, category
+
+
+def test_every_category_is_produced_by_some_case_here():
+    produced = {p.values[2] for p in BUILD_MESSAGES} | {p.values[1] for p in PREFLIGHT_CASES}
+    produced |= {p.values[2] for p in KERNEL_CASES} | DEMO_CATEGORIES | PURE_CATEGORIES
+    assert produced == set(Category), set(Category) - produced

@@ -19,7 +19,7 @@ from condaqa.build.pip import pip_install
 from condaqa.build.stamp import Stamp, fingerprint, read_stamp, write_stamp
 from condaqa.engines import get_engine
 from condaqa.errors import BuildError, CondaqaError, SiteError
-from condaqa.inputs import inside
+from condaqa.inputs import guard, inside
 from condaqa.manifest import Environment
 from condaqa.permissions import inherit_permissions
 from condaqa.plan.findings import Finding, errors, findings_path, save_findings
@@ -99,6 +99,7 @@ def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: st
     refuse_unsafe_target(site, prefix)
     log = log_path(site, env.name)
     log.parent.mkdir(parents=True, exist_ok=True)
+    guard(log, [site.reports_dir], "write the build log")
     started = time.monotonic()
     with locks.building(site, installation, env.name), open(log, "a", encoding="utf-8") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} replicate {env.name} into {prefix}\n")
@@ -150,9 +151,9 @@ def _build(site: Site, installation: Installation, plan: BuildPlan, prefix: Path
     for step in plan.post:  # legacy noarch packages, one at a time, before pip needs them
         if step.kind is StepKind.CONDA:
             engine.add(site, installation, plan.env, prefix, step.requirement, out)
-    python = prefix / "bin" / "python"
+    python, home = prefix / "bin" / "python", site.private_home(installation.name)
     if plan.pip:
-        pip_install(python, plan.pip, plan.pip_args, out, stage=Stage.PIP)
+        pip_install(python, plan.pip, plan.pip_args, out, Stage.PIP, home)
     for step in plan.post:  # git, archive and directory installs, after the pip section they may need
         if step.kind is StepKind.PIP:
-            pip_install(python, [step.requirement], plan.pip_args, out, stage=Stage.POST_STEP)
+            pip_install(python, [step.requirement], plan.pip_args, out, Stage.POST_STEP, home)

@@ -4,8 +4,9 @@ condaqa writes conda-meta/condaqa-build into each environment it builds (not *.j
 loads every conda-meta/*.json as a package record). It holds the plan's digest (an unchanged
 plan is not rebuilt), a build id unique to that build, and the fingerprint of the prefix as
 the build left it. The fingerprint covers every path, its type, size and modification time
-(bytecode caches aside; permissions are readiness.py's business at the cutover), so a rebuild, a failed rebuild, a deletion, a `conda install` or a
-`pip install` into the environment afterwards all change it.
+(bytecode caches aside; permissions are readiness.py's business at the cutover), so a
+rebuild, a failed rebuild, a deletion, a `conda install` or a `pip install` into the
+environment afterwards all change it.
 """
 
 from __future__ import annotations

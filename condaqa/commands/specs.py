@@ -17,7 +17,15 @@ from condaqa.plan.findings import FindingsFile, errors
 from condaqa.plan.foreign import Sanitized, sanitize_file
 from condaqa.plan.planning import legacy_path, load_legacy
 from condaqa.site import Site
-from condaqa.spec.export import export_environment, export_from_history, history_spec_path, spec_path, write_export
+from condaqa.spec.export import (
+    explicit_path,
+    export_environment,
+    export_explicit,
+    export_from_history,
+    history_spec_path,
+    spec_path,
+    write_export,
+)
 from condaqa.spec.format import dump_spec
 from condaqa.vocab import PlanSource, Severity, StepKind
 
@@ -39,9 +47,13 @@ def selected(site: Site, name: str | None, *, replicate_only: bool) -> list[Envi
 
 def _export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", metavar="NAME", help="only this environment (default: every one in the manifest)")
-    parser.add_argument("--from-history", action="store_true",
-                        help="the specs users asked for (conda-meta/history) instead of the exact pins; written to "
-                        "<specs>/from-history/<env>.yml, beside the pinned exports")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--from-history", action="store_true",
+                     help="the specs users asked for (conda-meta/history) instead of the exact pins; written to "
+                     "<specs>/from-history/<env>.yml, beside the pinned exports")
+    how.add_argument("--explicit", action="store_true",
+                     help="conda's @EXPLICIT list of package URLs, as `conda list --explicit` prints it, which "
+                     "`conda create --file` recreates exactly; written to <specs>/explicit/<env>.txt")
 
 
 @command("export", "write each manifest environment's spec to ROOT/<specs>/<env>.yml, read from its prefix",
@@ -49,6 +61,14 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
 def export(args: argparse.Namespace) -> int:
     site = site_of(args)
     for env in selected(site, args.env, replicate_only=False):
+        if args.explicit:
+            path = explicit_path(site, env.name)
+            text, contents = export_explicit(site, env.name)
+            atomic.write_text(guard(path, [site.root], "write the export"), text)
+            left = f" (its {len(contents.pip)} pip distributions have no place in the @EXPLICIT format: the .yml " \
+                   "export lists them)" if contents.pip else ""
+            print(f"{env.name}: {path}{left}")
+            continue
         if args.from_history:
             path, spec = history_spec_path(site, env.name), export_from_history(site, env.name)
         else:
@@ -73,17 +93,18 @@ def _sanitize_args(parser: argparse.ArgumentParser) -> None:
 def sanitize_command(args: argparse.Namespace) -> int:
     index: RepodataIndex | None = None
     legacy: frozenset[str] = frozenset()
-    platform, pip_args = "", ()
+    platform, pip_args = "", tuple[str, ...]()
     if getattr(args, "site", None) is not None:
         site = site_of(args)
         index, legacy, platform = RepodataIndex(site), load_legacy(legacy_path(site)), qa_platform(site)
         pip_args = tuple(site.expand(a) for a in site.pip_args)
     inputs = {os.path.realpath(p) for p in args.files}
-    code, written = EXIT_OK, set()
+    code, written = EXIT_OK, set[Path]()
     for path in args.files:
         target = _free_name(args.out, path.stem, written)
         try:
-            clash = [t for t in (Path(f"{target}.yml"), Path(f"{target}.findings.json")) if os.path.realpath(t) in inputs]
+            outputs = (Path(f"{target}.yml"), Path(f"{target}.findings.json"))
+            clash = [t for t in outputs if os.path.realpath(t) in inputs]
             if clash:
                 raise SpecError(f"{clash[0]}: is one of the input files; choose another --out folder")
             result = sanitize_file(path, index=index, legacy=legacy, keep_builds=args.keep_builds, platform=platform,

@@ -93,7 +93,8 @@ def locate(root: Path, interpreter: str) -> tuple[str, str]:
 
 def names_installation(spec_file: Path, installation: Path) -> bool:
     """Whether a kernel spec names a path inside `installation` (argv or env), not through a link."""
-    return _path_pattern(installation).search(read_text(spec_file, "a kernel spec", ConfigError, SPEC_LIMIT)) is not None
+    text = read_text(spec_file, "a kernel spec", ConfigError, SPEC_LIMIT)
+    return _path_pattern(installation).search(text) is not None
 
 
 def writable_roots(site: Site) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -11,6 +12,7 @@ import yaml
 from condaqa import atomic, locks, proc
 from condaqa.errors import CutoverError, SiteError
 from condaqa.inputs import guard, name_problem
+from condaqa.kernels import users
 from condaqa.kernels.specs import find_kernels, names_installation
 from condaqa.lifecycle import audit
 from condaqa.lifecycle.switch import locked
@@ -88,8 +90,13 @@ def point_qa(site: Site, name: str) -> tuple[str | None, list[str]]:
     return before, notes
 
 
-def retire(site: Site, name: str, *, pkgs_only: bool = False, yes: bool = False) -> list[str]:
-    """Delete an old installation, or only its package cache, unless anything may still need it."""
+def retire(site: Site, name: str, *, warn: Callable[[str], None], pkgs_only: bool = False,
+           yes: bool = False) -> list[str]:
+    """Delete an old installation, or only its package cache, unless anything may still need it.
+
+    What users' homes still name inside it does not stop it (an admin cannot wait for everyone),
+    but each one is `warn`ed about before anything is deleted, with what the user should change.
+    """
     _site_exists(site)
     path = site.root / name
     doomed = path / "pkgs" if pkgs_only else path
@@ -98,6 +105,8 @@ def retire(site: Site, name: str, *, pkgs_only: bool = False, yes: bool = False)
     with locked(site, f"condaqa retire {name}") as notes:
         _check_retirable(site, name, pkgs_only)
         guard(doomed, [site.root], "delete")
+        for found in users.audit_homes(site, users.group_homes(site), [doomed]).found:
+            warn(found.line())
         with locks.no_qualification(site, [name], f"retire {name}"):
             if pkgs_only:
                 for child in sorted(doomed.iterdir()) if doomed.is_dir() else []:

@@ -146,13 +146,16 @@ class PipOption:
 
 
 def local_path(url: str) -> Path | None:
-    """The directory or file a pip URL points at on this machine, or None for remote sources."""
+    """The directory or file a pip URL points at on this machine, or None for remote sources.
+
+    Anything without a scheme is a path, `.` and `src` (an editable `-e src`) as much as `./pkg`.
+    """
     target = url[len("git+"):] if url.startswith("git+file:") else url
     if target.startswith("file:"):
         return Path(unquote(urlparse(target).path.split("@")[0]))
-    if target.startswith(("/", "./", "../", "~")):
-        return Path(target).expanduser()
-    return None
+    if "://" in target or target.startswith(VCS_SCHEMES) or not target:
+        return None
+    return Path(target).expanduser()
 
 
 @dataclass(frozen=True)
@@ -171,9 +174,7 @@ def parse_conda(text: str) -> CondaEntry | None:
         return None
     try:
         spec = rattler.MatchSpec(text.strip())
-    except Exception:  # py-rattler raises one exception class per parse error
-        return None
-    if spec.name is None:
+    except Exception:  # py-rattler raises one exception class per parse error (a spec without a name too)
         return None
     return CondaEntry(text.strip(), spec.name.normalized, str(spec.version or ""), str(spec.build or ""))
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from condaqa import atomic
+from condaqa.inputs import guard
 from condaqa.plan.model import BuildPlan, PostStep
 from condaqa.prefix import normalize
 from condaqa.site import Site
@@ -67,7 +68,7 @@ def findings_path(site: Site, env: str) -> Path:
 def save_findings(site: Site, env: str, plan: BuildPlan | None, findings: list[Finding]) -> Path:
     source = plan.source if plan else PlanSource.EXPORT
     record = FindingsFile(env, source, list(findings), list(plan.post) if plan else [])
-    path = findings_path(site, env)
+    path = guard(findings_path(site, env), [site.reports_dir], "write the findings")
     atomic.write_text(path, record.to_json())
     return path
 
@@ -75,7 +76,8 @@ def save_findings(site: Site, env: str, plan: BuildPlan | None, findings: list[F
 def read_findings(path: Path) -> FindingsFile:
     data = json.loads(path.read_text(encoding="utf-8"))
     findings = [Finding(Rule(f["rule"]), f["environment"], f["package"], f["action"], f["reason"],
-                        Severity(f.get("severity", Severity.INFO)), f.get("hint", "")) for f in data.get("findings", [])]
+                        Severity(f.get("severity", Severity.INFO)), f.get("hint", ""))
+                for f in data.get("findings", [])]
     steps = [PostStep(StepKind(s["kind"]), s["requirement"], s.get("reason", "")) for s in data.get("post_steps", [])]
     return FindingsFile(data["environment"], PlanSource(data.get("source", PlanSource.EXPORT)), findings, steps)
 

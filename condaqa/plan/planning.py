@@ -147,12 +147,10 @@ def edited_export(site: Site, env: Environment) -> list[Finding]:
 
 def site_context(site: Site, env: Environment) -> tuple[Context, list[Finding]]:
     """The channels, legacy list, current's prefix and what the site allows, for the rules of `env`."""
-    findings = []
-    try:
-        index: RepodataIndex | None = RepodataIndex(site)
-    except ConfigError as exc:
-        index = None
-        findings.append(Finding(Rule.MISSING_VERSION, env.name, "*", "preflight skipped", str(exc), Severity.WARNING))
+    index = RepodataIndex(site)
+    findings = [Finding(Rule.MISSING_VERSION, env.name, channel, "preflight cannot tell what is missing", why,
+                        Severity.WARNING, "a pin missing everywhere else may be in this channel: the solver decides")
+                for channel, why in index.unreadable.items()]
     prefix = site.current_installation().env_prefix(env.name)
     installed = read_prefix(prefix) if is_environment(prefix) else None
     conda = site.qa_installation().conda_version() or "" if site.engine == "conda" else ""

@@ -21,9 +21,9 @@ from condaqa.channels import RepodataIndex
 from condaqa.inputs import control_character
 from condaqa.plan.entries import (
     CONDA_NAME,
+    VCS_SCHEMES,
     PipEntry,
     PipOption,
-    VCS_SCHEMES,
     local_path,
     parse_conda,
     parse_pip,
@@ -129,7 +129,8 @@ def _loose_pin(ctx: Context, entry: PipEntry, has_index: bool) -> Finding | None
     """A pin that may not reproduce what current has: unpinned, a source checkout, a local version label."""
     if not entry.pinned:
         return ctx.finding(RuleName.PIP_SYNTAX, entry.name, "kept", f"{entry.text!r} pins no exact version: pip "
-                           "installs whatever is newest", WARNING, f"pin the version current has in {ctx.override_hint()}")
+                           "installs whatever is newest", WARNING,
+                           f"pin the version current has in {ctx.override_hint()}")
     if entry.version in _SOURCE_VERSIONS:
         return ctx.finding(RuleName.PIP_SYNTAX, entry.name, "kept", f"version {entry.version} is what an unversioned "
                            "source checkout reports: probably a local or editable install that no index has", WARNING,
@@ -299,7 +300,8 @@ def noarch_in_pip(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Findin
             kept.append(text)
             continue
         conda.append(f"{name}={entry.version}")
-        findings.append(ctx.finding(RuleName.NOARCH_IN_PIP, name, f"moved to the conda section as {name}={entry.version}",
+        findings.append(ctx.finding(RuleName.NOARCH_IN_PIP, name,
+                                    f"moved to the conda section as {name}={entry.version}",
                                     f"{text!r} is published in the site's channels as a noarch conda package "
                                     "of the same version; conda then knows about it and its dependencies"))
     return replace(plan, conda=tuple(conda), pip=tuple(kept)), findings
@@ -342,6 +344,8 @@ def missing_version(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Find
         available = ctx.index.lookup(entry.name)
         versions = available.all_versions()
         where = f"{', '.join(available.by_channel) or 'the channels'} ({ctx.platform or 'qa platform'}, noarch)"
+        if ctx.index.unreadable and (not versions or (entry.version and not _any_match(entry.version, versions))):
+            continue  # it may be in a channel that could not be read: planning's warning says so
         if not versions:
             findings.append(ctx.finding(RuleName.MISSING_VERSION, entry.name, "build stopped at preflight",
                                         f"{entry.text}: no package {entry.name} in {where}", ERROR,
@@ -365,8 +369,8 @@ def conda_version(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Findin
     if not base or _version(base) < _version("3.10"):
         return plan, []
     return plan, [ctx.finding(RuleName.CONDA_VERSION, "python", "build stopped at preflight",
-                              f"{python.text if python else 'python'} needs conda 4.11 or newer; the qa installation has "
-                              f"conda {ctx.conda_version}, which reads python 3.10 as 3.1", ERROR,
+                              f"{python.text if python else 'python'} needs conda 4.11 or newer; the qa "
+                              f"installation has conda {ctx.conda_version}, which reads python 3.10 as 3.1", ERROR,
                               'build it with engine = "rattler", or install a conda of 4.11 or newer as qa')]
 
 

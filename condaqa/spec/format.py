@@ -56,7 +56,8 @@ def parse_spec(text: str, source: str, default_name: str = "") -> EnvSpec:
     """Parse an environment file's text; `source` names it in every error."""
     data = load_yaml(text, source, SpecError)
     if not isinstance(data, dict):
-        raise SpecError(f"{source}: not a conda environment file (expected a mapping with 'dependencies', got {_kind(data)})")
+        raise SpecError(f"{source}: not a conda environment file (expected a mapping with 'dependencies', "
+                        f"got {_kind(data)})")
     if "dependencies" not in data:
         raise SpecError(f"{source}: not a conda environment file: no 'dependencies' list")
     deps = data.get("dependencies") or []
@@ -91,7 +92,8 @@ def _split_dependencies(deps: list[object], source: str) -> tuple[list[str], lis
     for number, entry in enumerate(deps, 1):
         if isinstance(entry, dict):
             if set(entry) != {"pip"} or not isinstance(entry["pip"], list):
-                raise SpecError(f"{source}: dependency {number} is a mapping other than '- pip: [...]': {str(entry)[:200]}")
+                raise SpecError(f"{source}: dependency {number} is a mapping other than '- pip: [...]': "
+                                f"{str(entry)[:200]}")
             pip.extend(str(p) for p in entry["pip"] if p is not None)
         elif isinstance(entry, (str, int, float)):
             conda.append(str(entry).strip())

@@ -1,0 +1,418 @@
+"""Hostile and broken input, one row each: a clear error, bounded cost, nothing written outside the site,
+nothing under current changed, nothing run that nobody asked for.
+
+Each case prepares its input (many are generated here: symlinks, binary files, a full disk),
+runs the real command in a child process, and checks the exit code, that the message names the
+file or path, that no Python traceback was printed, and that neither the folder outside the
+site, nor the invoking user's home, nor the installation `current` points to changed. The
+README's reliability table is rendered from CASES (test_the_readme_lists_every_case).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from helpers_sites import make_site, qualify
+
+from condaqa.site import Site
+
+REPO = Path(__file__).resolve().parents[1]
+BOMB = """name: bomb
+a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+dependencies: [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+"""
+
+
+@dataclass
+class World:
+    """A site, a folder outside it that hostile input points at, and the invoking user's home."""
+
+    site: Site
+    tmp: Path
+    outside: Path
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)  # extra variables for the command
+
+    def condaqa(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "condaqa.cli", "--site", str(self.site.file), *args]
+
+
+Prepare = Callable[[World], list[str]]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    given: str  # the README's "input"
+    does: str  # the README's "what condaqa does"
+    prepare: Prepare  # changes the world, returns the command to run
+    code: int
+    says: tuple[str, ...]  # fragments of the message; {root}, {outside} and {tmp} are filled in
+    demo: bool = False  # needs the demo site (real packages) rather than the small one
+    unshare: bool = False  # runs in a private mount namespace (a small full tmpfs)
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def _in_toml(world: World, text: str) -> None:
+    toml = world.site.manifest.with_suffix(".toml")
+    toml.write_text(toml.read_text() + text)
+
+
+def _full(world: World, folder: Path, argv: list[str]) -> list[str]:
+    """`argv` with `folder` replaced by a 256 KiB tmpfs holding a copy of it, filled to the last byte."""
+    script = ('set -e; d="$1"; shift; cp -a "$d" "$d.copy"; mount -t tmpfs -o size=256k tmpfs "$d"; '
+              'cp -a "$d.copy/." "$d/"; rm -rf "$d.copy"; dd if=/dev/zero of="$d/.fill" bs=4k 2>/dev/null || true; '
+              'rc=0; "$@" || rc=$?; for f in "$d"/*; do [ -f "$f" ] && { echo "== $f"; head -c 2000 "$f"; }; done; '
+              'exit $rc')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "full", str(folder), *argv]
+
+
+def alias_bomb(world: World) -> list[str]:
+    return [*world.condaqa("sanitize", str(_write(world.tmp / "bomb.yml", BOMB)), "--out", str(world.tmp / "out"))]
+
+
+def retire_pkgs_symlink(world: World) -> list[str]:
+    old = world.site.root / "v4.1"
+    shutil.copytree(world.site.root / "v4.8", old, symlinks=True)
+    _write(world.outside / "precious" / "data.txt", "keep me")
+    shutil.rmtree(old / "pkgs")
+    (old / "pkgs").symlink_to(world.outside / "precious")
+    return world.condaqa("retire", "v4.1", "--pkgs-only", "--yes")
+
+
+def kernel_folder_symlink(world: World) -> list[str]:
+    qualify(world.site)
+    target = world.outside / "kernel-elsewhere"
+    shutil.move(str(world.site.kernels_dir / "alpha-pinned"), target)
+    (world.site.kernels_dir / "alpha-pinned").symlink_to(target)
+    return world.condaqa("cutover")
+
+
+def sanitize_onto_input(world: World) -> list[str]:
+    spec = _write(world.tmp / "in" / "env.yml", "name: env\ndependencies: [python=3.11]\n")
+    return world.condaqa("sanitize", str(spec), "--out", str(spec.parent))
+
+
+def missing_root(world: World) -> list[str]:
+    world.site.file.write_text(f'[site]\nroot = "{world.tmp / "no-such-root"}"\n')
+    return world.condaqa("new-installation", "v9", "--bare")
+
+
+def missing_root_cutover(world: World) -> list[str]:
+    missing_root(world)
+    return world.condaqa("cutover")
+
+
+def demo_on_a_full_folder(world: World) -> list[str]:
+    _write(world.outside / "busy" / "report.txt", "someone's")
+    return world.condaqa("demo", "--root", str(world.outside / "busy"))
+
+
+def binary_site_file(world: World) -> list[str]:
+    world.site.file.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    return world.condaqa("status")
+
+
+def binary_manifest(world: World) -> list[str]:
+    world.site.manifest.write_bytes(b"[environments]\nalpha = REPLICATE\n\xff\xfe\x00\x00")
+    return world.condaqa("export")
+
+
+def site_is_a_folder(world: World) -> list[str]:
+    return [sys.executable, "-m", "condaqa.cli", "--site", str(world.site.file.parent), "status"]
+
+
+def long_name(world: World) -> list[str]:
+    world.site.manifest.write_text(f"[environments]\nalpha = REPLICATE\n{'x' * 300} = export\n")
+    return world.condaqa("export")
+
+
+def long_name_pytest(world: World) -> list[str]:
+    long_name(world)
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "condaqa.suite", "--site",
+            str(world.site.file)]
+
+
+def spaced_installation(world: World) -> list[str]:
+    return world.condaqa("new-installation", "a b", "--bare")
+
+
+def timeout_value(value: str) -> Prepare:
+    def prepare(world: World) -> list[str]:
+        _in_toml(world, f"timeout = {value}\n")
+        return world.condaqa("export")
+    return prepare
+
+
+def default_section(world: World) -> list[str]:
+    world.site.manifest.write_text("[DEFAULT]\nsneaky = REPLICATE\n[environments]\nalpha = REPLICATE\n"
+                                   "beta = REPLICATE\nlegacy = export\n")
+    return world.condaqa("export")
+
+
+def unknown_kernel(world: World) -> list[str]:
+    _in_toml(world, 'kernel = "no-such-kernel"\n')
+    return world.condaqa("replicate")
+
+
+def argv_string(world: World) -> list[str]:
+    spec = '{"argv": "python -m ipykernel_launcher", "display_name": "x"}'
+    _write(world.site.kernels_dir / "odd" / "kernel.json", spec)
+    return world.condaqa("inventory")
+
+
+def argv_empty(world: World) -> list[str]:
+    _write(world.site.kernels_dir / "odd" / "kernel.json", '{"argv": [], "display_name": "x"}')
+    return world.condaqa("cutover")
+
+
+def unreadable_results(world: World) -> list[str]:
+    qualify(world.site)
+    results = world.site.state_dir / "results"
+    for path in [results, *results.rglob("*")]:
+        os.chown(path, 12345, 12345)
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    argv = world.condaqa("status")
+    if os.geteuid() == 0:  # root reads anything; take away the capabilities that let it
+        argv = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *argv]
+    return argv
+
+
+def status_without_current(world: World) -> list[str]:
+    (world.site.root / "current").unlink()
+    return world.condaqa("status")
+
+
+def shell_name(world: World) -> list[str]:
+    spec = _write(world.tmp / "shell.yml", 'name: "; rm -rf ~"\ndependencies: [python=3.11]\n')
+    return world.condaqa("sanitize", str(spec), "--out", str(world.tmp / "out"))
+
+
+def shell_entries(world: World) -> list[str]:
+    spec = _write(world.tmp / "entries.yml", f'name: ok\nchannels: ["$(touch {world.outside}/pwned)"]\n'
+                  "dependencies:\n  - python=3.11; rm -rf ~\n  - pip:\n      - \"pkg==1.0\\n-r /etc/shadow\"\n")
+    return world.condaqa("sanitize", str(spec), "--out", str(world.tmp / "out"))
+
+
+def export_on_a_full_disk(world: World) -> list[str]:
+    specs = world.site.specs_dir
+    _write(specs / "alpha.yml", "name: alpha\n# the export of last week\ndependencies: [python]\n")
+    return _full(world, specs, world.condaqa("export"))
+
+
+def cutover_on_a_full_disk(world: World) -> list[str]:
+    qualify(world.site)
+    return _full(world, world.site.kernels_dir, world.condaqa("cutover"))
+
+
+# --- cases that need real packages: the demo site ----------------------------------------------
+
+
+def _override(world: World, env: str, body: str) -> None:
+    _write(world.site.manifest.parent / "overrides" / f"{env}.yml", f"name: {env}\nchannels: [main, mpc]\n{body}")
+
+
+def local_folder_source(world: World) -> list[str]:
+    """An owner's environment has a package pip-installed from a folder whose build backend writes outside."""
+    source = world.outside / "src" / "evilpkg"
+    _write(source / "pyproject.toml",
+           '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n')
+    _write(source / "backend.py", f"open({str(world.outside / 'backend-ran')!r}, 'w').write('ran')\n")
+    prefix = world.site.root / "v4.3" / "envs" / "survey_weights"
+    info = next((prefix / "lib").glob("python*/site-packages")) / "evilpkg-1.0.dist-info"
+    _write(info / "METADATA", "Metadata-Version: 2.1\nName: evilpkg\nVersion: 1.0\n")
+    _write(info / "direct_url.json", f'{{"url": "{source.as_uri()}", "dir_info": {{}}}}')
+    return world.condaqa("replicate", "--env", "survey_weights")
+
+
+def newline_in_direct_url(world: World) -> list[str]:
+    prefix = world.site.root / "v4.3" / "envs" / "survey_weights"
+    info = next((prefix / "lib").glob("python*/site-packages")) / "surveyweights-0.3.0.dist-info"
+    _write(info / "direct_url.json", '{"url": "https://example.invalid/sw.whl\\n-r /etc/shadow", "archive_info": {}}')
+    return world.condaqa("replicate", "--env", "survey_weights")
+
+
+def pip_option_reads_a_secret(world: World) -> list[str]:
+    secret = _write(world.outside / "secret.txt", "TOPSECRET-TOKEN-123\n")
+    _override(world, "survey_weights", f"dependencies:\n  - python\n  - pip\n  - tabular=2.0.0\n  - pip:\n"
+                                       f"      - -r {secret}\n      - --extra-index-url https://example.invalid/simple\n"
+                                       f"      - surveyweights==0.3.0\n")
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "condaqa.suite", "--site",
+            str(world.site.file), "-k", "survey_weights"]
+
+
+def pip_reads_the_users_config(world: World) -> list[str]:
+    _write(world.home / ".config" / "pip" / "pip.conf", f"[global]\nfind-links = {world.outside}/userwheels\n")
+    world.env["PIP_FIND_LINKS"] = f"{world.outside}/envwheels"
+    return world.condaqa("replicate", "--env", "survey_weights")
+
+
+def qa_environment_is_a_symlink(world: World) -> list[str]:
+    (world.outside / "elsewhere").mkdir()
+    (world.site.root / "v4.8" / "envs" / "hlink").symlink_to(world.outside / "elsewhere")
+    return world.condaqa("replicate", "--env", "hlink", "--rebuild")
+
+
+def replicate_on_a_full_disk(world: World) -> list[str]:
+    return _full(world, world.site.root / "v4.8" / "envs", world.condaqa("replicate", "--env", "hlink"))
+
+
+CASES = (
+    Case("alias-bomb", "a 400-byte environment file of nested YAML aliases (`sanitize`)",
+         "refused in milliseconds: environment files never need aliases", alias_bomb, 2,
+         ("{tmp}/bomb.yml:3", "YAML alias")),
+    Case("retire-pkgs-link", "`retire NAME --pkgs-only` where NAME/pkgs is a link to a folder outside the site",
+         "refuses, naming the link and where it leads; nothing deleted", retire_pkgs_symlink, 2,
+         ("refusing to delete {root}/v4.1/pkgs", "{outside}/precious")),
+    Case("kernel-folder-link", "`cutover` with a kernel folder that is a link to outside the site",
+         "refuses before any change, naming the spec", kernel_folder_symlink, 2,
+         ("refusing to rewrite the kernel spec {root}/kernels/alpha-pinned/kernel.json",)),
+    Case("sanitize-over-input", "`sanitize F --out DIR` where DIR/F's name is F itself",
+         "refuses to overwrite an input", sanitize_onto_input, 2, ("{tmp}/in/env.yml: is one of the input files",)),
+    Case("no-root-new", "`new-installation` on a site whose root does not exist", "exit 2, creates nothing",
+         missing_root, 2, ("{tmp}/no-such-root: the site root does not exist",)),
+    Case("no-root-cutover", "`cutover` (or rollback, retire) on a site whose root does not exist",
+         "exit 2, no lock file left", missing_root_cutover, 2, ("{tmp}/no-such-root: the site root does not exist",)),
+    Case("demo-busy-folder", "`demo --root DIR` on a folder that holds other files", "refuses, leaves no lock file",
+         demo_on_a_full_folder, 2, ("{outside}/busy exists but holds no complete demo site",)),
+    Case("binary-site", "a binary site.toml", "exit 2 naming the file", binary_site_file, 2,
+         ("site.toml: binary data, not a site file",)),
+    Case("binary-manifest", "a binary or non-UTF-8 environments.ini", "exit 2 naming the file", binary_manifest, 2,
+         ("environments.ini: binary data",)),
+    Case("site-folder", "`--site` naming a folder", "exit 2: name the site.toml", site_is_a_folder, 2,
+         ("manifests: is a folder, not a site file",)),
+    Case("long-name", "a 300-character environment name", "exit 2 with file and line", long_name, 2,
+         ("environments.ini:3: bad environment name", "longer than 200 bytes")),
+    Case("long-name-pytest", "the same name, met by `pytest`", "a usage error (exit 4), no traceback",
+         long_name_pytest, 4, ("environments.ini:3: bad environment name",)),
+    Case("spaced-installation", '`new-installation "a b"`', "exit 2: not an installation name", spaced_installation, 2,
+         ("'a b' is not a valid installation name: contains whitespace",)),
+    *(Case(f"timeout-{v}", f"`timeout = {v}` in environments.toml", "exit 2 with file and line", timeout_value(v), 2,
+           ("environments.toml:", "timeout must be a positive number")) for v in ("nan", "inf", "1e300")),
+    Case("default-section", "a `[DEFAULT]` section in environments.ini", "exit 2: its keys never become environments",
+         default_section, 2, ("environments.ini:1: unknown section [DEFAULT]",)),
+    Case("unknown-kernel", '`kernel = "no-such-kernel"` in environments.toml', "exit 2 with file and line",
+         unknown_kernel, 2, ("environments.toml:", "kernel = 'no-such-kernel' names no kernel spec")),
+    Case("argv-string", "a kernel spec whose argv is a string", "exit 2 naming the kernel.json", argv_string, 2,
+         ("{root}/kernels/odd/kernel.json: argv must be a non-empty list of strings",)),
+    Case("argv-empty", "a kernel spec whose argv is empty", "exit 2 naming the kernel.json", argv_empty, 2,
+         ("{root}/kernels/odd/kernel.json: argv must be a non-empty list of strings",)),
+    Case("unreadable-results", "`status` by a user who cannot read the site's results (umask 077)",
+         "says which folder it cannot read, exit 0", unreadable_results, 0, ("is not readable by you",)),
+    Case("no-current", "`status` on a site whose `current` link is missing", "exit 2 naming the link",
+         status_without_current, 2, ("{root}/current: missing or not a symlink",)),
+    Case("shell-name", '`name: "; rm -rf ~"` in an environment file', "exit 2: not an environment name", shell_name, 2,
+         ("shell.yml: name: '; rm -rf ~' is not an environment name",)),
+    Case("shell-entries", "a channel `$(touch x)`, `python=3.11; rm -rf ~`, a newline inside a pip line",
+         "each an error finding (exit 1), none run or passed on", shell_entries, 1, ("3 errors",)),
+    Case("full-disk-export", "`export` when the disk is full", "exit 2 naming the path; last week's export intact",
+         export_on_a_full_disk, 2, ("No space left on device", "alpha.yml", "# the export of last week"),
+         unshare=True),
+    Case("full-disk-cutover", "`cutover` when the disk holding the kernel specs is full",
+         "undone: current and every spec as before, exit 2", cutover_on_a_full_disk, 2,
+         ("failed and was undone", "No space left on device"), unshare=True),
+    Case("local-folder", "a pip package installed from a local folder (PEP 610 dir_info) in an owner's environment",
+         "error finding `local-source`: its build code never runs unless environments.toml says local_sources = true",
+         local_folder_source, 1, ("{outside}/src/evilpkg", "run that folder's or archive's own build code"),
+         demo=True),
+    Case("newline-url", "a newline inside a PEP 610 URL", "refused before pip sees it", newline_in_direct_url, 1,
+         ("control character",), demo=True),
+    Case("pip-options", "`-r SECRET`, `--extra-index-url` lines in an override's pip section",
+         "error findings; the secret's contents reach no report, log or result", pip_option_reads_a_secret, 1,
+         ("reads the file it names", "adds a package source"), demo=True),
+    Case("user-pip-config", "the invoking user's pip.conf and PIP_* variables", "ignored: pip runs --isolated",
+         pip_reads_the_users_config, 0, (), demo=True),
+    Case("qa-env-link", "a qa environment that is a symlink", "refused (build guard), nothing followed",
+         qa_environment_is_a_symlink, 1, ("{root}/v4.8/envs/hlink is a symlink",), demo=True),
+    Case("full-disk-replicate", "`replicate` when qa's disk is full", "exit 2 naming the path",
+         replicate_on_a_full_disk, 2, ("No space left on device",), demo=True, unshare=True),
+)
+
+
+def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
+    state = {}
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            for name in dirs + files:
+                path = os.path.join(folder, name)
+                st = os.lstat(path)
+                state[path] = (st.st_size, st.st_mtime_ns)
+    return state
+
+
+def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:
+    if case.unshare and subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
+        pytest.skip("this machine cannot make a private mount namespace for a full tmpfs")
+    argv = case.prepare(world)
+    current = Path(os.path.realpath(world.site.current_link)) if world.site.current_link.exists() else world.tmp / "x"
+    before = snapshot(world.outside, world.home, current)
+    environ = {**os.environ, "HOME": str(world.home), **world.env}
+    done = subprocess.run(argv, cwd=world.tmp, env=environ, capture_output=True, text=True, timeout=600)
+    words = done.stdout + done.stderr
+    assert done.returncode == case.code, words
+    for fragment in case.says:
+        expected = fragment.format(root=world.site.root, outside=world.outside, tmp=world.tmp)
+        assert expected in words, words
+    assert "Traceback (most recent call last)" not in words, words
+    assert snapshot(world.outside, world.home, current) == before, "something outside the site or under current changed"
+    return done
+
+
+def _world(site: Site, tmp: Path) -> World:
+    outside, home = tmp / "outside", tmp / "home"
+    outside.mkdir()
+    home.mkdir()
+    return World(site, tmp, outside, home)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.demo], ids=lambda c: c.id)
+def test_hostile_input_on_a_small_site(case: Case, tmp_path: Path) -> None:
+    run_case(case, _world(make_site(tmp_path), tmp_path))
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.demo], ids=lambda c: c.id)
+def test_hostile_input_on_the_demo_site(case: Case, demo_copy: Site, tmp_path: Path) -> None:
+    demo_site = demo_copy
+    done = run_case(case, _world(demo_site, tmp_path))
+    if case.id == "local-folder":
+        assert not (tmp_path / "outside" / "backend-ran").exists()
+    if case.id == "pip-options":
+        reports = [*(tmp_path / "reports").rglob("*"), *demo_site.state_dir.rglob("*.json")]
+        assert reports and all("TOPSECRET" not in p.read_text() for p in reports if p.is_file())
+        assert "TOPSECRET" not in done.stdout + done.stderr
+    if case.id == "user-pip-config":
+        log = (tmp_path / "reports" / "logs" / "survey_weights.log").read_text()
+        assert "userwheels" not in log and "envwheels" not in log and "--isolated" in log
+
+
+def test_the_readme_lists_every_case() -> None:
+    """The README's reliability table is this module's CASES, row for row."""
+    table = render_table()
+    assert table in (REPO / "README.md").read_text(encoding="utf-8"), "regenerate it: python selftests/test_hostile.py"
+
+
+def render_table() -> str:
+    rows = ["| input | what condaqa does | exit |", "|---|---|---|"]
+    rows += [f"| {c.given} | {c.does} | {c.code} |" for c in CASES]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_table(), end="")
