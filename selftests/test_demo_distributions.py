@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -76,7 +77,7 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
 
 
 def test_the_solve_takes_every_package_of_the_closure(kernel_env: tuple[Path, list[str]]) -> None:
-    env, solved = kernel_env
+    _env, solved = kernel_env
     expected = {("noarch" if p.noarch_python else SUBDIR) + "/" + p.name for p in _closure_packages()}
     assert set(solved) == expected | {f"{SUBDIR}/python"}
     assert f"{SUBDIR}/pyzmq" in solved and "noarch/ipykernel" in solved
@@ -326,14 +327,14 @@ def test_editable_installs_and_bad_versions_are_refused(fake_site: Path) -> None
     prefix = fake_site.parents[2]
     editable_url: dict[str, object] = {"url": "file:///src/fake", "dir_info": {"editable": True}}
     editable = _install(prefix, "fake-dev", "1.0", direct_url=editable_url)
-    with pytest.raises(SiteError, match="fake-dev 1.0 is installed in editable mode from file:///src/fake"):
+    with pytest.raises(SiteError, match=re.escape("fake-dev 1.0 is installed in editable mode from file:///src/fake")):
         distribution_package(editable, SUBDIR)
     dashed = _install(prefix, "fake-dashed", "1.0-1")
-    with pytest.raises(SiteError, match="fake-dashed's version '1.0-1' is not a valid conda version"):
+    with pytest.raises(SiteError, match=re.escape("fake-dashed's version '1.0-1' is not a valid conda version")):
         distribution_package(dashed, SUBDIR)
     source_tree = prefix / "src" / "fake_tree.egg-info"
     source_tree.mkdir(parents=True)
     (source_tree / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: fake-tree\nVersion: 1.0\n")
     (source_tree / "SOURCES.txt").write_text("setup.py\nfake_tree/__init__.py\n")
-    with pytest.raises(SiteError, match="fake-tree 1.0 has no RECORD"):
+    with pytest.raises(SiteError, match=re.escape("fake-tree 1.0 has no RECORD")):
         distribution_package(metadata.PathDistribution(source_tree), SUBDIR)

@@ -19,7 +19,7 @@ import posixpath
 import re
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -43,13 +43,16 @@ def conda_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def closure(names: Iterable[str]) -> list[metadata.Distribution]:
+def closure(names: Iterable[str], leave_out: Iterable[str] = ()) -> list[metadata.Distribution]:
     """The installed distributions that `names` need, each once, sorted by conda name.
 
     Requirements are followed as pip would for this interpreter: markers are evaluated
     here and extras are not followed, so the kernel channel holds what `import ipykernel`
-    really uses and nothing a test or docs extra would pull in.
+    really uses and nothing a test or docs extra would pull in. `leave_out` names
+    requirements not followed (and not depended on): dependencies a kernel only imports
+    when it has them.
     """
+    skipped = {conda_name(n) for n in leave_out}
     found: dict[str, metadata.Distribution] = {}
     todo: list[tuple[str, str | None]] = [(name, None) for name in names]
     while todo:
@@ -58,11 +61,11 @@ def closure(names: Iterable[str]) -> list[metadata.Distribution]:
             continue
         dist = _installed(name, wanted_by)
         found[conda_name(name)] = dist
-        todo.extend((req, dist.metadata["Name"]) for req in _requirements(dist))
+        todo.extend((req, dist.metadata["Name"]) for req in _requirements(dist, skipped))
     return [found[key] for key in sorted(found)]
 
 
-def distribution_package(dist: metadata.Distribution, subdir: str) -> Package:
+def distribution_package(dist: metadata.Distribution, subdir: str, leave_out: Iterable[str] = ()) -> Package:
     """One conda package holding an installed distribution's files, as conda-forge lays them out.
 
     Only the files its RECORD lists are taken; bytecode is left out (it belongs to one
@@ -117,7 +120,7 @@ def distribution_package(dist: metadata.Distribution, subdir: str) -> Package:
     out.append(_record(_info_dir(name, dist.version, files), out, site_packages))
     upper = f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
     depends = ["python" if noarch else f"python >={short},<{upper}"]
-    for req in _requirements(dist):
+    for req in _requirements(dist, {conda_name(n) for n in leave_out}):
         dep = conda_name(_installed(req, name).metadata["Name"])
         if dep not in depends and dep != conda_name(name):
             depends.append(dep)
@@ -133,13 +136,15 @@ def distribution_package(dist: metadata.Distribution, subdir: str) -> Package:
     )
 
 
-def write_kernel_channel(channel: Path, subdir: str, names: Iterable[str] = ("ipykernel",)) -> list[Path]:
+def write_kernel_channel(channel: Path, subdir: str, names: Iterable[str] = ("ipykernel",),
+                         leave_out: Iterable[str] = ()) -> list[Path]:
     """Write a conda package for each distribution of `names`' closure into `channel`.
 
     Compression dominates and bz2 releases the GIL, so packages are written on a few
     threads, largest first, to keep this cheap enough for every demo build.
     """
-    packages = [distribution_package(dist, subdir) for dist in closure(names)]
+    leave_out = tuple(leave_out)
+    packages = [distribution_package(dist, subdir, leave_out) for dist in closure(names, leave_out)]
     packages.sort(key=lambda p: -sum(len(f.data) for f in p.files))
     for folder in ("noarch", subdir):
         (channel / folder).mkdir(parents=True, exist_ok=True)
@@ -159,8 +164,8 @@ def _installed(name: str, wanted_by: str | None) -> metadata.Distribution:
         ) from None
 
 
-def _requirements(dist: metadata.Distribution) -> list[str]:
-    """Names of the requirements that apply to this interpreter, extras not followed."""
+def _requirements(dist: metadata.Distribution, leave_out: Collection[str] = ()) -> list[str]:
+    """Names of the requirements that apply to this interpreter, extras and `leave_out` not followed."""
     try:
         from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # packaging is a dependency of ipykernel, so this means a broken install
@@ -171,7 +176,7 @@ def _requirements(dist: metadata.Distribution) -> list[str]:
             req = Requirement(text)
         except InvalidRequirement as exc:
             raise SiteError(f"{dist.metadata['Name']} {dist.version}: unreadable requirement {text!r}: {exc}") from None
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
+        if (req.marker is None or req.marker.evaluate({"extra": ""})) and conda_name(req.name) not in leave_out:
             names.append(req.name)
     return names
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+from condaqa import proc
 from condaqa.errors import SiteError
 
 PYPROJECT = """[build-system]
@@ -70,10 +70,10 @@ def make_repo(folder: Path, name: str, version: str) -> str:
         f"__version__ = {version!r}\n", encoding="utf-8")
     (folder / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
     (folder / "wheel_backend.py").write_text(BACKEND.format(name=name, version=version), encoding="utf-8")
-    env = {**os.environ, **_GIT_ENV}
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", f"{name} {version}"]):
-        done = subprocess.run([git, *args], cwd=folder, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
+    environ = proc.foreign_environ(_GIT_ENV)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", f"{name} {version}"],
+                 ["rev-parse", "HEAD"]):
+        done = proc.run([git, *args], environ=environ, timeout=120, cwd=folder)
+        if not done.ok:
             raise SiteError(f"git {' '.join(args)} in {folder} failed: {done.stderr.strip()}")
-    head = subprocess.run([git, "rev-parse", "HEAD"], cwd=folder, env=env, capture_output=True, text=True, check=True)
-    return head.stdout.strip()
+    return done.stdout.strip()

@@ -57,8 +57,8 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) 
     tar.addfile(_tarinfo(name, len(data), mode), io.BytesIO(data))
 
 
-def _paths_json(files: list[PackageFile]) -> dict:
-    paths = []
+def _paths_json(files: list[PackageFile]) -> dict[str, object]:
+    paths: list[dict[str, object]] = []
     for f in files:
         if f.symlink is not None:
             paths.append({"_path": f.path, "path_type": "softlink"})
@@ -74,8 +74,8 @@ def _paths_json(files: list[PackageFile]) -> dict:
     return {"paths": paths, "paths_version": 1}
 
 
-def index_json(pkg: Package) -> dict:
-    record: dict = {
+def index_json(pkg: Package) -> dict[str, object]:
+    record: dict[str, object] = {
         "name": pkg.name,
         "version": pkg.version,
         "build": pkg.build,
@@ -88,8 +88,8 @@ def index_json(pkg: Package) -> dict:
     if pkg.noarch_python:
         record["noarch"] = "python"
     if pkg.subdir != "noarch":
-        record["platform"], _, record["arch"] = pkg.subdir.partition("-")
-        record["arch"] = {"64": "x86_64", "aarch64": "aarch64"}.get(record["arch"], record["arch"])
+        platform, _, arch = pkg.subdir.partition("-")
+        record["platform"], record["arch"] = platform, {"64": "x86_64", "aarch64": "aarch64"}.get(arch, arch)
     return record
 
 
@@ -200,7 +200,7 @@ def write_wheel(
     contents[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: condaqa\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     contents[f"{info}/top_level.txt"] = ("\n".join(top) + "\n").encode()
     record = [_record_line(path, data) for path, data in contents.items()]
-    contents[f"{info}/RECORD"] = ("\n".join(record + [f"{info}/RECORD,,"]) + "\n").encode()
+    contents[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
     wheelhouse.mkdir(parents=True, exist_ok=True)
     target = wheelhouse / f"{dist}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(target, "w") as zf:

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -58,7 +58,7 @@ def _lock(root: Path) -> Iterator[None]:
         yield
 
 
-def ensure_demo(site: Site, progress=print) -> bool:
+def ensure_demo(site: Site, progress: Callable[[str], object] = print) -> bool:
     """Build the demo at site.root unless it is there already; True when it was built now."""
     _refuse_foreign_folder(site.root)
     with _lock(site.root):
@@ -78,7 +78,7 @@ def _refuse_foreign_folder(root: Path) -> None:
         raise SiteError(f"{root} exists but holds no complete demo site; remove it or point root elsewhere")
 
 
-def build_demo(site: Site, progress=print) -> None:
+def build_demo(site: Site, progress: Callable[[str], object] = print) -> None:
     started = time.monotonic()
     root = site.root
     root.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ def _channels_and_wheels(root: Path) -> None:
     platform = str(rattler.Subdir.current())
     main, mpc, wheelhouse = root / "main", root / "mpc", root / "wheelhouse"
     write_package(main, python_package(platform))
-    write_kernel_channel(main, platform)
+    write_kernel_channel(main, platform, leave_out=catalog.KERNEL_OPTIONAL)
     for wheel in sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl")):
         write_package(main, wheel_to_package(wheel, depends=["python"]))
     staging = root / ".condaqa" / "wheels"
@@ -140,13 +140,14 @@ def _create_env(site: Site, installation: Installation, env: catalog.DemoEnv) ->
 
 def _pip_installs(site: Site, installation: Installation, env: catalog.DemoEnv, commits: dict[str, str]) -> None:
     """The environment's pip section, then its installs from git (a commit of a local repository)."""
-    python = installation.env_prefix(env.name) / "bin" / "python"
+    python, home = installation.env_prefix(env.name) / "bin" / "python", site.private_home(installation.name)
     args = ("--no-index", "--find-links", str(site.root / "wheelhouse"))
     with open(_log_file(site, env), "a", encoding="utf-8") as log:
         if env.pip:
-            pip_install(python, list(env.pip), (*args, *env.pip_args), log, stage=Stage.PIP)
+            pip_install(python, list(env.pip), (*args, *env.pip_args), log, Stage.PIP, home)
         for name in env.git:
-            pip_install(python, [f"git+{(site.root / 'git' / name).as_uri()}@{commits[name]}"], args, log, stage=Stage.PIP)
+            pip_install(python, [f"git+{(site.root / 'git' / name).as_uri()}@{commits[name]}"], args, log, Stage.PIP,
+                        home)
 
 
 def _withdraw(root: Path) -> None:

@@ -62,9 +62,11 @@ def after_cutover(site: Site, kernel: Kernel) -> tuple[list[str], dict[str, str]
     moves = [(str(site.current_link), qa), (str(site.root / "envs"), f"{qa}/envs"),
              (str(site.current_installation().path), qa)]
 
+    patterns = [(re.compile(re.escape(old) + r"(?=[/:]|$)"), new) for old, new in moves]
+
     def moved(value: str) -> str:
-        for old, new in moves:
-            value = re.sub(re.escape(old) + r"(?=[/:]|$)", lambda _: new, value)
+        for pattern, new in patterns:
+            value = pattern.sub(new.replace("\\", r"\\"), value)  # `new` is a path, not a template
         return value
 
     return [moved(a) for a in kernel.argv], {k: moved(v) for k, v in kernel.env.items()}

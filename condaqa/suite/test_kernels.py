@@ -31,7 +31,8 @@ def kernel(kernels: list[Kernel], condaqa_check_id: str) -> Kernel:
 
 
 @pytest.mark.condaqa_requires(qualification.KERNEL)
-def test_kernel_starts(replicated_env: Replicated, kernel: Kernel, site: Site, fence: Fence, fail_triaged: Fail) -> None:
+def test_kernel_starts(replicated_env: Replicated, kernel: Kernel, site: Site, fence: Fence,
+                       fail_triaged: Fail) -> None:
     """The kernel starts as the cutover will leave it, imports the key modules and runs in qa's environment."""
     replicated_env.require_built()
     env, expected = replicated_env.env, str(replicated_env.prefix)
