@@ -6,8 +6,10 @@ import grp
 import os
 import pwd
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from condaqa.kernels.specs import find_kernels
 from condaqa.site import Site
@@ -24,7 +26,8 @@ class EnvFacts:
 
     def comment(self) -> str:
         kernels = f", kernel {', '.join(self.kernels)}" if self.kernels else ""
-        return f"{human_size(self.size)}, {self.user}:{self.group}, modified {time.strftime('%Y-%m-%d', time.localtime(self.modified))}{kernels}"
+        day = time.strftime("%Y-%m-%d", time.localtime(self.modified))
+        return f"{human_size(self.size)}, {self.user}:{self.group}, modified {day}{kernels}"
 
 
 def human_size(size: float) -> str:
@@ -51,9 +54,9 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def _name(lookup, ident: int) -> str:
+def _name(lookup: Callable[[int], Sequence[Any]], ident: int) -> str:
     try:
-        return lookup(ident)[0]
+        return str(lookup(ident)[0])
     except KeyError:
         return str(ident)
 

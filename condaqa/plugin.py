@@ -2,6 +2,8 @@
 
 Installed as a `pytest11` entry point and inert unless a site is named (`--site PATH`,
 $CONDAQA_SITE, the `condaqa_site` ini key, or manifests/site.toml under pytest's rootdir).
+Reports go under the folder pytest runs from (its invocation folder, as --junitxml resolves),
+unless site.toml names a folder.
 The qualification suite ships in `condaqa.suite` (`pytest --pyargs condaqa.suite --site
 PATH`). Each of its tests carries the required check it runs; the plugin parametrizes them
 from qualification.required_checks, builds each environment once per worker process through
@@ -15,7 +17,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -80,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if path is None:
         return
     try:
-        site = load_site(path, base=config.rootpath)
+        site = load_site(path, base=config.invocation_params.dir)
         manifest = load_manifest(site.manifest)
         if site.demo and not hasattr(config, "workerinput"):
             ensure_demo(site, progress=lambda line: print(line, flush=True))
@@ -95,6 +97,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"{site.qa_link} is absent: there is no installation to qualify (after a cutover, "
                                 "make one with `condaqa new-installation NAME` or point qa at one with "
                                 "`condaqa qa NAME`)")
+    try:  # refuse to start during a cutover; the workers take the lock for as long as they qualify
+        with locks.qualifying(site, _qualified_installations(site), "pytest (starting)"):
+            pass
+    except CondaqaError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(Session(config, site, manifest, kernels), "condaqa-session")
 
 
@@ -172,14 +179,18 @@ def fence(site: Site) -> Fence:
 @pytest.fixture(scope="session")
 def _qualifying(site: Site) -> Iterator[None]:
     """The qualification lock of qa and current, shared, for as long as this process qualifies."""
-    names = {site.qa_installation().name, site.current_installation().name}
     try:
-        lock = locks.qualifying(site, names, "pytest (condaqa qualification)")
+        lock = locks.qualifying(site, _qualified_installations(site), "pytest (condaqa qualification)")
         lock.__enter__()
     except CondaqaError as exc:
         pytest.fail(str(exc), pytrace=False)
     yield
     lock.__exit__(None, None, None)
+
+
+def _qualified_installations(site: Site) -> set[str]:
+    """What a qualification builds in and runs the python of: qa's installation and current's."""
+    return {site.qa_installation().name, site.current_installation().name}
 
 
 @dataclass
@@ -262,12 +273,13 @@ _OUTCOMES = {"passed": Outcome.PASSED, "failed": Outcome.FAILED, "skipped": Outc
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Forward the outcome of each required check to the library; announce a build to the controller."""
-    report_: pytest.TestReport = yield  # type: ignore[misc]
+    report_ = yield
     marker = item.get_closest_marker(CHECK)
     if marker is None or not active(item.config):
-        return report_  # type: ignore[return-value]
+        return report_
     name, check = str(marker.args[0]), str(marker.args[1])
     replicated = _BUILT.get(name)
     if report_.when == "setup" and replicated is not None and not replicated.reported:
@@ -275,10 +287,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report_.condaqa_build = _build_words(replicated)  # type: ignore[attr-defined]
     if report_.when == "call" or (report_.when == "setup" and report_.outcome != "passed"):
         _forward(item, name, check, report_, replicated)
-    return report_  # type: ignore[return-value]
+    return report_
 
 
-def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestReport, replicated: Replicated | None) -> None:
+def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestReport,
+             replicated: Replicated | None) -> None:
     site = _site(item.config)
     env = next(e for e in _manifest(item.config) if e.name == name)
     outcome = _OUTCOMES.get(report_.outcome, Outcome.FAILED)
@@ -294,12 +307,12 @@ def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestRepor
 
 
 def _build_words(replicated: Replicated) -> dict[str, Any]:
+    """What the controller prints when a build ends: rebuilt, up to date, or where it failed."""
     if replicated.error is not None:
-        return {"env": replicated.env.name, "state": "failed", "seconds": replicated.seconds,
-                "words": f"FAILED at {replicated.error.stage}"}
-    assert replicated.build is not None
-    words = "rebuilt" if replicated.build.rebuilt else "up to date"
-    return {"env": replicated.env.name, "state": "built", "seconds": replicated.seconds, "words": words}
+        words = f"FAILED at {replicated.error.stage}"
+    else:
+        words = "rebuilt" if replicated.build is not None and replicated.build.rebuilt else "up to date"
+    return {"env": replicated.env.name, "seconds": replicated.seconds, "words": words}
 
 
 def environment_of(nodeid: str, names: Sequence[str], kernel_envs: dict[str, str]) -> str:
@@ -361,8 +374,11 @@ class Session:
 
     def _say(self, line: str, verbosity: int = 0) -> None:
         reporter = self._reporter()
-        if reporter is not None and self.config.get_verbosity() >= verbosity:
-            reporter.write_line(line)
+        if reporter is None or self.config.get_verbosity() < verbosity:
+            return
+        if reporter._tw.width_of_current_line:  # xdist's progress dots leave the line open
+            reporter._tw.line()
+        reporter.write_line(line)
 
     def _xml(self) -> Any:
         from _pytest.junitxml import xml_key  # pytest's junitxml keeps its LogXML under this key
@@ -440,7 +456,8 @@ class Session:
             terminalreporter.write_line("condaqa: no qualification test ran; the last reports are left as they were")
             return
         qa = report.qa_installation(self.site)
-        standings = [qualification.standing(self.site, qa, e, self.kernels) for e in self.manifest if e.name in self.ran]
+        ran = [e for e in self.manifest if e.name in self.ran]
+        standings = [qualification.standing(self.site, qa, e, self.kernels) for e in ran]
         counts: dict[str, int] = {}
         for found in standings:
             key = f"{found.verdict}" + (f" [{found.category}]" if found.category else "")

@@ -35,11 +35,10 @@ from condaqa.plan.findings import load_findings, save_findings
 from condaqa.prefix import read_prefix
 from condaqa.site import Site
 from condaqa.triage import Triage, classify_build
-from condaqa.vocab import Category, Disposition, Outcome, PlanSource, Verdict
+from condaqa.vocab import BuildState, Category, Disposition, Outcome, PlanSource, Verdict
 
 BUILD, VERSIONS, IMPORTS, EXPORT = "build", "versions", "imports", "export"
 OWNER, KERNEL = "owner:", "kernel:"
-BUILDING, BUILT, FAILED = "building", "built", "failed"
 
 
 def owner_check(check: Path) -> str:
@@ -115,7 +114,7 @@ class CheckRecord:
 
 @dataclass
 class BuildRecord:
-    state: str  # building, built or failed
+    state: BuildState
     started: str
     build_id: str = ""
     digest: str = ""
@@ -155,9 +154,11 @@ def load(site: Site, installation: str, env: str) -> Result | None:
         build = data.get("build")
         return Result(
             env=data["env"], installation=data["installation"], disposition=Disposition(data["disposition"]),
-            owner=data.get("owner", ""), build=BuildRecord(**build) if build else None,
+            owner=data.get("owner", ""),
+            build=BuildRecord(**{**build, "state": BuildState(build["state"])}) if build else None,
             required=dict(data.get("required", {})),
-            checks={k: CheckRecord(**{**v, "outcome": Outcome(v["outcome"])}) for k, v in data.get("checks", {}).items()},
+            checks={k: CheckRecord(**{**v, "outcome": Outcome(v["outcome"])})
+                    for k, v in data.get("checks", {}).items()},
             finding_count=int(data.get("finding_count", 0)), override=bool(data.get("override", False)),
             updated=data.get("updated", ""))
     except (OSError, ValueError, KeyError, TypeError):  # none, unreadable, or written by an older condaqa
@@ -192,7 +193,7 @@ def build(site: Site, env: Environment, kernels: Sequence[Kernel], *, rebuild: b
 
     def invalidate() -> None:  # before anything under the prefix changes: no old `passed` survives a rebuild
         with _updating(site, installation, env) as result:
-            result.build, result.checks = BuildRecord(BUILDING, started), {}
+            result.build, result.checks = BuildRecord(BuildState.BUILDING, started), {}
 
     try:
         built = replicate(site, env, rebuild=rebuild, before_build=invalidate)
@@ -200,7 +201,7 @@ def build(site: Site, env: Environment, kernels: Sequence[Kernel], *, rebuild: b
         saved = load_findings(site, env.name)
         found = classify_build(env.name, exc, saved.findings if saved else ())
         with _updating(site, installation, env) as result:
-            result.build = BuildRecord(FAILED, started, stage=str(exc.stage), category=str(found.category),
+            result.build = BuildRecord(BuildState.FAILED, started, stage=str(exc.stage), category=str(found.category),
                                        error=found.detail.strip().splitlines()[0][:300] if found.detail.strip() else "")
             result.checks = {BUILD: CheckRecord(Outcome.FAILED, "", "", locks.now(), str(found.category), found.detail)}
             _count_findings(site, result)
@@ -218,9 +219,9 @@ def record_build(site: Site, installation: str, env: Environment, stamp: Stamp, 
     """`env` is built in `installation` as `stamp` says: checks recorded against another build are dropped."""
     with _updating(site, installation, env) as result:
         old = result.build
-        if rebuilt or old is None or old.build_id != stamp.build_id or old.state != BUILT:
-            result.build = BuildRecord(BUILT, started or locks.now(), stamp.build_id, stamp.digest, stamp.fingerprint,
-                                       rebuilt, round(seconds, 3))
+        if rebuilt or old is None or old.build_id != stamp.build_id or old.state is not BuildState.BUILT:
+            result.build = BuildRecord(BuildState.BUILT, started or locks.now(), stamp.build_id, stamp.digest,
+                                       stamp.fingerprint, rebuilt, round(seconds, 3))
             result.checks = {k: v for k, v in result.checks.items() if v.build_id == stamp.build_id}
         result.checks[BUILD] = CheckRecord(Outcome.PASSED, stamp.build_id, "", locks.now())
         _count_findings(site, result)
@@ -276,10 +277,10 @@ def _judge(site: Site, installation: str, env: Environment, result: Result, requ
     built = result.build
     if built is None:
         return Standing(env.name, Verdict.NEVER, "never built by a qualification")
-    if built.state == BUILDING:
+    if built.state is BuildState.BUILDING:
         return Standing(env.name, Verdict.PENDING, f"a build started {built.started} never finished "
                         "(interrupted, failed without a word, or still running)")
-    if built.state == FAILED:
+    if built.state is BuildState.FAILED:
         return Standing(env.name, Verdict.FAILED, f"the build failed at {built.stage}: {built.error}", built.category)
     prefix = site.installation(installation).env_prefix(env.name)
     stamp = read_stamp(prefix)
@@ -306,11 +307,11 @@ def _judge(site: Site, installation: str, env: Environment, result: Result, requ
     missing = tuple(k for k in required if k not in ran or ran[k].outcome is not Outcome.PASSED)
     if missing:
         skipped = [k for k in missing if k in ran]
-        words = ", ".join(k for k in missing if k not in ran)
-        words += ("; skipped: " if words and skipped else "skipped: " if skipped else "") + ", ".join(skipped)
+        said = ", ".join(k for k in missing if k not in ran)
+        said += ("; skipped: " if said and skipped else "skipped: " if skipped else "") + ", ".join(skipped)
         if set(missing) == set(required) - {BUILD}:
-            return Standing(env.name, Verdict.PENDING, f"built, but its checks have not run ({words})", missing=missing)
-        return Standing(env.name, Verdict.PARTIAL, f"checks that did not pass or run: {words}", missing=missing)
+            return Standing(env.name, Verdict.PENDING, f"built, but its checks have not run ({said})", missing=missing)
+        return Standing(env.name, Verdict.PARTIAL, f"checks that did not pass or run: {said}", missing=missing)
     return Standing(env.name, Verdict.PASSED, f"{len(required)} required checks passed against build "
                     f"{built.build_id[:12]}")
 

@@ -4,7 +4,8 @@ One row per environment of the manifest, built from where each stands (qualifica
 the findings of its last plan (reports/findings/<env>.json), so the end of a pytest session,
 `condaqa report` and CI all write the same tables. Failures come first in the Markdown, each
 environment's findings, and the failed check's own last lines in qa and in current, listed
-under its group's table.
+under its group's table. Then the kernels Jupyter shows now: whether each started in qa and
+in current (as its kernel test recorded it) and what the cutover does to its name.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from condaqa import atomic, qualification
+from condaqa.inputs import guard
+from condaqa.kernels import names
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.plan.findings import FindingsFile, load_findings
 from condaqa.site import Site
 from condaqa.triage import HINTS
-from condaqa.vocab import Category, Verdict
+from condaqa.vocab import Category, Outcome, Verdict
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,49 @@ def make_rows(site: Site, manifest: Sequence[Environment], installation: str, ke
     return out
 
 
+@dataclass(frozen=True)
+class KernelRow:
+    name: str
+    environment: str
+    display_name: str
+    started_current: str  # yes, no, or "not run" (current's spec is started only when qa's start failed)
+    started_qa: str  # yes, no, skipped, "not run", or "-" for a kernel condaqa does not test (nb_conda_kernels')
+    name_change: str  # "-", or what the cutover does to the name (kernels/names.py)
+
+
+def kernel_rows(site: Site, manifest: Sequence[Environment], installation: str,
+                kernels: Sequence[Kernel]) -> list[KernelRow]:
+    """One row per kernel name Jupyter shows now, with the kernel test's facts from `installation`'s results."""
+    before = names.shown_names(site, site.current_installation(), kernels)
+    change = names.changes(before, names.shown_names(site, site.installation(installation), kernels))
+    tested = {e.name for e in manifest if e.replicate}
+    rows = []
+    for name, shown in sorted(before.shown.items()):
+        spec = next((k for k in kernels if k.name == name), None)
+        if spec is None:
+            in_current, in_qa = "-", "-"
+        else:
+            result = qualification.load(site, installation, spec.environment) if spec.environment in tested else None
+            in_current, in_qa = _started(result.checks.get(qualification.kernel_check(spec)) if result else None)
+        rows.append(KernelRow(name, shown[-1].environment or "-", shown[-1].display_name or "-", in_current, in_qa,
+                              change.get(name, "-")))
+    return rows
+
+
+def _started(check: qualification.CheckRecord | None) -> tuple[str, str]:
+    """(started in current, started in qa) from a kernel test's record: the test starts current's spec
+    only when qa's start failed, and triage says already-broken when that failed too."""
+    if check is None:
+        return "not run", "not run"
+    if check.outcome is Outcome.PASSED:
+        return "not run", "yes"
+    if check.outcome is Outcome.SKIPPED:
+        return "not run", "skipped"
+    if check.category == Category.ALREADY_BROKEN:
+        return "no", "no"
+    return ("yes" if check.category in (Category.KERNEL_FAILED, Category.TIMEOUT) else "not run"), "no"
+
+
 def render_csv(rows: list[Row]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -86,7 +132,8 @@ _GROUPS: tuple[tuple[str, Callable[[Row], bool]], ...] = (
 _HEADER = "| environment | owner | disposition | result | category | first error | findings | override | build s |"
 
 
-def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installation: str) -> str:
+def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installation: str,
+                    kernels: Sequence[KernelRow] = ()) -> str:
     counts = ", ".join(f"{sum(1 for r in rows if test(r))} {title.split(' (')[0].lower()}" for title, test in _GROUPS)
     lines = [f"# Qualification of {installation}", "",
              f"{len(rows)} environments: {counts}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}; "
@@ -100,6 +147,12 @@ def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installa
         lines.append("")
         for row in group:
             lines += _details(row, findings.get(row.environment))
+    if kernels:
+        lines += ["## Kernels", "", f"The kernel names Jupyter shows now, and what the cutover to {installation} does "
+                  "to each (notebooks save the name).", "",
+                  "| kernel | environment | display name | started in current | started in qa | name change |",
+                  "|" + "---|" * 6]
+        lines += ["| " + " | ".join(_cell(v) for v in astuple(k)) + " |" for k in kernels]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -127,7 +180,7 @@ def _details(row: Row, saved: FindingsFile | None) -> list[str]:
         lines.append(f"- {f.severity} `{f.rule}` {f.package}: {f.action} — {f.reason}.{hint}")
     for step in saved.post_steps if saved else ():
         lines.append(f"- post-create step ({step.kind}): `{step.requirement}`")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def qa_installation(site: Site) -> str:
@@ -141,7 +194,9 @@ def write_summary(site: Site, manifest: Sequence[Environment], kernels: Sequence
     installation = installation or qa_installation(site)
     rows = make_rows(site, manifest, installation, kernels)
     findings = {r.environment: f for r in rows if (f := load_findings(site, r.environment)) is not None}
-    md, csv_path = site.reports_dir / "summary.md", site.reports_dir / "summary.csv"
-    atomic.write_text(md, render_markdown(rows, findings, installation))
+    md, csv_path = (guard(site.reports_dir / name, [site.reports_dir], "write the summary")
+                    for name in ("summary.md", "summary.csv"))
+    table = kernel_rows(site, manifest, installation, kernels)
+    atomic.write_text(md, render_markdown(rows, findings, installation, table))
     atomic.write_text(csv_path, render_csv(rows))
     return md, csv_path

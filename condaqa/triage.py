@@ -66,6 +66,10 @@ _PIP_REQUIREMENT = re.compile(r"requirement (\S+)|distribution found for (\S+)|I
                               r"Failed building wheel for (\S+)|Cannot install (.+?) because")
 # conda's PackagesNotFoundError (4.3 to 25.x) and py-rattler's solver both say a spec matches nothing at all.
 _NOT_FOUND = re.compile(r"PackagesNotFoundError|ResolvePackageNotFound|PackageNotFoundError|No candidates were found")
+# conda's error line (conda 4.3 to 25.x class names), and the line condaqa's engines put before it.
+_CONDA_ERROR = re.compile(r"^[A-Z]\w*(?:Error|Exception|NotFound|MatchSpec):")
+_LEAD = re.compile(r"^(?:the solver could not satisfy|conda (?:env )?(?:create|install)\b.* (?:failed|did not finish))")
+_CONFLICT = re.compile(r"^Package (\S+) conflicts for:$")
 TAIL = 15  # lines of a traceback or a check's output kept in the message
 
 
@@ -107,15 +111,38 @@ def classify_build(env: str, error: BuildError, findings: Iterable[Finding] = ()
 
 
 def _solver_words(text: str) -> str:
-    """The solver's own error, first: conda's `XError: ...` line with the specs it lists."""
+    """The solver's own error, first: conda's `XError: ...` line with the packages it names folded in,
+    so that a one-line summary still says which packages."""
     lines = [line for line in text.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("the solver could not satisfy", "conda create failed",
-                                                            "conda install"))] or lines
-    if lines and re.match(r"^[A-Z]\w*(Error|Exception):", lines[0]):
-        items = [line.strip().removeprefix("- ") for line in lines[1:] if line.strip().startswith("- ")]
-        if items and lines[0].rstrip().endswith(":"):
-            return f"{lines[0].rstrip()} {', '.join(items)}\n" + "\n".join(lines[1:])
+    lines = [line for line in lines if not _LEAD.match(line)] or lines
+    if lines and _CONDA_ERROR.match(lines[0]) and lines[0].rstrip().endswith(":"):
+        named = _first_list(lines[1:]) or _conflicts(lines[1:])
+        if named:
+            return f"{lines[0].rstrip()} {named}\n" + "\n".join(lines[1:])
     return "\n".join(lines)
+
+
+def _first_list(lines: list[str]) -> str:
+    """The first `  - item` list of a conda error (the specs; later lists name channels)."""
+    items: list[str] = []
+    for line in lines:
+        if line.strip().startswith("- "):
+            items.append(line.strip()[2:])
+        elif items:
+            break
+    return ", ".join(items)
+
+
+def _conflicts(lines: list[str]) -> str:
+    """conda 4.7+'s UnsatisfiableError: `Package NAME conflicts for:` and the chains under each."""
+    groups: list[tuple[str, list[str]]] = []
+    for line in (line.strip() for line in lines):
+        header = _CONFLICT.match(line)
+        if header:
+            groups.append((header.group(1), []))
+        elif groups and not line.endswith(":") and not line.startswith("Note that"):
+            groups[-1][1].append(line)
+    return "; ".join(f"{name} ({', '.join(chains)})" for name, chains in groups)
 
 
 def _preflight(env: str, text: str, stopped: list[Finding]) -> Triage:
@@ -124,17 +151,22 @@ def _preflight(env: str, text: str, stopped: list[Finding]) -> Triage:
     missing = [f for f in stopped if f.rule is Rule.MISSING_VERSION]
     if missing:
         return triaged(Category.MISSING_VERSION, env, "; ".join(f.reason for f in missing))
+    if stopped:  # the findings' own words: what stopped it, naming the package and the source
+        return triaged(Category.BUILD_FAILED, env, "; ".join(f"{f.package}: {f.reason}" for f in stopped))
     return triaged(Category.BUILD_FAILED, env, _head(text, 8))
 
 
 def _pip_detail(text: str) -> str:
-    """Which requirement and pip's own words."""
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("pip failed")]
-    for line in lines:
+    """Which requirement and pip's own words, then the rest of what pip (and conda, when its
+    `env create` ran pip) said."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("pip failed")
+             and not _LEAD.match(line)]
+    for number, line in enumerate(lines):
         match = _PIP_REQUIREMENT.search(line)
         if match:
             requirement = next(g for g in match.groups() if g)
-            return f"pip could not install {requirement}: {line.removeprefix('ERROR: ')}"
+            first = f"pip could not install {requirement}: {line.removeprefix('ERROR: ')}"
+            return "\n".join([first, *lines[:number], *lines[number + 1:]])
     return "pip failed: " + " | ".join(lines[-3:])
 
 

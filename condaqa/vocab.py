@@ -98,6 +98,14 @@ class Verdict(Word):
     EXPORTED = "exported"  # export-only: its spec is written, nothing to qualify
 
 
+class BuildState(Word):
+    """Where the last build of an environment got to."""
+
+    BUILDING = "building"  # started, and not (yet, or ever) finished
+    BUILT = "built"
+    FAILED = "failed"
+
+
 class Disposition(Word):
     REPLICATE = "replicate"
     EXPORT = "export"

@@ -104,8 +104,8 @@ def qualify(site: Site, installation: str = NEW, outcome: Outcome = Outcome.PASS
         required = qualification.required_checks(site, env, kernels)
         for check in required:
             failed = outcome is Outcome.FAILED and check == qualification.IMPORTS
-            found = triaged(Category.IMPORT_FAILED, env.name, f"ImportError: no module named {env.name}_mod") if failed \
-                else None
+            words = f"ImportError: no module named {env.name}_mod"
+            found = triaged(Category.IMPORT_FAILED, env.name, words) if failed else None
             qualification.record(site, installation, env, check, outcome if check == qualification.IMPORTS else
                                  Outcome.PASSED, build_id=stamp.build_id, required=required, triage=found)
 

@@ -6,7 +6,9 @@ import pytest
 
 from condaqa.cli import main
 from condaqa.manifest import load_manifest
+from condaqa.plan.planning import plan_environment
 from condaqa.spec.format import load_spec
+from condaqa.vocab import Rule, Severity
 
 
 def run(site, capsys, *args: str) -> tuple[int, str, str]:
@@ -42,7 +44,7 @@ def test_inventory_ini_is_a_valid_starter_manifest(demo_template, capsys, tmp_pa
 
 
 def test_export_writes_one_spec_per_manifest_environment(demo_site, capsys):
-    code, out, _ = run(demo_site, capsys, "export")
+    code, _out, _ = run(demo_site, capsys, "export")
     assert code == 0
     names = [e.name for e in load_manifest(demo_site.manifest)]
     assert sorted(p.stem for p in demo_site.specs_dir.glob("*.yml")) == sorted(names)
@@ -57,7 +59,8 @@ def test_replicate_one_then_nothing_to_do(demo_site, capsys):
     assert code == 0 and "hlink: up to date" in out
 
 
-def test_replicate_failure_exits_1_and_names_the_log(demo_site, capsys):
+def test_replicate_failure_exits_1_and_names_the_log(demo_copy, capsys):
+    demo_site = demo_copy
     record = next((demo_site.root / "v4.3" / "envs" / "hlink" / "conda-meta").glob("linkage-*.json"))
     record.write_text(record.read_text().replace('"version": "2.2.0"', '"version": "9.9.9"'))
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
@@ -98,3 +101,20 @@ def test_status_tells_where_links_point(demo_template, capsys):
     assert code == 0
     assert "current   -> v4.3" in out and "qa        -> v4.8" in out
     assert "rollback would return to" in out
+
+
+def test_site_is_accepted_after_the_command_too(demo_template, capsys):
+    assert main(["status", "--site", str(demo_template.file)]) == 0
+    assert "current   -> v4.3" in capsys.readouterr().out
+    assert main(["--site", "/nowhere/site.toml", "status", "--site", str(demo_template.file)]) == 0  # the last one wins
+
+
+def test_a_hand_edited_export_is_named_as_ignored_and_where_fixes_go(demo_site, capsys):
+    assert run(demo_site, capsys, "export", "--env", "hlink")[0] == 0
+    path = demo_site.specs_dir / "hlink.yml"
+    env = next(e for e in load_manifest(demo_site.manifest) if e.name == "hlink")
+    assert [f for f in plan_environment(demo_site, env)[1] if f.rule is Rule.EDITED_EXPORT] == []
+    path.write_text(path.read_text().replace("linkage=2.2.0", "linkage=2.1.0"))
+    [edited] = [f for f in plan_environment(demo_site, env)[1] if f.rule is Rule.EDITED_EXPORT]
+    assert edited.severity is Severity.WARNING and edited.action == "ignored by the build"
+    assert str(path) in edited.reason and "manifests/overrides/hlink.yml" in edited.hint

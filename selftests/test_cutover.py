@@ -12,14 +12,13 @@ import pytest
 from helpers_sites import NEW, OLD, audit_state, kernel_paths, make_site, qualify, tree_listing, write_kernel
 
 from condaqa import atomic, permissions
+from condaqa.errors import CutoverError, LockHeld
+from condaqa.kernels.specs import rewrite_kernel
 from condaqa.lifecycle import audit, readiness, switch
 from condaqa.lifecycle.gate import gate
-from condaqa.errors import CutoverError
-from condaqa.kernels.specs import rewrite_kernel
-from condaqa.vocab import Outcome
-from condaqa.site import Site
-from condaqa.errors import LockHeld
 from condaqa.locks import lock_file, lock_status, site_lock
+from condaqa.site import Site
+from condaqa.vocab import Outcome
 
 
 @pytest.fixture
@@ -239,7 +238,8 @@ def test_prefix_references_are_warned(site: Site) -> None:
     ]
     old, new = site.installation(OLD), site.installation(NEW)
     with_qa = readiness.prefix_references(site, old, new, qa_goes=True)
-    assert f"{env}/etc/conda/activate.d/x.sh: activation script names {site.qa_link} (removed by this cutover" in with_qa[-1]
+    script = f"{env}/etc/conda/activate.d/x.sh"
+    assert f"{script}: activation script names {site.qa_link} (removed by this cutover" in with_qa[-1]
 
 
 def test_cutover_refuses_environments_fewer_users_can_read(qualified: Site) -> None:
@@ -257,7 +257,8 @@ def test_cutover_refuses_environments_fewer_users_can_read(qualified: Site) -> N
 def test_group_readable_current_accepts_the_same_group(qualified: Site) -> None:
     for name in (OLD, NEW):
         (qualified.root / name / "envs" / "alpha").chmod(0o750)
-    switch.cutover(qualified)
+    assert readiness.readability_problems(qualified.installation(OLD), qualified.installation(NEW)) == []
+    assert switch.cutover(qualified).intent.new == NEW and os.readlink(qualified.current_link) == NEW
 
 
 def test_lost_group_permissions_are_warned(qualified: Site) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from helpers_sites import NEW, OLD, audit_state, kernel_paths, make_site, qualify, tree_listing
 
-from condaqa.lifecycle import audit, switch
 from condaqa.cli import main
-from condaqa.site import Site
+from condaqa.lifecycle import audit, switch
 from condaqa.locks import lock_file
+from condaqa.site import Site
 
 PAIRS = 500
 READERS = 8

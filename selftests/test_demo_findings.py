@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import write_project
 
 from condaqa.plan.findings import read_findings
-
-from conftest import write_project
+from condaqa.vocab import Verdict
 
 etree = pytest.importorskip("lxml.etree")
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
@@ -55,7 +55,7 @@ def summary_rows(project: Path) -> dict[str, dict[str, str]]:
 def test_the_demo_qualifies_green_with_every_rule_in_the_summary(pytester, project, demo_site):
     result = qualify(pytester)
     assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(["condaqa summary: */reports/summary.md"])
+    result.stdout.fnmatch_lines(["*- condaqa summary -*", "reports: */reports/summary.md, */reports/junit.xml"])
     summary = (project / "reports" / "summary.md").read_text()
     rows = summary_rows(project)
     props, _ = junit_properties(project)
@@ -64,10 +64,12 @@ def test_the_demo_qualifies_green_with_every_rule_in_the_summary(pytester, proje
         assert {f.rule for f in saved.findings} == rules, env
         assert [s.kind for s in saved.post_steps] == steps and saved.override is override
         assert f"### {env}" in summary and all(f"`{rule}`" in summary.split(f"### {env}")[1] for rule in rules)
-        assert rows[env]["result"] == "passed" and rows[env]["category"] == ""
+        assert rows[env]["result"] == props[f"{env}.result"] == Verdict.PASSED and rows[env]["category"] == ""
+        assert rows[env]["first_error"] == "" and f"{env}.category" not in props
         assert rows[env]["findings"] == str(len(saved.findings)) == props[f"{env}.findings"]
         assert rows[env]["override"] == props[f"{env}.override"] == ("yes" if override else "no")
     assert rows["hlink"]["findings"] == "0" and "## Failed" not in summary
+    assert props["old_not_used.result"] == props["scratch_jdoe.result"] == Verdict.EXPORTED
     git_step = read_findings(project / "reports" / "findings" / "git_installed.json").post_steps[0]
     assert git_step.requirement.startswith(f"git+{(demo_site.root / 'git' / 'harmonize').as_uri()}@")
     assert props["listed_twice.finding.1"] == "info listed-twice datefmt: dropped from pip"
@@ -88,14 +90,24 @@ def test_failures_fail_only_their_environment_and_are_triaged(pytester, project)
     props, tree = junit_properties(project)
     assert props["hlink.category"] == "unsatisfiable" and "overrides/hlink.yml" in props["hlink.hint"]
     assert props["missing_pin.category"] == "missing-version" and props["listed_twice.category"] == "already-broken"
-    assert props["nhis_reformat.result"] == "passed" and "nhis_reformat.category" not in props
+    assert props["nhis_reformat.result"] == Verdict.PASSED and "nhis_reformat.category" not in props
+    assert all(props[f"{env}.result"] == Verdict.FAILED for env in ("hlink", "missing_pin", "listed_twice"))
     failures = {f.get("message").removeprefix("Failed: ").split(" ")[0]: f.text for f in tree.iter("failure")}
     assert "ipumsdata >=0.5" in failures["[unsatisfiable]"] and "hint: the pins cannot" in failures["[unsatisfiable]"]
     assert set(failures) == {"[unsatisfiable]", "[missing-version]", "[already-broken]"}
     rows = summary_rows(project)
-    assert "nearest available: 0.4.1, 0.5.0" in rows["missing_pin"]["first_error"]
+    assert rows["hlink"]["first_error"].startswith("the build failed at solve: ")
+    assert "linkage" in rows["hlink"]["first_error"]
+    first = rows["missing_pin"]["first_error"]
+    assert first.startswith("the build failed at preflight: ") and "nearest available: 0.4.1, 0.5.0" in first
     first = rows["listed_twice"]["first_error"]
-    assert first.startswith("listed_twice/check_old_bug.py exited 1 in qa and fails in current too")
+    assert first.startswith("owner:listed_twice/check_old_bug.py failed: "
+                            "listed_twice/check_old_bug.py exited 1 in qa and fails in current too")
+    assert {env: rows[env]["result"] for env in ("hlink", "missing_pin", "listed_twice")} == dict.fromkeys(
+        ("hlink", "missing_pin", "listed_twice"), Verdict.FAILED)
+    result.stdout.fnmatch_lines(["  hlink: failed: the build failed at solve: *",
+                                 "  listed_twice: failed: owner:listed_twice/check_old_bug.py failed: *",
+                                 "  missing_pin: failed: the build failed at preflight: *nearest available*"])
     summary = (project / "reports" / "summary.md").read_text()
     failed_group = summary.split("## Failed")[1].split("## ")[0]
     assert "| hlink |" in failed_group and "| missing_pin |" in failed_group and "| listed_twice |" not in failed_group

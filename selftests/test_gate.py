@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import write_project
 
 QA_ONLY_FAILURE = 'import sys\nsys.exit(1 if "v4.8" in sys.prefix else 0)\n'
@@ -29,8 +28,9 @@ def project(pytester: pytest.Pytester, demo_site) -> Path:
     return pytester.path
 
 
-def qualify(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", *args)
+def qualify(pytester: pytest.Pytester, *args: str, workers: str = "0") -> pytest.RunResult:
+    """The qualification as users run it; in one process unless it matters (the selftests fill the cores)."""
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", workers, *args)
 
 
 def condaqa(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -50,16 +50,16 @@ def assert_refused(project: Path, *words: str) -> str:
 
 def test_a_partial_run_after_a_failure_does_not_pass_the_gate(pytester, project, demo_site):
     (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
-    assert qualify(pytester).ret == 1
+    assert qualify(pytester, workers="2").ret == 1  # `pytest -n 2`, as in the report
     assert_refused(project, "hlink")
-    builds_only = qualify(pytester, "-k", "test_builds")
+    builds_only = qualify(pytester, "-k", "test_builds", workers="2")
     assert builds_only.ret == 0, builds_only.stdout.str()
     refused = assert_refused(project, "hlink: failed", "check_regression.py")
     assert os.readlink(demo_site.root / "current") == "v4.3", refused
 
 
-def test_an_environment_broken_after_it_passed_does_not_pass_the_gate(pytester, project, demo_site):
-    assert qualify(pytester).ret == 0
+def test_an_environment_broken_after_it_passed_does_not_pass_the_gate(qualified_project):
+    project = qualified_project
     (project / "manifests" / "overrides" / "survey_weights.yml").write_text(
         "name: survey_weights\nchannels: [main, mpc]\ndependencies:\n  - python\n  - pip\n  - tabular=2.0.0\n"
         "  - pip:\n      - surveyweights==9.9\n")
@@ -67,8 +67,8 @@ def test_an_environment_broken_after_it_passed_does_not_pass_the_gate(pytester, 
     assert_refused(project, "survey_weights: failed", "pip")
 
 
-def test_an_environment_emptied_after_it_passed_does_not_pass_the_gate(pytester, project, demo_site):
-    assert qualify(pytester).ret == 0
+def test_an_environment_emptied_after_it_passed_does_not_pass_the_gate(qualified_project, demo_site):
+    project = qualified_project
     prefix = demo_site.root / "v4.8" / "envs" / "hlink"
     for child in prefix.iterdir():  # what a full disk during a rebuild leaves: the history file and nothing else
         if child.name != "conda-meta":
@@ -76,8 +76,11 @@ def test_an_environment_emptied_after_it_passed_does_not_pass_the_gate(pytester,
     assert_refused(project, "hlink:", str(prefix))
 
 
-def test_a_cutover_during_a_qualification_is_refused(pytester, project, demo_site):
-    assert qualify(pytester).ret == 0
+def test_a_cutover_during_a_qualification_is_refused(qualified_project, demo_site):
+    project = qualified_project
+    passed = condaqa(project, "cutover", "--keep-qa")  # the qualification passed: the gate would let it through
+    assert passed.returncode == 0, passed.stderr
+    assert condaqa(project, "rollback").returncode == 0
     running = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--rebuild"],
                                cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -92,8 +95,8 @@ def test_a_cutover_during_a_qualification_is_refused(pytester, project, demo_sit
     assert os.readlink(demo_site.root / "current") == "v4.3", refused
 
 
-def test_an_interrupted_run_does_not_pass_the_gate(pytester, project, demo_site):
-    assert qualify(pytester).ret == 0
+def test_an_interrupted_run_does_not_pass_the_gate(qualified_project):
+    project = qualified_project
     ready = project / "slow-check-started"
     (project / "env_checks" / "hlink" / "check_slow.py").write_text(
         f"import pathlib, time\npathlib.Path({str(ready)!r}).touch()\ntime.sleep(60)\n")
@@ -109,8 +112,8 @@ def test_an_interrupted_run_does_not_pass_the_gate(pytester, project, demo_site)
     assert_refused(project, "hlink:", "check_slow.py")
 
 
-def test_a_full_run_passes_and_a_new_check_makes_its_environment_stale(pytester, project, demo_site):
-    assert qualify(pytester).ret == 0
+def test_a_full_run_passes_and_a_new_check_makes_its_environment_stale(pytester, qualified_project, demo_site):
+    project = qualified_project
     (project / "env_checks" / "hlink" / "check_added_later.py").write_text("print('fine')\n")
     assert_refused(project, "hlink: stale", "check_added_later.py")
     assert qualify(pytester, "-k", "hlink").ret == 0
@@ -136,7 +139,8 @@ def test_status_names_each_verdict(pytester, project, demo_site):
     (project / "env_checks" / "git_installed" / "check_new.py").write_text("print('new')\n")
     assert condaqa(project, "replicate", "--env", "survey_weights").returncode == 0
     out = condaqa(project, "status").stdout
-    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and len(line.split()) > 2}
+    block = out.split("qualification of v4.8 (qa):\n", 1)[1].split("\n")
+    lines = {line.split()[0]: line for line in block[:block.index(next(b for b in block if not b.startswith("  ")))]}
     assert lines["hlink"].split()[2] == "failed" and "check_regression.py" in lines["hlink"]
     assert lines["survey_weights"].split()[2] == "pending"
     assert lines["listed_twice"].split()[2] == "partial" and "imports" in lines["listed_twice"]

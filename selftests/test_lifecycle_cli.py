@@ -14,12 +14,11 @@ import pytest
 import yaml
 from helpers_sites import NEW, OLD, PY, audit_state, make_installation, make_site, qualify, write_kernel
 
-from condaqa.lifecycle import audit, switch
 from condaqa.cli import main
 from condaqa.commands.lifecycle import lifecycle_status
-from condaqa.site import Site
+from condaqa.lifecycle import audit, switch
 from condaqa.locks import site_lock
-
+from condaqa.site import Site
 
 
 @pytest.fixture
@@ -85,7 +84,8 @@ def test_status_lines_tell_the_story(site: Site) -> None:
     assert lines[2].endswith(f"cutover {OLD} -> {NEW}, 2 kernel spec(s) rewritten")
     assert run(site, "rollback") == 0
     lines = lifecycle_status(site)
-    assert lines[0] == f"rollback would return to: nothing ({site.current_link} points to {OLD}, as before the last cutover)"
+    nothing = f"nothing ({site.current_link} points to {OLD}, as before the last cutover)"
+    assert lines[0] == f"rollback would return to: {nothing}"
     assert lines[-1].endswith(f"rollback {NEW} -> {OLD}, 2 kernel spec(s) rewritten")
 
 
@@ -219,7 +219,8 @@ def test_cutover_fixture_rolls_back_when_a_smoke_test_fails(plain_site: Site, tm
     needed = tmp_path / "beta-needs-this"  # outside the environment: the gate cannot see it go
     needed.touch()
     (site.root / NEW / "envs" / "beta" / "lib" / PY / "site-packages" / "beta_mod.py").write_text(
-        f"import pathlib\nif not pathlib.Path({str(needed)!r}).exists():\n    raise ImportError('beta lost its data')\n")
+        f"import pathlib\nif not pathlib.Path({str(needed)!r}).exists():\n"
+        "    raise ImportError('beta lost its data')\n")
     qualify(site)
     needed.unlink()
     done = run_cutover_suite(site, tmp_path / "project")

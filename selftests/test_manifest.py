@@ -19,7 +19,8 @@ def write(tmp_path: Path, ini: str, toml: str | None = None) -> Path:
 
 
 def test_seed_format_with_comments_and_case(tmp_path):
-    ini = write(tmp_path, "# header\n[environments]\nnhis_reformat = REPLICATE\n# old one\nOld.Env = Export  # gone\nhlink=replicate\n")
+    ini = write(tmp_path, "# header\n[environments]\nnhis_reformat = REPLICATE\n# old one\n"
+                     "Old.Env = Export  # gone\nhlink=replicate\n")
     envs = load_manifest(ini)
     assert [(e.name, e.disposition, e.line) for e in envs] == [
         ("nhis_reformat", "replicate", 3), ("Old.Env", "export", 5), ("hlink", "replicate", 6),

@@ -1,20 +1,27 @@
-"""The qualification suite end to end on a demo site, run as users run it (pytester, xdist)."""
+"""The qualification suite end to end on a demo site, run as users run it: the installed plugin,
+pytester subprocesses, xdist; from a checkout of the repository and from any other folder."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+from conftest import write_project
 from lxml import etree
 
-from conftest import write_project
+from condaqa import qualification
+from condaqa.kernels.specs import find_kernels
+from condaqa.manifest import load_manifest
+from condaqa.plugin import environment_of
+from condaqa.site import Site
 
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
-REPLICATE = ("nhis_reformat", "hlink", "super_important_jupyter_kernel", "survey_weights")
+SITE_TESTS = 4  # the suite's two manifest tests and the demo site's own two in tests/
 
 
-def snapshot(root: Path) -> dict[str, tuple]:
+def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
     """Every path under an installation with its size, mode and mtime: to prove nothing changed."""
     state = {}
     for folder, dirs, files in os.walk(root):
@@ -25,14 +32,20 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return state
 
 
-def junit(project: Path) -> etree._ElementTree:
-    tree = etree.parse(str(project / "reports" / "junit.xml"))
+def junit(folder: Path) -> etree._ElementTree:
+    tree = etree.parse(str(folder / "reports" / "junit.xml"))
     assert SCHEMA.validate(tree), SCHEMA.error_log
     return tree
 
 
+def required_tests(site: Site) -> int:
+    """How many tests the suite runs on `site`: one per required check of each environment."""
+    kernels = find_kernels(site)
+    return sum(len(qualification.required_checks(site, env, kernels)) for env in load_manifest(site.manifest))
+
+
 @pytest.fixture
-def project(pytester: pytest.Pytester, demo_site) -> Path:
+def project(pytester: pytest.Pytester, demo_site: Site) -> Path:
     """A checkout of the repository in pytester's folder, pointing at this test's demo site."""
     write_project(pytester.path, demo_site.root)
     return pytester.path
@@ -47,47 +60,88 @@ def test_demo_qualifies_green_rebuilds_nothing_and_leaves_current_alone(pytester
     result = run(pytester, "-n", "2")
     assert result.ret == 0, result.stdout.str()
     outcomes = result.parseoutcomes()
-    assert outcomes["passed"] >= 24 and set(outcomes) <= {"passed", "seconds"}, outcomes
+    outcomes.pop("seconds", None)
+    assert outcomes == {"passed": required_tests(demo_site) + SITE_TESTS}
+    replicated = [e.name for e in load_manifest(demo_site.manifest) if e.replicate]
+    for env in replicated:  # one line as each environment starts and one as its build ends, whatever -n
+        assert sum(1 for line in result.outlines if line.startswith(f"condaqa: {env}: started")) == 1
+        assert sum(1 for line in result.outlines if re.match(rf"condaqa: {env}: rebuilt in [\d.]+s", line)) == 1
+    result.stdout.fnmatch_lines(["*condaqa summary*", "11 environments of v4.8: 2 exported, 9 passed",
+                                 f"reports: {project}/reports/summary.md, {project}/reports/junit.xml"])
     tree = junit(project)
     classes = {case.get("classname") for case in tree.iter("testcase")}
-    assert {f"condaqa.{env}" for env in REPLICATE} <= classes
+    assert {f"condaqa.{env}" for env in replicated} <= classes
     props = {p.get("name"): p.get("value") for p in tree.iter("property")}
     assert props["nhis_reformat.owner"] == "nhis-team" and props["old_not_used.disposition"] == "export"
-    assert props["hlink.result"] == "passed"
+    assert props["hlink.result"] == "passed" and props["old_not_used.result"] == "exported"
+    assert props["kernel.hlink.display_name"] == "Python (hlink)"
     assert snapshot(demo_site.root / "v4.3") == before, "qualification wrote under current"
 
     again = run(pytester, "-n", "2")
     assert again.ret == 0
-    for env in REPLICATE:
+    for env in replicated:
+        assert sum(1 for line in again.outlines if line.startswith(f"condaqa: {env}: up to date in")) == 1
         log = (project / "reports" / "logs" / f"{env}.log").read_text()
         assert log.count("built in") == 1 and "nothing rebuilt" in log.splitlines()[-1]
 
 
+def test_all_tests_of_an_environment_run_in_one_worker(pytester, project, demo_site):
+    result = run(pytester, "-n", "2", "-v")
+    assert result.ret == 0
+    names = [e.name for e in load_manifest(demo_site.manifest)]
+    kernel_envs = {k.name: k.environment for k in find_kernels(demo_site)}
+    workers: dict[str, set[str]] = {}
+    for line in result.outlines:
+        match = re.match(r"\[(gw\d+)\] \[ *\d+%\] PASSED (\S+)", line)
+        if match and environment_of(match.group(2), names, kernel_envs):
+            workers.setdefault(environment_of(match.group(2), names, kernel_envs), set()).add(match.group(1))
+    assert len(workers) == 11 and all(len(w) == 1 for w in workers.values()), workers
+    assert len(set().union(*workers.values())) == 2  # and both workers had some
+
+
+def test_environment_of_maps_test_ids_to_environments():
+    names, kernels = ["hlink", "hlink_extra", "nhis"], {"nhis-kernel": "nhis"}
+    assert environment_of("s/test_environments.py::test_builds[hlink]", names, kernels) == "hlink"
+    assert environment_of("s/test_environments.py::test_owner_check[hlink_extra-_all/check_x.py]", names,
+                          kernels) == "hlink_extra"
+    assert environment_of("s/test_environments.py::test_owner_check[hlink-hlink/check_x.py]", names, kernels) == "hlink"
+    assert environment_of("s/test_kernels.py::test_kernel_starts[nhis-kernel]", names, kernels) == "nhis"
+    assert environment_of("s/test_environments.py::test_builds[nhis-kernel]", names, kernels) == "nhis"
+    assert environment_of("s/test_environments.py::test_manifest_lists_every_environment", names, kernels) == ""
+    assert environment_of("s/test_x.py::test_y[elsewhere]", names, kernels) == ""
+
+
 def test_k_selects_one_environment(pytester, project):
-    result = run(pytester, "-n", "2", "-k", "nhis", "-v")
+    result = run(pytester, "-n", "0", "-k", "nhis", "-v")
     assert result.ret == 0
     ran = [line for line in result.outlines if "PASSED" in line]
     assert ran and all("nhis_reformat" in line for line in ran)
     assert not (project / "reports" / "logs" / "hlink.log").exists()
 
 
-def test_failing_owner_check_fails_only_its_environment(pytester, project):
+def test_a_failing_owner_check_fails_only_its_environment_with_its_own_words(pytester, project):
     check = project / "env_checks" / "hlink" / "check_broken.py"
-    check.write_text("print('linkage table has 0 rows')\nraise SystemExit(3)\n")
-    result = run(pytester, "-n", "2")
+    check.write_text("import sys\nprint('linkage table has', 0 if 'v4.8' in sys.prefix else 9, 'rows')\n"
+                     "raise SystemExit(3 if 'v4.8' in sys.prefix else 0)\n")
+    result = run(pytester, "-n", "0")
     assert result.ret == 1
     assert result.parseoutcomes()["failed"] == 1
     failed = [c for c in junit(project).iter("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failed] == ["test_owner_check[hlink-hlink/check_broken.py]"]
-    assert "linkage table has 0 rows" in failed[0].find("failure").text
+    text = failed[0].find("failure").text
+    assert "qa said:\n  linkage table has 0 rows" in text and "current said:\n  linkage table has 9 rows" in text
     assert "exited 3" in failed[0].find("failure").get("message")
+    summary = (project / "reports" / "summary.md").read_text()
+    assert "linkage table has 0 rows" in summary and "linkage table has 9 rows" in summary
 
 
-def test_unsatisfiable_pin_fails_only_its_environment(pytester, project, demo_site):
+def test_a_missing_pin_fails_only_its_environment_at_preflight(pytester, demo_copy):
+    demo_site, project = demo_copy, pytester.path
+    write_project(project, demo_site.root)
     meta = demo_site.root / "v4.3" / "envs" / "survey_weights" / "conda-meta"
     record = next(meta.glob("tabular-2.0.0-*.json"))
     record.write_text(record.read_text().replace('"version": "2.0.0"', '"version": "7.7.7"'))
-    result = run(pytester, "-n", "2")
+    result = run(pytester, "-n", "0")
     assert result.ret == 1
     cases = list(junit(project).iter("testcase"))
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
@@ -96,6 +150,7 @@ def test_unsatisfiable_pin_fails_only_its_environment(pytester, project, demo_si
     assert "tabular" in message and "7.7.7" in message
     skipped = {c.get("name") for c in cases if c.find("skipped") is not None}
     assert skipped and all("survey_weights" in name for name in skipped)
+    result.stdout.fnmatch_lines(["condaqa: survey_weights: FAILED at preflight in *s"])
 
 
 def test_bad_manifest_is_a_usage_error_that_writes_nothing(pytester, tmp_path):
@@ -106,3 +161,47 @@ def test_bad_manifest_is_a_usage_error_that_writes_nothing(pytester, tmp_path):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*environments.ini:3: bad environment name 'x/y': contains a path separator*"])
     assert not root.exists() and not (pytester.path / "reports").exists()
+
+
+# --- the installed plugin, from a folder that is not the repository ------------------------------
+
+
+def test_from_any_folder_with_pyargs_and_a_site_elsewhere(pytester, demo_site):
+    """`pytest --pyargs condaqa.suite --site /abs/site.toml`, --site before or after the other arguments;
+    the reports land in the folder pytest runs from, and a run that qualifies nothing leaves them."""
+    assert not str(demo_site.file).startswith(str(pytester.path))
+    result = run(pytester, "--site", str(demo_site.file), "-n", "2", "--pyargs", "condaqa.suite")
+    assert result.ret == 0, result.stdout.str()
+    assert result.parseoutcomes()["passed"] == required_tests(demo_site) + 2
+    junit(pytester.path)
+    kept = (pytester.path / "reports" / "junit.xml").read_bytes()
+    summary = (pytester.path / "reports" / "summary.md").read_bytes()
+    collected = run(pytester, "--pyargs", "condaqa.suite", "--collect-only", "--site", str(demo_site.file))
+    assert collected.ret == 0
+    nothing = run(pytester, "--pyargs", "condaqa.suite", "-k", "no_such_test", "--site", str(demo_site.file))
+    assert nothing.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    nothing.stdout.fnmatch_lines(["condaqa: no qualification test ran; the last reports are left as they were"])
+    assert (pytester.path / "reports" / "junit.xml").read_bytes() == kept
+    assert (pytester.path / "reports" / "summary.md").read_bytes() == summary
+    single = run(pytester, "-p", "no:xdist", "--pyargs", "condaqa.suite", "--site", str(demo_site.file), "-k", "hlink")
+    assert single.ret == 0, single.stdout.str()
+    assert (pytester.path / "reports" / "junit.xml").read_bytes() != kept
+
+
+def test_a_site_without_qa_is_one_clear_usage_error(pytester, demo_site):
+    (demo_site.root / "qa").unlink()
+    result = run(pytester, "--pyargs", "condaqa.suite", "--site", str(demo_site.file))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{demo_site.root}/qa is absent: there is no installation to qualify*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert not (pytester.path / "reports").exists()
+
+
+def test_the_plugin_is_inert_without_a_site(pytester, monkeypatch):
+    monkeypatch.delenv("CONDAQA_SITE", raising=False)
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    result = run(pytester, "-n", "2")
+    assert result.ret == 0 and result.parseoutcomes()["passed"] == 1
+    assert "condaqa" not in result.stdout.str().replace("plugins: condaqa", "")
+    assert not (pytester.path / "reports").exists()
+    assert run(pytester, "--help").stdout.str().count("--site=PATH") == 1  # the option is known everywhere

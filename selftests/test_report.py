@@ -40,7 +40,8 @@ def qualified_site(tmp_path):
     """alpha passed with findings and an override, beta failed, gamma already broken, delta not run."""
     site = make_site(tmp_path, ENVS, kernels=False)
     qualify(site, envs=("alpha",))
-    fail(site, "beta", qualification.VERSIONS, Category.VERSION_MISMATCH, "versions differ: tabular | pinned twice\nmore")
+    fail(site, "beta", qualification.VERSIONS, Category.VERSION_MISMATCH,
+         "versions differ: tabular | pinned twice\nmore")
     fail(site, "gamma", "owner:gamma/check_x.py", Category.ALREADY_BROKEN, "check_x.py fails in current too",
          qa="Traceback\nKeyError: 'x'", current="Traceback\nKeyError: 'x' (current)")
     legacy = next(e for e in load_manifest(site.manifest) if e.name == "legacy")
@@ -84,7 +85,8 @@ def test_markdown_puts_failures_first_and_lists_findings_and_the_checks_words_un
                         "## Not qualified (pending, partial, stale, missing or never run)", "## Passed",
                         "## Export only"]
     failed = text.split("## Failed")[1].split("## Already broken")[0]
-    row = "| beta | - | replicate | failed | version-mismatch | versions failed: versions differ: tabular \\| pinned twice |"
+    row = ("| beta | - | replicate | failed | version-mismatch | versions failed: versions differ: tabular \\| "
+           "pinned twice |")
     assert row in failed
     assert "### beta" in failed and "- error `pip-syntax` x: kept — unpinned. Hint: pin it" in failed
     broken = text.split("## Already broken")[1].split("## Not qualified")[0]

@@ -49,5 +49,5 @@ def test_bad_site_file(tmp_path, text, message):
 
 
 def test_missing_site_file_says_how_to_choose(tmp_path):
-    with pytest.raises(ConfigError, match="site file not found .*CONDAQA_SITE"):
+    with pytest.raises(ConfigError, match=r"site file not found .*CONDAQA_SITE"):
         load_site(tmp_path / "nope.toml")

@@ -115,7 +115,8 @@ def import_modules(fence: Fence, env: str, python: Path, modules: list[str],
     runs = []
     for name, code, output in found:
         if code == -_SIGALRM:
-            runs.append(CheckRun(name, -1, output + f"import {name} did not finish within {timeout:.0f}s", timed_out=True))
+            late = f"import {name} did not finish within {timeout:.0f}s"
+            runs.append(CheckRun(name, -1, output + late, timed_out=True))
         else:
             runs.append(CheckRun(name, code, output))
     return runs

@@ -83,7 +83,10 @@ def _retire_args(parser: argparse.ArgumentParser) -> None:
          _retire_args)
 def retire_command(args: argparse.Namespace) -> int:
     site = site_of(args)
-    _print_notes(installations.retire(site, args.name, pkgs_only=args.pkgs_only, yes=args.yes))
+    def warn(line: str) -> None:  # before anything is deleted: the admin may still stop it
+        print(f"warning: {line}", flush=True)
+
+    _print_notes(installations.retire(site, args.name, warn=warn, pkgs_only=args.pkgs_only, yes=args.yes))
     print(f"retired {site.root / args.name}{'/pkgs' if args.pkgs_only else ''}")
     return EXIT_OK
 

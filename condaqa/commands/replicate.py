@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from condaqa import locks, qualification
 from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
-from condaqa.commands.specs import selected
+from condaqa.commands.specs import EXIT_BAD_INPUT, selected
 from condaqa.errors import BuildError
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
@@ -28,7 +29,7 @@ def replicate_command(args: argparse.Namespace) -> int:
     kernels = find_kernels(site)
     qualification.check_manifest(load_manifest(site.manifest), kernels)
     chosen = selected(site, args.env, replicate_only=True)
-    failed = 0
+    failed, disk = 0, ""
     with locks.qualifying(site, (qa.name, current.name), "condaqa replicate"):
         for number, env in enumerate(chosen, 1):
             print(f"[{number}/{len(chosen)}] {env.name}: ", end="", flush=True)
@@ -40,8 +41,19 @@ def replicate_command(args: argparse.Namespace) -> int:
                 verdict = classify_build(env.name, exc, saved.findings if saved else ())
                 print(f"FAILED [{verdict.category}] at {exc.stage}: {(verdict.detail or str(exc)).splitlines()[0]}")
                 print(f"    hint: {verdict.hint}\n    log: {exc.log}")
+                disk = disk or disk_trouble(str(exc))
                 continue
             print(f"built in {built.seconds:.1f}s" if built.rebuilt else "up to date")
     print(f"{len(chosen) - failed} of {len(chosen)} environments built in {site.qa_link}; none is qualified until "
           "its checks pass (pytest)")
+    if disk:
+        print(f"error: the disk refused a write: {disk}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def disk_trouble(message: str) -> str:
+    """The line saying a build failed because the disk did, not the environment ("" if not): exit 2, like any
+    disk error."""
+    words = ("No space left on device", "os error 28", "Disk quota exceeded", "Read-only file system", "os error 30")
+    return next((line.strip() for line in message.splitlines() if any(w in line for w in words)), "")

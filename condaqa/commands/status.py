@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from condaqa import qualification, report
 from condaqa.commands import EXIT_OK, command, site_of
@@ -27,6 +28,8 @@ def status(args: argparse.Namespace) -> int:
     print(f"fence     {fence_for(site).describe()}")
     for line in _qualification_lines(site):
         print(line)
+    for line in _kernel_lines(site):
+        print(line)
     for line in lifecycle_status(site):
         print(line)
     return EXIT_OK
@@ -40,7 +43,7 @@ def _qualification_lines(site: Site) -> list[str]:
         if target is None:
             continue
         folder = qualification.results_dir(site, target)
-        if folder.exists() and not os.access(folder, os.R_OK | os.X_OK):
+        if not _readable(folder):
             lines.append(f"qualification of {target} ({link}): {folder} is not readable by you")
             continue
         standings = [qualification.standing(site, target, env, kernels) for env in manifest]
@@ -48,10 +51,42 @@ def _qualification_lines(site: Site) -> list[str]:
             continue
         lines.append(f"qualification of {target} ({link}):")
         width = max(len(env.name) for env in manifest)
-        for env, found in zip(manifest, standings):
+        for env, found in zip(manifest, standings, strict=True):
             category = f" [{found.category}]" if found.category else ""
             lines.append(f"  {env.name:{width}}  {env.disposition:9}  {found.verdict:8}{category}  {found.reason}")
     return lines
+
+
+def _kernel_lines(site: Site) -> list[str]:
+    """Each kernel name Jupyter shows now: what it runs, whether it started in qa and in current, and what
+    the cutover to qa does to the name."""
+    kernels = find_kernels(site)
+    installation = report.qa_installation(site)
+    rows = report.kernel_rows(site, load_manifest(site.manifest), installation, kernels)
+    if not rows:
+        return []
+    source = "the kernels folder and nb_conda_kernels" if site.nb_conda_kernels else "the kernels folder"
+    lines = [f"kernels (the names Jupyter shows, from {source}; started in the qualification of {installation}):"]
+    width, env_width = max(len(r.name) for r in rows), max(len(r.environment) for r in rows)
+    for r in rows:
+        name = "name kept" if r.name_change == "-" else f"name {r.name_change}"
+        lines.append(f"  {r.name:{width}}  {r.environment:{env_width}}  qa: {r.started_qa:7}  "
+                     f"current: {r.started_current:7}  {name}")
+    return lines
+
+
+def _readable(folder: Path) -> bool:
+    """Whether this user can list `folder` (a missing one reads as empty); umask-077 sites are common."""
+    for path in (folder.parent, folder):
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        if not os.access(path, os.R_OK | os.X_OK):
+            return False
+    return True
 
 
 def _report_args(parser: argparse.ArgumentParser) -> None:

@@ -96,7 +96,7 @@ def prefix_references(site: Site, old: Installation, new: Installation, *, qa_go
     needles = {f"{old.path}/".encode(): f"{old.path} (breaks when {old.name} is retired)"}
     if qa_goes:
         needles[f"{site.qa_link}/".encode()] = f"{site.qa_link} (removed by this cutover; --keep-qa keeps it)"
-    found = []
+    found: list[str] = []
     for env in new.environments():
         for kind, path, text in _scanned(new.env_prefix(env)):
             found.extend(f"{path}: {kind} names {why}" for needle, why in needles.items() if needle in text)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from condaqa import atomic, locks
 from condaqa.errors import CutoverError
-from condaqa.kernels.specs import find_kernels, names_installation, rewrite_kernel
+from condaqa.inputs import guard
+from condaqa.kernels.specs import find_kernels, names_installation, rewrite_kernel, writable_roots
 from condaqa.lifecycle import audit, readiness
 from condaqa.lifecycle.gate import gate
 from condaqa.site import Installation, Site
@@ -108,7 +109,7 @@ def cutover(
             warnings += readiness.prefix_references(site, old, new, qa_goes=qa_points_here and not keep_qa)
             _reached("gate")
             kernels = [
-                _change(k.spec_file, old.path, new.path)
+                _change(guard(k.spec_file, writable_roots(site), "rewrite the kernel spec"), old.path, new.path)
                 for k in find_kernels(site)
                 if names_installation(k.spec_file, old.path)
             ]

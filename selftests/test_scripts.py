@@ -1,0 +1,81 @@
+"""scripts/ and the CI examples, run as far as a machine without Jenkins or GitLab allows.
+
+The GitLab job's and the Jenkins stage's shell lines run here in a site project pointing at
+the demo (their install line aside: condaqa is already installed in this interpreter), and
+what each server would publish, reports/junit.xml, must be there and valid. The README shows
+the same files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, write_project
+from lxml import etree
+
+SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
+CI = REPO / "scripts" / "ci"
+
+
+@pytest.fixture
+def site_project(demo_site, tmp_path: Path) -> Path:
+    """A site's qualification project, as the CI examples expect it: manifests/, env_checks/, scripts/."""
+    project = tmp_path / "site-project"
+    write_project(project, demo_site.root)
+    for name in ("pyproject.toml", "condaqa"):  # a site project has no copy of the repository's own settings
+        target = project / name
+        target.unlink() if target.is_file() or target.is_symlink() else shutil.rmtree(target)
+    shutil.copytree(REPO / "scripts", project / "scripts", symlinks=True)
+    return project
+
+
+def run_lines(lines: list[str], project: Path, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The job's lines in one shell, as a runner would, with this interpreter's bin first on PATH."""
+    environ = {**os.environ, **variables, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", "-e", "-c", "\n".join(lines)], cwd=project, env=environ, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_the_gitlab_job_qualifies_and_publishes_junit(site_project: Path) -> None:
+    job = yaml.safe_load((CI / "gitlab-ci.yml").read_text())["qualify"]
+    assert job["artifacts"]["reports"]["junit"] == "reports/junit.xml" and job["artifacts"]["when"] == "always"
+    install, *lines = job["script"]
+    assert "pip install" in install
+    done = run_lines(lines, site_project, job["variables"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert SCHEMA.validate(etree.parse(str(site_project / job["artifacts"]["reports"]["junit"])))
+
+
+def test_the_jenkins_stage_qualifies_and_publishes_junit(site_project: Path) -> None:
+    text = (CI / "Jenkinsfile").read_text()
+    steps = re.findall(r"^\s*sh '(.+)'$", text, re.MULTILINE)
+    variables = dict(re.findall(r"^\s*(CONDAQA_\w+) = '([^']*)'", text, re.MULTILINE))
+    published = re.search(r"junit '([^']+)'", text)
+    assert published and published.group(1) == "reports/junit.xml" and "post {" in text
+    install, *lines = steps
+    assert "pip install" in install
+    done = run_lines([line.replace(". .venv/bin/activate && ", "") for line in lines], site_project, variables)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert SCHEMA.validate(etree.parse(str(site_project / published.group(1))))
+
+
+def test_qualify_exits_with_pytests_code_and_keeps_the_last_reports(site_project: Path) -> None:
+    (site_project / "env_checks" / "hlink" / "check_fails.py").write_text("raise SystemExit(1)\n")
+    variables = {"CONDAQA_SITE": "manifests/site.toml"}
+    assert run_lines(["scripts/qualify -k hlink"], site_project, variables).returncode == 1
+    kept = (site_project / "reports" / "junit.xml").read_bytes()
+    assert run_lines(["scripts/qualify -k no_such_test"], site_project, variables).returncode == 5
+    assert (site_project / "reports" / "junit.xml").read_bytes() == kept
+
+
+def test_the_readme_shows_the_ci_examples() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in ("gitlab-ci.yml", "Jenkinsfile"):
+        assert (CI / name).read_text() in readme, f"README.md must show scripts/ci/{name} as it is"
