@@ -8,6 +8,7 @@ for its sys.prefix. The unit tests use small distributions laid out as pip insta
 from __future__ import annotations
 
 import base64
+import ensurepip
 import hashlib
 import json
 import os
@@ -23,8 +24,9 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+from condaqa.demo.catalog import KERNEL_OPTIONAL
 from condaqa.demo.distributions import closure, conda_name, distribution_package, write_kernel_channel
-from condaqa.demo.packages import Package, python_package, write_package
+from condaqa.demo.packages import Package, python_build, python_package, wheel_to_package, write_package
 from condaqa.errors import SiteError
 
 SUBDIR = str(rattler.Subdir.current())
@@ -41,7 +43,7 @@ try:
     asyncio.run(rattler.index.index_fs(chan, write_zst=False, write_shards=False))
     records = asyncio.run(rattler.solve(
         sources=[rattler.Channel(chan.as_uri())],
-        specs=["python", "ipykernel"],
+        specs=["python", "ipykernel", "pip"],
         platforms=[rattler.Subdir.current(), "noarch"],
         virtual_packages=rattler.VirtualPackage.detect(),
     ))
@@ -61,10 +63,12 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
     tmp = tmp_path_factory.mktemp("kernel")
     chan = tmp / "chan"
     (chan / SUBDIR).mkdir(parents=True)
-    written = write_kernel_channel(chan, SUBDIR)
+    written = write_kernel_channel(chan, SUBDIR, leave_out=KERNEL_OPTIONAL)
     expected = {f"{pkg.subdir}/{pkg.filename}" for pkg in _closure_packages()}
     assert {f"{p.parent.name}/{p.name}" for p in written} == expected
     write_package(chan, python_package(SUBDIR))
+    pip_wheel = next((Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl"))
+    write_package(chan, python_build(wheel_to_package(pip_wheel), SUBDIR))  # as the demo's pip
     env = tmp / "env"
     proc = subprocess.run(
         [sys.executable, "-c", SOLVE_AND_LINK, str(chan), str(env), str(tmp / "pkgs")],
@@ -79,7 +83,7 @@ def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str
 def test_the_solve_takes_every_package_of_the_closure(kernel_env: tuple[Path, list[str]]) -> None:
     _env, solved = kernel_env
     expected = {("noarch" if p.noarch_python else SUBDIR) + "/" + p.name for p in _closure_packages()}
-    assert set(solved) == expected | {f"{SUBDIR}/python"}
+    assert set(solved) == expected | {f"{SUBDIR}/python", f"{SUBDIR}/pip"}
     assert f"{SUBDIR}/pyzmq" in solved and "noarch/ipykernel" in solved
 
 
@@ -93,14 +97,20 @@ def test_the_environment_is_laid_out_as_conda_would(kernel_env: tuple[Path, list
     assert sorted(p.name for p in info.iterdir() if p.name in ("INSTALLER", "REQUESTED", "direct_url.json")) == []
     assert list(site.glob("zmq/backend/cython/_zmq*.so"))  # the binary package's extension
     run_env = {**os.environ, "JUPYTER_DATA_DIR": str(env / "no-user-data"), "JUPYTER_PATH": ""}
-    # an entry point rattler wrote for a noarch package, and one of ours in a binary package
+    # an entry point rattler wrote for a noarch package, and one of ours in a python-specific build
     specs = subprocess.run(
         [str(env / "bin/jupyter-kernelspec"), "list", "--json"], capture_output=True, text=True, env=run_env, check=True
     )
     kernelspecs = json.loads(specs.stdout)["kernelspecs"]
     assert kernelspecs["python3"]["resource_dir"] == str(env / "share/jupyter/kernels/python3")
-    version = subprocess.run([str(env / "bin/debugpy"), "--version"], capture_output=True, text=True, check=True)
-    assert version.stdout.strip() == metadata.version("debugpy")
+    version = subprocess.run([str(env / "bin/pip"), "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith(f"pip {pip_wheel_version()} from {site}/pip ")
+    # which brought its bytecode: nothing is compiled, and Python takes it as it is
+    pycs = list((site / "pip" / "__pycache__").glob("*.pyc"))
+    assert pycs and all(p.stat().st_nlink > 1 for p in pycs)  # linked from the package cache
+    probe = subprocess.run([str(env / "bin/python"), "-c", "import pip._internal.cli.main as m; print(m.__cached__)"],
+                           capture_output=True, text=True, check=True)
+    assert Path(probe.stdout.strip()).stat().st_nlink > 1
 
 
 def test_the_kernel_starts_and_runs_in_the_environment(kernel_env: tuple[Path, list[str]], tmp_path: Path) -> None:
@@ -241,8 +251,13 @@ def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return site
 
 
+def pip_wheel_version() -> str:
+    return next((Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl")).name.split("-")[1]
+
+
 def _closure_packages() -> list[Package]:
-    return [distribution_package(d, SUBDIR) for d in closure(["ipykernel"])]
+    """The demo's kernel closure (without the optional debugger and completion)."""
+    return [distribution_package(d, SUBDIR, KERNEL_OPTIONAL) for d in closure(["ipykernel"], KERNEL_OPTIONAL)]
 
 
 def test_closure_follows_markers_not_extras_each_once_sorted(fake_site: Path) -> None:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
-from condaqa.demo.packages import Package, PackageFile, write_package
+from condaqa.demo.packages import TRAMPOLINE, Package, PackageFile, console_script, write_package
 from condaqa.errors import SiteError
 
 # pip's own bookkeeping: INSTALLER and REQUESTED say "pip put this here", and a
@@ -35,7 +35,6 @@ _COMPILED = re.compile(r"\.(so|pyd|dylib)(\.[0-9]+)*$")
 _SCRIPT_GROUPS = ("console_scripts", "gui_scripts")
 # A relocatable header: sh finds the environment's python next to the script, Python reads
 # the sh lines as a string. It needs no prefix rewriting, so write_package can carry it.
-_TRAMPOLINE = "#!/bin/sh\n'''exec' \"$(dirname -- \"$0\")/python\" \"$0\" \"$@\"\n' '''\n"
 
 
 def conda_name(name: str) -> str:
@@ -116,7 +115,7 @@ def distribution_package(dist: metadata.Distribution, subdir: str, leave_out: It
     if noarch:
         entry_points = [f"{script} = {target}" for script, target in sorted(scripts.items())]
     else:
-        out.extend(PackageFile(f"bin/{s}", _script(t), executable=True) for s, t in sorted(scripts.items()))
+        out.extend(PackageFile(f"bin/{s}", console_script(t), executable=True) for s, t in sorted(scripts.items()))
     out.append(_record(_info_dir(name, dist.version, files), out, site_packages))
     upper = f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
     depends = ["python" if noarch else f"python >={short},<{upper}"]
@@ -245,20 +244,13 @@ def _scripts(dist: metadata.Distribution) -> dict[str, str]:
     }
 
 
-def _script(target: str) -> bytes:
-    module, _, attr = target.partition(":")
-    head = attr.split(".")[0]
-    body = f"import sys\nfrom {module} import {head}\nif __name__ == '__main__':\n    sys.exit({attr}())\n"
-    return (_TRAMPOLINE + body).encode()
-
-
 def _relocatable(data: bytes) -> bytes:
     """Swap a python shebang that names this interpreter for the relocatable header."""
     lines = data.split(b"\n")
     if lines[0].startswith(b"#!/bin/sh") and len(lines) > 2 and lines[1].startswith(b"'''exec'"):
-        return _TRAMPOLINE.encode() + b"\n".join(lines[3:])
+        return TRAMPOLINE.encode() + b"\n".join(lines[3:])
     if lines[0].startswith(b"#!") and b"python" in lines[0]:
-        return _TRAMPOLINE.encode() + b"\n".join(lines[1:])
+        return TRAMPOLINE.encode() + b"\n".join(lines[1:])
     return data
 
 

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import io
 import json
+import py_compile
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The header conda-forge gives scripts of relocatable packages: the environment's own python runs them.
+CHECKED = py_compile.PycInvalidationMode.CHECKED_HASH
+TRAMPOLINE = "#!/bin/sh\n'''exec' \"$(dirname -- \"$0\")/python\" \"$0\" \"$@\"\n' '''\n"
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,50 @@ def wheel_to_package(wheel: Path, build: str = "pyh_0", depends: list[str] | Non
         noarch_python=True,
         entry_points=entry_points,
     )
+
+
+def python_build(pkg: Package, subdir: str) -> Package:
+    """The python-specific build of a noarch-python package, bytecode included, the way the
+    defaults channel builds pip and setuptools (`pip-X-py311_0`): conda links its .pyc files
+    instead of compiling them in every environment, which is what makes such builds quick."""
+    short = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    site_packages = f"lib/python{short}/site-packages/"
+    files = [PackageFile(site_packages + f.path.removeprefix("site-packages/"), f.data, f.symlink, f.executable)
+             for f in pkg.files if f.path.startswith("site-packages/")]
+    files += _bytecode(files)
+    for line in pkg.entry_points:
+        script, target = (part.strip() for part in line.split("=", 1))
+        files.append(PackageFile(f"bin/{script}", console_script(target), executable=True))
+    upper = f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
+    return Package(pkg.name, pkg.version, f"py{short.replace('.', '')}_0", subdir,
+                   depends=[f"python >={short},<{upper}", *(d for d in pkg.depends if d.split()[0] != "python")],
+                   files=files)
+
+
+def _bytecode(files: list[PackageFile]) -> list[PackageFile]:
+    """Compiled with checked hashes: valid whatever mtimes the files get when linked."""
+    out: list[PackageFile] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for f in files:
+            if not f.path.endswith(".py") or f.symlink is not None:
+                continue
+            source, compiled = Path(scratch) / "source.py", Path(scratch) / "out.pyc"
+            source.write_bytes(f.data)
+            try:
+                py_compile.compile(str(source), cfile=str(compiled), dfile=f.path, doraise=True,
+                                   invalidation_mode=CHECKED)
+            except py_compile.PyCompileError:
+                continue  # as conda skips what does not compile
+            out.append(PackageFile(importlib.util.cache_from_source(f.path), compiled.read_bytes()))
+    return out
+
+
+def console_script(target: str) -> bytes:
+    """The script of a console entry point (`module:attr`), run by the environment's python."""
+    module, _, attr = target.partition(":")
+    head = attr.split(".")[0]
+    body = f"import sys\nfrom {module} import {head}\nif __name__ == '__main__':\n    sys.exit({attr}())\n"
+    return (TRAMPOLINE + body).encode()
 
 
 def _console_scripts(text: str) -> list[str]:

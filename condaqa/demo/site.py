@@ -26,7 +26,7 @@ from condaqa.build.pip import pip_install
 from condaqa.demo import catalog
 from condaqa.demo.distributions import write_kernel_channel
 from condaqa.demo.gitrepo import make_repo
-from condaqa.demo.packages import python_package, wheel_to_package, write_package, write_wheel
+from condaqa.demo.packages import python_build, python_package, wheel_to_package, write_package, write_wheel
 from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.errors import SiteError
@@ -113,7 +113,7 @@ def _channels_and_wheels(root: Path) -> None:
     write_package(main, python_package(platform))
     write_kernel_channel(main, platform, leave_out=catalog.KERNEL_OPTIONAL)
     for wheel in sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl")):
-        write_package(main, wheel_to_package(wheel, depends=["python"]))
+        write_package(main, python_build(wheel_to_package(wheel), platform))
     staging = root / ".condaqa" / "wheels"
     for lib in catalog.LIBRARIES:
         target = wheelhouse if lib.channel == "wheelhouse" else staging
