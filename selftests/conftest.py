@@ -12,10 +12,12 @@ copied for real.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,15 +63,33 @@ class Demo:
     guarded: dict[str, str]  # fingerprints of what no test may change through demo_site
 
 
+GUARDED = ("v4.3", "main", "mpc", "wheelhouse", "git")  # current's installation, the channels, the git repository
+
+
+def _parts(root: Path) -> list[Path]:
+    """What no test may change through demo_site, in the pieces a demo_copy test gets back:
+    each of current's environments, the rest of its installation, each channel, the git folder."""
+    envs = root / "v4.3" / "envs"
+    return [*(envs.iterdir() if envs.is_dir() else ()), *(root / name for name in GUARDED)]
+
+
+def _digest(part: Path) -> str:
+    """Every path under `part` with its type and mode, and for files size and mtime (v4.3: without its envs)."""
+    if not part.exists():
+        return "absent"
+    lines, envs = [], part / "envs" if part.name == "v4.3" else None
+    for folder, dirs, files in os.walk(part):
+        if envs is not None and Path(folder) == part:
+            dirs.remove("envs")
+        lines += [f"{folder}/{name}/ {os.lstat(os.path.join(folder, name)).st_mode:o}" for name in dirs]
+        for name in files:  # a folder's mtime says only that an entry changed, and the entries are here
+            st = os.lstat(os.path.join(folder, name))
+            lines.append(f"{folder}/{name} {st.st_mode:o} {st.st_size} {st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+
 def _guarded(root: Path) -> dict[str, str]:
-    """Fingerprints of current's environments, the channels and the git repositories."""
-    found = {str(p): fingerprint(p) for p in sorted((root / "v4.3" / "envs").iterdir())}
-    for folder in ("main", "mpc", "wheelhouse", "git"):
-        for path in sorted((root / folder).rglob("*")):
-            if path.is_file():
-                st = path.stat()
-                found[str(path)] = f"{st.st_size}:{st.st_mtime_ns}"
-    return found
+    return {str(part.relative_to(root)): _digest(part) for part in _parts(root)}
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +141,8 @@ def demo_site(_demo: Demo, tmp_path: Path) -> Iterator[Site]:
     """The worker's demo site, reset; after the test, current, the channels and git must be as built."""
     _reset(_demo)
     yield load_site(write_project(tmp_path / "project", _demo.root), base=tmp_path / "project")
-    changed = [p for p, f in _guarded(_demo.root).items() if _demo.guarded.get(p) != f]
+    now = _guarded(_demo.root)
+    changed = sorted(p for p in set(now) | set(_demo.guarded) if now.get(p) != _demo.guarded.get(p))
     if changed:
         _restore(_demo)
         pytest.fail(f"the test changed the shared demo's {changed[0]}: use demo_copy for that", pytrace=False)
@@ -129,58 +150,107 @@ def demo_site(_demo: Demo, tmp_path: Path) -> Iterator[Site]:
 
 @dataclass(frozen=True)
 class Qualified:
-    """What a full green qualification of the demo left: qa's environments, the results, the reports."""
+    """What a full green qualification of the demo left: qa's environments, the results, the reports,
+    and what pytest printed, for the tests that check that run itself."""
 
     envs: Path
     results: Path
     reports: Path
+    fingerprints: dict[str, str]  # of the kept environments, which tests get as hard links
+    project: Path  # the folder it ran from
+    run: pytest.RunResult
+    guarded: dict[str, str]  # current, the channels and git just after it
+
+
+def _fingerprints(envs: Path) -> dict[str, str]:
+    return {p.name: fingerprint(p) for p in sorted(envs.iterdir())}
 
 
 @pytest.fixture(scope="session")
-def _qualified(_demo: Demo) -> Qualified:
-    """The demo qualified once per worker, kept aside: tests that start from a passing qualification
-    get it back in seconds instead of running it again."""
+def green_qualification(_demo: Demo) -> Qualified:
+    """The demo qualified once per worker as users run it (`pytest -n 2 -v` in a checkout), kept aside:
+    tests that start from a passing qualification get it back in seconds instead of running it again."""
     _reset(_demo)
     project = _demo.root.parent / "qualified-project"
     write_project(project, _demo.root)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q"], cwd=project,
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-v"], cwd=project,
                           capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run = pytest.RunResult(done.returncode, done.stdout.splitlines(), done.stderr.splitlines(),
+                           time.monotonic() - start)
+    guarded = _guarded(_demo.root)
     keep = _demo.root.parent / "qualified"
     keep.mkdir()
     for source, name in ((_demo.root / QA / "envs", "envs"), (_demo.root / ".condaqa" / "results", "results"),
                          (project / "reports", "reports")):
-        subprocess.run(["cp", "-a", str(source), str(keep / name)], check=True)
-    return Qualified(keep / "envs", keep / "results", keep / "reports")
+        if source.exists():
+            subprocess.run(["cp", "-a", str(source), str(keep / name)], check=True)
+    envs = keep / "envs"
+    return Qualified(envs, keep / "results", keep / "reports", _fingerprints(envs) if envs.exists() else {},
+                     project, run, guarded)
+
+
+def put_qualification(root: Path, qualified: Qualified) -> None:
+    """qa's environments and the results of the full green qualification, back at the demo's `root`.
+
+    The environments come back as hard links (condaqa replaces files, it never writes into them);
+    a test that wrote into one anyway would change the kept copy, so that is checked first."""
+    if qualified.run.ret != 0:
+        pytest.fail("the demo's full qualification failed:\n" + "\n".join(qualified.run.outlines[-60:]), pytrace=False)
+    if _fingerprints(qualified.envs) != qualified.fingerprints:
+        pytest.fail("a test wrote into qa's environments in place, and so into the kept qualification", pytrace=False)
+    for kept, target, how in ((qualified.envs, root / QA / "envs", "-al"),
+                              (qualified.results, root / ".condaqa" / "results", "-a")):
+        if target.exists():
+            _remove(target)
+        subprocess.run(["cp", how, str(kept), str(target)], check=True)
 
 
 @pytest.fixture
-def qualified_project(demo_site: Site, _qualified: Qualified, pytester: pytest.Pytester) -> Path:
-    """pytester's folder as a project whose demo site has just passed a full qualification."""
-    root = demo_site.root
-    _remove(root / QA / "envs")
-    subprocess.run(["cp", "-a", str(_qualified.envs), str(root / QA / "envs")], check=True)
-    subprocess.run(["cp", "-a", str(_qualified.results), str(root / ".condaqa" / "results")], check=True)
-    write_project(pytester.path, root)
-    subprocess.run(["cp", "-a", str(_qualified.reports), str(pytester.path / "reports")], check=True)
+def qualified_site(demo_site: Site, green_qualification: Qualified) -> Site:
+    """The demo site just after a full green qualification (its reports are not in any folder)."""
+    put_qualification(demo_site.root, green_qualification)
+    return demo_site
+
+
+@pytest.fixture
+def qualified_project(qualified_site: Site, green_qualification: Qualified, pytester: pytest.Pytester) -> Path:
+    """pytester's folder as the project whose demo site has just passed a full qualification there."""
+    write_project(pytester.path, qualified_site.root)
+    subprocess.run(["cp", "-a", str(green_qualification.reports), str(pytester.path / "reports")], check=True)
     return pytester.path
 
 
 @pytest.fixture
 def demo_copy(_demo: Demo, tmp_path: Path) -> Iterator[Site]:
-    """A demo site of the test's own to change anything in: current's environments, channels, git."""
-    _restore(_demo)
+    """A demo site of the test's own to change anything in: current's environments, channels, git.
+
+    The demo is as built when the test starts (demo_site's tests leave current, the channels and git
+    as they were, and each demo_copy test restores it after itself); qa and the state are reset."""
+    _reset(_demo)
     yield load_site(write_project(tmp_path / "project", _demo.root), base=tmp_path / "project")
     _restore(_demo)
 
 
 def _restore(demo: Demo) -> None:
-    """The demo again as built, made of hard links, except the files tests edit in place."""
-    _remove(demo.root)
-    subprocess.run(["cp", "-al", str(demo.pristine), str(demo.root)], check=True)
-    site_packages = "v*/envs/*/lib/python*/site-packages"
-    editable = [*demo.root.glob("v*/envs/*/conda-meta"), *demo.root.glob(f"{site_packages}/*.dist-info"),
-                *demo.root.glob(f"{site_packages}/*.py"), demo.root / "kernels", demo.root / ".condaqa"]
+    """Put back each guarded part the test changed, as hard links to the pristine copy except the
+    files tests edit in place (records, dist-info, top-level modules), which are copied for real."""
+    now = _guarded(demo.root)
+    for name in sorted(set(now) | set(demo.guarded)):
+        if now.get(name) == demo.guarded.get(name):
+            continue
+        part = demo.root / name
+        if part.exists() or part.is_symlink():
+            _remove(part)
+        if (demo.pristine / name).exists():
+            subprocess.run(["cp", "-al", str(demo.pristine / name), str(part)], check=True)
+            _own_copies(part)
+    assert _guarded(demo.root) == demo.guarded
+
+
+def _own_copies(part: Path) -> None:
+    patterns = ("conda-meta", "lib/python*/site-packages/*.dist-info", "lib/python*/site-packages/*.py")
+    editable = [found for prefix in ("", "envs/*/") for pattern in patterns for found in part.glob(prefix + pattern)]
     for folder in editable:
         for path in [folder] if folder.is_file() else folder.rglob("*"):
             if path.is_file() and not path.is_symlink() and path.stat().st_nlink > 1:

@@ -18,8 +18,8 @@ from condaqa.lifecycle import audit, switch
 from condaqa.locks import lock_file
 from condaqa.site import Site
 
-PAIRS = 500
-READERS = 8
+PAIRS = 250
+READERS = 2
 
 # Resolves one path in a loop until the stop file appears; prints "<resolved> <failed>".
 READER = """

@@ -3,33 +3,21 @@ pytester subprocesses, xdist; from a checkout of the repository and from any oth
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
-from conftest import write_project
+from conftest import Demo, Qualified, put_qualification, write_project
 from lxml import etree
 
 from condaqa import qualification
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plugin import environment_of
-from condaqa.site import Site
+from condaqa.site import Site, load_site
 
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
 SITE_TESTS = 4  # the suite's two manifest tests and the demo site's own two in tests/
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
-    """Every path under an installation with its size, mode and mtime: to prove nothing changed."""
-    state = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            state[path] = (st.st_size, st.st_mode, st.st_mtime_ns)
-    return state
 
 
 def junit(folder: Path) -> etree._ElementTree:
@@ -55,10 +43,13 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
 
 
-def test_demo_qualifies_green_rebuilds_nothing_and_leaves_current_alone(pytester, project, demo_site):
-    before = snapshot(demo_site.root / "v4.3")
-    result = run(pytester, "-n", "2")
-    assert result.ret == 0, result.stdout.str()
+def test_demo_qualifies_green_one_worker_per_environment_rebuilds_nothing_and_leaves_current_alone(
+        green_qualification: Qualified, _demo: Demo, qualified_project: Path, pytester: pytest.Pytester) -> None:
+    """The worker's own full qualification from scratch (`pytest -n 2 -v`, made once for every test
+    that starts from it), then a re-run on what it left."""
+    result, project, demo_site = green_qualification.run, green_qualification.project, load_site(
+        green_qualification.project / "manifests" / "site.toml", base=green_qualification.project)
+    assert result.ret == 0, "\n".join(result.outlines)
     outcomes = result.parseoutcomes()
     outcomes.pop("seconds", None)
     assert outcomes == {"passed": required_tests(demo_site) + SITE_TESTS}
@@ -75,19 +66,7 @@ def test_demo_qualifies_green_rebuilds_nothing_and_leaves_current_alone(pytester
     assert props["nhis_reformat.owner"] == "nhis-team" and props["old_not_used.disposition"] == "export"
     assert props["hlink.result"] == "passed" and props["old_not_used.result"] == "exported"
     assert props["kernel.hlink.display_name"] == "Python (hlink)"
-    assert snapshot(demo_site.root / "v4.3") == before, "qualification wrote under current"
-
-    again = run(pytester, "-n", "2")
-    assert again.ret == 0
-    for env in replicated:
-        assert sum(1 for line in again.outlines if line.startswith(f"condaqa: {env}: up to date in")) == 1
-        log = (project / "reports" / "logs" / f"{env}.log").read_text()
-        assert log.count("built in") == 1 and "nothing rebuilt" in log.splitlines()[-1]
-
-
-def test_all_tests_of_an_environment_run_in_one_worker(pytester, project, demo_site):
-    result = run(pytester, "-n", "2", "-v")
-    assert result.ret == 0
+    assert green_qualification.guarded == _demo.guarded, "qualification wrote under current, a channel or git"
     names = [e.name for e in load_manifest(demo_site.manifest)]
     kernel_envs = {k.name: k.environment for k in find_kernels(demo_site)}
     workers: dict[str, set[str]] = {}
@@ -97,6 +76,13 @@ def test_all_tests_of_an_environment_run_in_one_worker(pytester, project, demo_s
             workers.setdefault(environment_of(match.group(2), names, kernel_envs), set()).add(match.group(1))
     assert len(workers) == 11 and all(len(w) == 1 for w in workers.values()), workers
     assert len(set().union(*workers.values())) == 2  # and both workers had some
+
+    again = run(pytester, "-n", "2")
+    assert again.ret == 0
+    for env in replicated:
+        assert sum(1 for line in again.outlines if line.startswith(f"condaqa: {env}: up to date in")) == 1
+        log = (qualified_project / "reports" / "logs" / f"{env}.log").read_text()
+        assert log.count("built in") == 1 and "nothing rebuilt" in log.splitlines()[-1]
 
 
 def test_environment_of_maps_test_ids_to_environments():
@@ -119,7 +105,8 @@ def test_k_selects_one_environment(pytester, project):
     assert not (project / "reports" / "logs" / "hlink.log").exists()
 
 
-def test_a_failing_owner_check_fails_only_its_environment_with_its_own_words(pytester, project):
+def test_a_failing_owner_check_fails_only_its_environment_with_its_own_words(pytester, qualified_project):
+    project = qualified_project
     check = project / "env_checks" / "hlink" / "check_broken.py"
     check.write_text("import sys\nprint('linkage table has', 0 if 'v4.8' in sys.prefix else 9, 'rows')\n"
                      "raise SystemExit(3 if 'v4.8' in sys.prefix else 0)\n")
@@ -135,8 +122,9 @@ def test_a_failing_owner_check_fails_only_its_environment_with_its_own_words(pyt
     assert "linkage table has 0 rows" in summary and "linkage table has 9 rows" in summary
 
 
-def test_a_missing_pin_fails_only_its_environment_at_preflight(pytester, demo_copy):
+def test_a_missing_pin_fails_only_its_environment_at_preflight(pytester, demo_copy, green_qualification):
     demo_site, project = demo_copy, pytester.path
+    put_qualification(demo_site.root, green_qualification)  # the others qualified already: only survey_weights builds
     write_project(project, demo_site.root)
     meta = demo_site.root / "v4.3" / "envs" / "survey_weights" / "conda-meta"
     record = next(meta.glob("tabular-2.0.0-*.json"))
@@ -166,9 +154,10 @@ def test_bad_manifest_is_a_usage_error_that_writes_nothing(pytester, tmp_path):
 # --- the installed plugin, from a folder that is not the repository ------------------------------
 
 
-def test_from_any_folder_with_pyargs_and_a_site_elsewhere(pytester, demo_site):
+def test_from_any_folder_with_pyargs_and_a_site_elsewhere(pytester, qualified_site):
     """`pytest --pyargs condaqa.suite --site /abs/site.toml`, --site before or after the other arguments;
     the reports land in the folder pytest runs from, and a run that qualifies nothing leaves them."""
+    demo_site = qualified_site
     assert not str(demo_site.file).startswith(str(pytester.path))
     result = run(pytester, "--site", str(demo_site.file), "-n", "2", "--pyargs", "condaqa.suite")
     assert result.ret == 0, result.stdout.str()
