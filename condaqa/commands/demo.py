@@ -15,7 +15,7 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", metavar="DIR", type=Path, help="where to build it (default: the site's root)")
 
 
-@command("demo", "build the embedded demo site (offline, a few seconds)", _demo_args)
+@command("demo", "build the embedded demo site (offline, about half a minute)", _demo_args)
 def demo(args: argparse.Namespace) -> int:
     site = load_site(getattr(args, "site", None))
     if args.root is not None:

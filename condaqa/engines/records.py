@@ -10,6 +10,7 @@ dependencies, conda 4.8 to 26.1). py-rattler 0.28 does neither.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,7 +28,8 @@ for source in sys.stdin.read().splitlines():
         done.append((source, py_compile.compile(source, doraise=True)))
     except py_compile.PyCompileError:
         pass  # conda skips what does not compile (py2-only files in old packages)
-print(json.dumps(done))
+with open(sys.argv[1], "w", encoding="utf-8") as out:
+    json.dump(done, out)
 """
 
 
@@ -55,9 +57,11 @@ def _compile(prefix: Path, sources: list[str]) -> dict[str, str]:
     if not sources or not python.exists():
         return {}
     listing = "\n".join(str(prefix / s) for s in sources).encode()
-    done = proc.run([str(python), "-Wi", "-E", "-s", "-c", _COMPILE], environ=proc.foreign_environ(),
-                    timeout=COMPILE_TIMEOUT, stdin=listing)
-    if not done.ok:
-        raise BuildError(f"{done.problem('compiling the bytecode')}: {done.tail(5)}", stage=Stage.INSTALL)
-    pairs = json.loads(done.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as scratch:  # a file, not stdout: the list outgrows proc's output limit
+        result = Path(scratch) / "compiled.json"
+        done = proc.run([str(python), "-Wi", "-E", "-s", "-c", _COMPILE, str(result)], environ=proc.foreign_environ(),
+                        timeout=COMPILE_TIMEOUT, stdin=listing)
+        if not done.ok:
+            raise BuildError(f"{done.problem('compiling the bytecode')}: {done.tail(5)}", stage=Stage.INSTALL)
+        pairs = json.loads(result.read_text(encoding="utf-8"))
     return {str(Path(source).relative_to(prefix)): str(Path(pyc).relative_to(prefix)) for source, pyc in pairs}
