@@ -1,7 +1,8 @@
 """Shared helpers of the benchmarks: timing, peak memory, commands, tables and results JSON.
 
 Every benchmark is a script run by hand (`python benchmarks/bench_<name>.py`), not a timed
-test. Each writes benchmarks/results/<name>.json with the machine it ran on.
+test. Each writes benchmarks/results/<name>.json with the machine it ran on (or into
+$CONDAQA_BENCH_RESULTS: a trial run with small arguments leaves the measured figures alone).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-RESULTS = BENCH / "results"
+RESULTS = Path(os.environ.get("CONDAQA_BENCH_RESULTS", BENCH / "results"))
 WORK = Path(os.environ.get("CONDAQA_BENCH_WORK", BENCH / ".work"))
 PYTHON = sys.executable
 
@@ -66,9 +67,9 @@ def table(title: str, headers: list[str], rows: list[list[object]]) -> str:
     """A small plain-text table (also valid Markdown)."""
     cells = [[str(h) for h in headers]] + [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = [f"\n{title}", "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
+    lines = [f"\n{title}", "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=False)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells[1:]]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |" for r in cells[1:]]
     text = "\n".join(lines)
     print(text, flush=True)
     return text
@@ -256,16 +257,14 @@ def self_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def pytest_cmd(site_toml: Path, workers: int, *extra: str) -> list[str]:
-    """The qualification run as users type it: `pytest -n N --site PATH` from the repository root."""
-    return [PYTHON, "-m", "pytest", "-n", str(workers), "--site", str(site_toml), "-q", "-p", "no:cacheprovider", *extra]
+def pytest_cmd(site_toml: Path, workers: int | str, *extra: str) -> list[str]:
+    """The qualification run as a site runs it: the shipped suite, `-n N` (a count or "auto"), `--site PATH`.
+
+    Run it from the benchmark's work folder: reports go to reports/ of the folder pytest runs from.
+    """
+    return [PYTHON, "-m", "pytest", "--pyargs", "condaqa.suite", "-n", str(workers), "--site", str(site_toml), "-q",
+            "-p", "no:cacheprovider", *extra]
 
 
 def condaqa_cmd(site_toml: Path, *args: str) -> list[str]:
     return [PYTHON, "-m", "condaqa.cli", "--site", str(site_toml), *args]
-
-
-def cli_has(command: str) -> bool:
-    """Whether this checkout's `condaqa` has a subcommand (the CLI grows while the benchmarks exist)."""
-    proc = subprocess.run([PYTHON, "-m", "condaqa.cli", command, "--help"], capture_output=True, text=True, cwd=REPO)
-    return proc.returncode == 0

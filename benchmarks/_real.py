@@ -7,19 +7,25 @@ import shutil
 import time
 from pathlib import Path
 
-from _common import PYTHON, BENCH, Run, condaqa_cmd, log, pytest_cmd, run
+from _common import BENCH, PYTHON, Run, condaqa_cmd, log, pytest_cmd, run
 from synthetic import RealSite
 
-from condaqa import results
-from condaqa.build import STAMP, plan_environment
-from condaqa.checks import key_modules
+from condaqa import qualification
+from condaqa.build.stamp import read_stamp
+from condaqa.checks.imports import key_modules
+from condaqa.engines.rattler import cache_dir
+from condaqa.fence import fence_for
+from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
-from condaqa.site import load_site
+from condaqa.plan.planning import plan_environment
+from condaqa.site import Installation, Site, load_site
+from condaqa.vocab import Verdict
 
 
 def write_plans(site: RealSite, n: int, *, modules: bool) -> Path:
     """What condaqa builds for the first n environments, for the plain loop (untimed)."""
-    loaded = load_site(site.site_toml(n))
+    loaded = load_site(site.site_toml(n), base=site.work)
+    fence = fence_for(loaded)
     plans = {}
     for env in load_manifest(loaded.manifest):
         if not env.replicate:
@@ -27,7 +33,7 @@ def write_plans(site: RealSite, n: int, *, modules: bool) -> Path:
         plan, _ = plan_environment(loaded, env)
         plans[env.name] = {
             "conda": list(plan.conda), "pip": list(plan.pip), "pip_args": list(plan.pip_args),
-            "channels": loaded.channel_urls(), "modules": key_modules(loaded, env) if modules else [],
+            "channels": loaded.channel_urls(), "modules": key_modules(fence, env) if modules else [],
         }
     path = site.work / f"plans-{n}{'-modules' if modules else ''}.json"
     path.write_text(json.dumps(plans, indent=1), encoding="utf-8")
@@ -46,13 +52,17 @@ def baseline_dir(site: RealSite) -> Path:
     return site.work / "baseline" / "envs"
 
 
+def qa_cache(site: RealSite) -> Path:
+    """qa's package cache as condaqa's rattler engine keeps it: the plain loop links from the same one."""
+    return cache_dir(Installation("v2", site.root / "v2"))
+
+
 def plain_loop(site: RealSite, plans: Path, *flags: str) -> Run:
     """The plain py-rattler loop over the plans, into a scratch folder, with qa's package cache."""
     target = baseline_dir(site)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    measured = run([PYTHON, str(BENCH / "plain_loop.py"), str(plans), str(target), str(site.root / "v2" / "pkgs"),
-                    *flags]).check()
+    measured = run([PYTHON, str(BENCH / "plain_loop.py"), str(plans), str(target), str(qa_cache(site)), *flags]).check()
     measured.extra = json.loads(measured.stdout.strip().splitlines()[-1])
     shutil.rmtree(target, ignore_errors=True)
     return measured
@@ -61,7 +71,7 @@ def plain_loop(site: RealSite, plans: Path, *flags: str) -> Run:
 def imports_only(site: RealSite, plans: Path) -> Run:
     """The plain loop's imports alone, in the environments built in qa: what a no-change re-run must redo."""
     measured = run([PYTHON, str(BENCH / "plain_loop.py"), str(plans), str(site.root / "v2" / "envs"),
-                    str(site.root / "v2" / "pkgs"), "--no-build", "--imports"]).check()
+                    str(qa_cache(site)), "--no-build", "--imports"]).check()
     measured.extra = json.loads(measured.stdout.strip().splitlines()[-1])
     return measured
 
@@ -72,28 +82,20 @@ def warm_cache(site: RealSite, plans: Path) -> None:
     plain_loop(site, plans)
 
 
-def replicate(site: RealSite, n: int, start: int = 0, *, command: list[str] | None = None) -> tuple[Run, int]:
-    """`condaqa replicate` of environments start..n-1; returns the run and how many were (re)built.
-
-    `command` replaces `python -m condaqa.cli` (the persistent-child prototype).
-    """
+def replicate(site: RealSite, n: int, start: int = 0) -> tuple[Run, int]:
+    """`condaqa replicate` of environments start..n-1, from the work folder; returns the run and how many
+    were (re)built."""
     toml = site.site_toml(n, start)
     started = time.time()
-    cmd = [*command, "--site", str(toml), "replicate"] if command else condaqa_cmd(toml, "replicate")
-    measured = run(cmd).check()
+    measured = run(condaqa_cmd(toml, "replicate"), cwd=site.work).check()
     measured.extra = {"started": measured.started_at, "per_env": per_env_seconds(site, n, measured.started_at, start)}
     return measured, rebuilt_since(site, n, started, start)
 
 
 def built_times(site: RealSite, n: int, start: int = 0) -> dict[str, float]:
     """When each of environments start..n-1 was last built in qa (condaqa's stamp), by name."""
-    out = {}
-    for env in site.envs[start:n]:
-        try:
-            out[env.name] = json.loads((site.root / "v2" / "envs" / env.name / STAMP).read_text(encoding="utf-8"))["built"]
-        except (OSError, ValueError, KeyError):
-            continue
-    return out
+    stamps = {env.name: read_stamp(site.root / "v2" / "envs" / env.name) for env in site.envs[start:n]}
+    return {name: stamp.built for name, stamp in stamps.items() if stamp is not None}
 
 
 def rebuilt_since(site: RealSite, n: int, since: float, start: int = 0) -> int:
@@ -111,18 +113,33 @@ def per_env_seconds(site: RealSite, n: int, started: float, start: int = 0) -> d
     return out
 
 
-def qualify(site: RealSite, n: int, workers: int) -> tuple[Run, dict]:
-    """`pytest -n WORKERS --site ...` on the first n environments (the others are export-only, deselected)."""
-    toml = site.site_toml(n)
-    measured = run(pytest_cmd(toml, workers, "--deselect", "tests/test_environments.py::test_export_only"))
-    if measured.returncode != 0:
-        measured.check()
-    loaded = load_site(toml)
-    recorded = results.load_all(loaded, "v2")
-    chosen = {e.name for e in site.envs[:n]}
+def qualify(site: RealSite, n: int, workers: int | str) -> tuple[Run, dict]:
+    """`pytest --pyargs condaqa.suite -n WORKERS --site ...` on the first n environments (the others are
+    export-only, their tests deselected)."""
+    return qualify_at(site.site_toml(n), site.work, workers, "-k", "not test_export_only")
+
+
+def qualify_at(site_toml: Path, work: Path, workers: int | str, *extra: str) -> tuple[Run, dict]:
+    """The shipped suite on a site, run from `work` (its reports/ go there). "passed" counts the REPLICATE
+    environments condaqa's verdict passes afterwards; "rebuilt" those built during the run."""
+    site = load_site(site_toml, base=work)
+    chosen = [env for env in load_manifest(site.manifest) if env.replicate]
+    before = {env.name: build_id(site, env.name) for env in chosen}
+    measured = run(pytest_cmd(site_toml, workers, *extra), cwd=work).check()
+    kernels = find_kernels(site)
+    qa = site.qa_installation().name
+    results = {env.name: qualification.load(site, qa, env.name) for env in chosen}
     summary = {
         "environments": len(chosen),
-        "passed": sum(1 for name, r in recorded.items() if name in chosen and r.outcome == results.PASSED),
-        "rebuilt": sum(1 for name, r in recorded.items() if name in chosen and r.rebuilt),
+        "passed": sum(1 for env in chosen if qualification.standing(site, qa, env, kernels).verdict is Verdict.PASSED),
+        "rebuilt": sum(1 for name, r in results.items()
+                       if r and r.build and r.build.rebuilt and r.build.build_id != before[name]),
     }
     return measured, summary
+
+
+def build_id(site: Site, env: str) -> str:
+    """The build `env`'s qa result is about ("" if none). A result keeps the record of the build it judges,
+    `rebuilt` included, until another build replaces it: a build made by a run is one whose id is new."""
+    result = qualification.load(site, site.qa_installation().name, env)
+    return result.build.build_id if result and result.build else ""

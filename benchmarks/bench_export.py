@@ -6,8 +6,8 @@ Against a baseline that only json.loads the same conda-meta records, each measur
 process after an untimed pass that brings the records into the page cache:
 
 * baseline: json.load of every conda-meta/*.json of every environment, nothing else;
-* export: condaqa.spec.export_environment for every environment (records, pip distributions,
-  channel names: the spec in memory);
+* export: condaqa.spec.export.export_environment for every environment (records, pip
+  distributions, channel names: the spec in memory);
 * export + write: the same plus writing ROOT/env_specs/<env>.yml, what `condaqa export` does;
 * `condaqa export`: the command itself, interpreter start and manifest included;
 * export + write over two processes (a ProcessPoolExecutor here, not condaqa's code): what the
@@ -31,16 +31,16 @@ TARGET_RATE = 50.0
 
 
 def _export_one(site, name: str) -> None:
-    from condaqa.spec import export_environment, spec_path, write_spec
+    from condaqa.spec.export import export_environment, spec_path, write_export
 
-    write_spec(spec_path(site, name), export_environment(site, name))
+    write_export(spec_path(site, name), export_environment(site, name))
 
 
 def child(mode: str, site_toml: str) -> None:
     """One timed pass in this (fresh) process; prints {"seconds": ...}."""
     from condaqa.manifest import load_manifest
     from condaqa.site import load_site
-    from condaqa.spec import export_environment, spec_path, write_spec
+    from condaqa.spec.export import export_environment, spec_path, write_export
 
     site = load_site(site_toml)
     names = [e.name for e in load_manifest(site.manifest)]
@@ -58,7 +58,7 @@ def child(mode: str, site_toml: str) -> None:
             export_environment(site, name)
     elif mode == "write":
         for name in names:
-            write_spec(spec_path(site, name), export_environment(site, name))
+            write_export(spec_path(site, name), export_environment(site, name))
     elif mode == "write-2proc":  # what `condaqa export` would do with one process per core
         from concurrent.futures import ProcessPoolExecutor
 
@@ -83,16 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     toml = site.site_toml
     me = [PYTHON, __file__]
     log("untimed pass: records into the page cache")
-    run([*me, "--child", "baseline", str(toml)]).check()
+    run([*me, "--child", "baseline", str(toml)], cwd=site.work).check()
     best: dict[str, dict] = {}
     for number in range(args.repeat):
         for mode in ("baseline", "export", "write", "cli", "write-2proc"):
             log(f"pass {number + 1}/{args.repeat}: {mode}")
             if mode == "cli":
-                measured = run(condaqa_cmd(toml, "export")).check()
+                measured = run(condaqa_cmd(toml, "export"), cwd=site.work).check()
                 seconds = measured.seconds
             else:
-                measured = run([*me, "--child", mode, str(toml)]).check()
+                measured = run([*me, "--child", mode, str(toml)], cwd=site.work).check()
                 seconds = json.loads(measured.stdout.strip().splitlines()[-1])["seconds"]
             entry = {"seconds": round(seconds, 3), "wall_seconds": round(measured.seconds, 3),
                      "peak_process_mib": round(measured.peak_process_mib, 1)}

@@ -1,6 +1,6 @@
 """Replication: `condaqa replicate` of N real environments against the plain py-rattler loop.
 
-    python benchmarks/bench_replicate.py [--envs 60] [--chunk 10] [--repeat 2] [--persistent-child]
+    python benchmarks/bench_replicate.py [--envs 60] [--chunk 10] [--repeat 2]
 
 Both build the same plans (conda specs exported from current, then the pip section from the
 local wheelhouse) one environment after another, linking from the same warm package cache.
@@ -9,8 +9,10 @@ minute, more than the overhead measured, so the two run side by side: chunks of 
 environments, each built by the plain loop and by `condaqa replicate` in turn (who goes first
 rotates), twice; per chunk the faster of each side's runs counts, and the totals are compared.
 Then `condaqa replicate` of all N runs again with nothing changed: it must rebuild no
-environment and take a small fraction of the first run. Last, the fixed cost of the engine's
-child process (condaqa/engines/isolated.py) is measured on its own.
+environment and take a small fraction of the first run. Last, the cost of the engine process
+(condaqa/engines/worker.py) is measured on its own: its first call, which starts it and imports
+the engine (once per command, or per xdist worker), and a later call, one round trip to the warm
+process (one per build).
 """
 from __future__ import annotations
 
@@ -21,32 +23,34 @@ import statistics
 import sys
 import time
 
-from _common import BENCH, PYTHON, Run, log, table, verdict, write_results
+from _common import Run, log, table, verdict, wait_quiet, write_results
 from _real import plain_loop, replicate, subset, warm_cache, write_plans
 from synthetic import real_site
 
-from condaqa.engines import isolated
+from condaqa.engines import worker
 
 TARGET_RATIO = 1.15
 TARGET_RERUN = 0.10
 
 
-def isolation_cost(repeats: int = 10) -> dict:
-    """Seconds per isolated.call: bare child, child that loads the rattler engine, and detect()."""
+def worker_cost(repeats: int = 10) -> dict:
+    """Seconds of worker.call, medians of `repeats`: the first call of a command (start the engine process
+    and import the engine in it) and a later one (a round trip to the warm process)."""
 
     def timed(*call: object) -> float:
-        samples = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            isolated.call(*call)
-            samples.append(time.perf_counter() - t0)
-        return statistics.median(samples)
+        started = time.perf_counter()
+        worker.call(*call)
+        return time.perf_counter() - started
 
-    bare = timed(exec, "pass")
-    engine = timed(exec, "import condaqa.engines.rattler")
-    detect = timed(exec, "import condaqa.engines.rattler, rattler; rattler.VirtualPackage.detect()")
-    return {"bare_child": round(bare, 4), "child_with_engine_imports": round(engine, 4),
-            "child_with_imports_and_detect": round(detect, 4)}
+    wait_quiet()
+    firsts, laters = [], []
+    for _ in range(repeats):
+        worker.stop()  # the next call starts a new engine process
+        firsts.append(timed(exec, "import condaqa.engines.rattler"))
+        laters.append(timed(exec, "pass"))
+    worker.stop()
+    return {"first_call_start_and_import_engine": round(statistics.median(firsts), 5),
+            "later_call_round_trip": round(statistics.median(laters), 5)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs", type=int, default=60)
     parser.add_argument("--chunk", type=int, default=10, help="environments per paired comparison")
     parser.add_argument("--repeat", type=int, default=2, help="paired passes; per chunk the best of each side counts")
-    parser.add_argument("--persistent-child", action="store_true",
-                        help="also time the prototype of one long-lived engine child (persistent_child.py)")
     args = parser.parse_args(argv)
     n = args.envs
     site = real_site(n)
@@ -63,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     pip_envs = {name for name, plan in json.loads(plans.read_text()).items() if plan["pip"]}
     warm_cache(site, plans)
 
-    sides = ["plain loop", "condaqa replicate"] + (["prototype"] if args.persistent_child else [])
-    prototype_cmd = [PYTHON, str(BENCH / "persistent_child.py")]
+    sides = ["plain loop", "condaqa replicate"]
     chunks = [(a, min(a + args.chunk, n)) for a in range(0, n, args.chunk)]
     best: dict[str, dict[int, Run]] = {side: {} for side in sides}
     built_total = 0
@@ -80,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     for name in names:  # build them again, not "up to date"
                         shutil.rmtree(site.root / "v2" / "envs" / name, ignore_errors=True)
-                    measured, built = replicate(site, b, a, command=prototype_cmd if side == "prototype" else None)
+                    measured, built = replicate(site, b, a)
                     if built != len(names):
                         raise SystemExit(f"{side} built {built} of {len(names)} environments")
-                    built_total += built if side == "condaqa replicate" else 0
+                    built_total += built
                 if a not in best[side] or measured.seconds < best[side][a].seconds:
                     best[side][a] = measured
     total = {side: sum(r.seconds for r in best[side].values()) for side in sides}
@@ -91,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     foreign = {side: sum(r.foreign_cpu_s for r in best[side].values()) for side in sides}
     log("condaqa replicate of all environments again, nothing changed")
     again, rebuilt = replicate(site, n)
-    log("engine child process, fixed cost")
-    child = isolation_cost()
+    log("engine process, first and later calls")
+    engine = worker_cost()
 
     loop, first = total["plain loop"], total["condaqa replicate"]
     ratio = first / loop
@@ -101,13 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         ["plain loop (py-rattler + pip)", n, loop, loop / n, "", peak["plain loop"], ""],
         ["condaqa replicate", n, first, first / n, f"{ratio:.2f}x loop", peak["condaqa replicate"],
          f"<= {TARGET_RATIO}x: {verdict(ratio <= TARGET_RATIO)}"],
+        ["condaqa replicate, all, no change", n, again.seconds, again.seconds / n, f"{rerun:.1%} of first",
+         again.peak_tree_mib, f"<= 10%, 0 rebuilt ({rebuilt}): {verdict(rerun <= TARGET_RERUN and rebuilt == 0)}"],
     ]
-    if "prototype" in total:
-        rows.append(["prototype: one long-lived engine child", n, total["prototype"], total["prototype"] / n,
-                     f"{total['prototype'] / loop:.2f}x loop", peak["prototype"], "(not condaqa's code)"])
-    rows.append(["condaqa replicate, all, no change", n, again.seconds, again.seconds / n, f"{rerun:.1%} of first",
-                 again.peak_tree_mib,
-                 f"<= 10%, 0 rebuilt ({rebuilt}): {verdict(rerun <= TARGET_RERUN and rebuilt == 0)}"])
     table(f"Replication of {n} environments, in chunks of {args.chunk} run side by side (per chunk the best of "
           f"{args.repeat}; rebuilt on re-run: {rebuilt})", ["run", "envs", "seconds", "s/env", "ratio", "peak MiB",
                                                            "target"], rows)
@@ -126,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
           ["environments", "count", "loop s", "condaqa s", "ratio", "extra s/env"],
           [[k, v["environments"], v["plain_loop_seconds"], v["condaqa_seconds"], f"{v['ratio']:.2f}x",
             v["extra_seconds_per_env"]] for k, v in split.items()])
-    table("Engine child process (median of 10)", ["call", "seconds"], [[k, v] for k, v in child.items()])
+    first_ms, later_ms = (engine[k] * 1000 for k in ("first_call_start_and_import_engine", "later_call_round_trip"))
+    table("Engine process, condaqa/engines/worker.py (median of 10)", ["call", "ms"],
+          [["first of a command: start the process, import the engine", first_ms],
+           ["later: a round trip to the warm process", later_ms]])
     summary = {side: {"seconds": round(total[side], 3), "peak_tree_mib": round(peak[side], 1),
                       "foreign_cpu_s": round(foreign[side], 1),
                       "chunks_seconds": [round(best[side][a].seconds, 3) for a, _ in chunks]} for side in sides}
@@ -138,12 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         "method": "chunks of environments run side by side in rotating order; per chunk the best of each side",
         "plain_loop": summary["plain loop"],
         "replicate": {**summary["condaqa replicate"], "built_per_pass": built_total // args.repeat},
-        "prototype_persistent_child": summary.get("prototype"),
         "rerun": {**again.summary(), "rebuilt": rebuilt},
         "ratio": round(ratio, 3),
         "rerun_fraction": round(rerun, 4),
         "per_env_split": split,
-        "isolation_seconds": child,
+        "engine_process_seconds": engine,
         "targets": {"ratio_max": TARGET_RATIO, "rerun_fraction_max": TARGET_RERUN, "rebuilt": 0},
         "met": {"ratio": ratio <= TARGET_RATIO, "rerun": rerun <= TARGET_RERUN and rebuilt == 0},
     })

@@ -6,10 +6,12 @@ PLANS.json (written by the benchmarks, untimed) holds, per environment, exactly 
 builds: the conda specs of its plan, the channel URLs, and, for --pip, the pip requirements
 and arguments; for --imports the modules condaqa imports. This script is what an administrator
 would write by hand with no harness: one process, VirtualPackage.detect() once, a solve and an
-install per environment, then (--pip) the environment's own `pip install` of its pip section
-and (--imports) one `python -c "import a, b, ..."` per environment; --no-build only imports, in the
-environments already in TARGET_ENVS_DIR. It prints a JSON line of
-timings and leaves with os._exit, which py-rattler 0.28 needs (see condaqa/engines/isolated.py).
+install per environment, the bytecode of its noarch:python packages compiled as conda's link
+step does (`python -Wi -m compileall -q -l -i -`; condaqa's engine compiles too), then (--pip)
+the environment's own `pip install` of its pip section and (--imports) one
+`python -c "import a, b, ..."` per environment; --no-build only imports, in the environments
+already in TARGET_ENVS_DIR. It prints a JSON line of timings and leaves with os._exit, which
+py-rattler 0.28 needs (see condaqa/engines/worker.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def main() -> None:
             ))
             asyncio.run(rattler.install(records, target_prefix=prefix, cache_dir=cache, show_progress=False))
         python = str(prefix / "bin" / "python")
+        if "--no-build" not in flags:
+            compile_noarch(prefix, python)
         if "--pip" in flags and plan["pip"] and "--no-build" not in flags:
             subprocess.run([python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
                             *plan["pip_args"], *plan["pip"]], check=True, capture_output=True, env=pip_env)
@@ -56,6 +60,17 @@ def main() -> None:
         per_env[name] = time.perf_counter() - t0
     print(json.dumps({"seconds": time.perf_counter() - started, "per_env": per_env}), flush=True)
     os._exit(0)
+
+
+def compile_noarch(prefix: Path, python: str) -> None:
+    sources = []
+    for meta in (prefix / "conda-meta").glob("*.json"):
+        record = json.loads(meta.read_text(encoding="utf-8"))
+        if record.get("noarch") == "python":
+            sources += [str(prefix / f) for f in record.get("files", []) if f.endswith(".py")]
+    if sources:
+        subprocess.run([python, "-Wi", "-m", "compileall", "-q", "-l", "-i", "-"], input="\n".join(sources).encode(),
+                       capture_output=True)
 
 
 if __name__ == "__main__":

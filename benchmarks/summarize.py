@@ -1,15 +1,18 @@
-"""Print the README's "Performance" section from benchmarks/results/*.json.
+"""Print the README's "Performance" section, or its "Choosing -n" table, from benchmarks/results/*.json.
 
     python benchmarks/summarize.py > benchmarks/PERFORMANCE.md
+    python benchmarks/summarize.py --choosing-n      # from results/workers.json (bench_workers.py)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("CONDAQA_BENCH_RESULTS", Path(__file__).resolve().parent / "results"))
 
 
 NOTES = [
@@ -21,19 +24,24 @@ NOTES = [
     "(1.72x -> 1.22x the parse-only baseline; `condaqa export` 1.95x -> 1.40x).",
     "- `permissions.match_group` walks with `os.scandir` (one lstat per entry) and calls chmod/chown only "
     "where something changes: 11 -> 3.8 microseconds per file, about 70 -> 27 ms per built environment.",
-    "- `checks.import_modules`: each key module is still imported in a fresh process, now forked from one "
+    "- `checks.imports.import_modules`: each key module is still imported in a fresh process, now forked from one "
     "interpreter started per environment instead of one interpreter started per module (same flags, "
     "`sys.argv`, exit code, output, finalization and timeout): 333 -> 134 ms for an environment of 40 "
-    "modules. `tests/test_environments.py::test_key_packages_import` uses it.",
+    "modules. `condaqa/suite/test_environments.py::test_key_packages_import` uses it.",
     "",
     "Left as they are:",
     "",
     "- `pytest` re-run with nothing changed: no environment is rebuilt, but every check runs again by "
     "design (a re-run is a qualification); the time is the checks', mostly one fresh process per key module. "
-    "On a real site, where a build takes minutes, the fraction is far below this synthetic site's.",
-    "- Export is bound by JSON parsing of real-sized records: the parse-only baseline itself reads 63 "
-    "environments/s here, so 50/s leaves 1.26x for everything else. Two processes export 85/s "
-    "(`bench_export.py`'s last row); `condaqa export` runs one.",
+    "On a real site, where a build takes minutes, the fraction is far below this synthetic site's. It grew "
+    "from 5.6 s (2026-11-25) to about 21 s with the fence around every check and the prefix fingerprint each "
+    "result now records (issue #9); which of the two costs most is not profiled yet.",
+    "- Export is bound by JSON parsing of real-sized records: the parse-only baseline alone reads about 33 "
+    "environments/s on this machine today (63/s on 2026-11-25), below the 50/s target. Its ratio to the "
+    "baseline grew from 1.40x to 1.66x with the prefix facts added for real conda (eggs, channel names, "
+    "issue #11); not profiled yet.",
+    "- Both sides of (3) to (6) compile the bytecode of noarch-python packages as conda does (the loop with "
+    "`compileall`), which is now most of a build: figures from before 2026-12-02 are not comparable.",
 ]
 
 
@@ -50,7 +58,8 @@ def mib(value: float) -> str:
     return f"{value:.0f} MiB"
 
 
-def main() -> int:
+def performance() -> list[str]:
+    """The README's "Performance" section: every target and what was measured against it."""
     out = ["## Performance", ""]
     machines = {json.dumps({k: r["machine"][k] for k in ("cores", "python", "system")}, sort_keys=True)
                 for r in map(load, ("export", "collect", "replicate", "qualify", "scaling")) if r}
@@ -119,6 +128,9 @@ def main() -> int:
                      ", ".join(mib(max(v)) for v in sca["peak_tree_mib"].values()),
                      "`python benchmarks/bench_scaling.py`"])
     out += ["| " + " | ".join(r) + " |" for r in rows]
+    dates = [f"{name} {r['measured_at'][:10]}" for name in ("export", "collect", "replicate", "qualify", "scaling")
+             if (r := load(name))]
+    out += ["", f"Measured on: {', '.join(dates)}. A row older than the others was taken on the code of that date."]
     out += ["", "Peak memory (7) is the summed resident memory of the command's process tree, sampled every "
             "200 ms (export: the measured process)."]
     if rep and rep.get("method"):
@@ -129,22 +141,64 @@ def main() -> int:
         out += ["", f"Qualification (4, 5) alternates the loop, `-n 1` and `-n 2` {qua['repeat']} times; the best run "
                 "of each counts."]
     if rep:
-        iso = rep["isolation_seconds"]
-        split = rep["per_env_split"]
-        conda_only = split.get("conda only", {})
-        out += ["", f"condaqa's own cost per build is {conda_only.get('extra_seconds_per_env', 0):.2f} s "
-                f"(environments without a pip section: {conda_only.get('ratio', 0):.2f}x the loop's "
-                f"solve and link). The largest part is the engine's child process (condaqa/engines/isolated.py, "
-                f"which keeps py-rattler 0.28's crash at interpreter exit out of condaqa): "
-                f"{iso['child_with_engine_imports'] * 1000:.0f} ms per build to start a child and import the "
-                f"engine, of which {iso['bare_child'] * 1000:.0f} ms is the bare interpreter."]
-        proto = rep.get("prototype_persistent_child")
-        if proto:
-            out += [f"A prototype that keeps one engine child for the whole command (benchmarks/persistent_child.py, "
-                    f"not condaqa's code) replicates in {proto['seconds']:.1f} s "
-                    f"({proto['seconds'] / rep['plain_loop']['seconds']:.2f}x the loop)."]
+        out += ["", engine_process(rep)]
     out += ["", *NOTES]
-    print("\n".join(out))
+    return out
+
+
+def engine_process(rep: dict) -> str:
+    """What the engine process costs, from a replicate.json of either kind: measured with the engine process
+    (engine_process_seconds), or before it, when each build started a child of its own (isolation_seconds)."""
+    conda_only = rep["per_env_split"].get("conda only", {})
+    extra = conda_only.get("extra_seconds_per_env", 0)
+    cost = (f"{extra:.2f} s" if extra > 0 else f"nothing measurable ({extra:.2f} s)") + (
+        f" (environments without a pip section: {conda_only.get('ratio', 0):.2f}x the loop's solve and link)")
+    worker = ("py-rattler runs in one engine process per command, or per xdist worker (condaqa/engines/worker.py, "
+              "which keeps py-rattler 0.28's crash at interpreter exit out of condaqa)")
+    engine = rep.get("engine_process_seconds")
+    if engine:
+        return (f"condaqa's own cost per build is {cost}. {worker}: its first call, which starts it and imports "
+                f"the engine, takes {engine['first_call_start_and_import_engine'] * 1000:.0f} ms once; each build "
+                f"after that adds a round trip of {engine['later_call_round_trip'] * 1000:.1f} ms.")
+    iso = rep["isolation_seconds"]
+    text = (f"condaqa's own cost per build was {cost} when each build started an engine child of its own: "
+            f"{iso['child_with_engine_imports'] * 1000:.0f} ms per build to start a child and import the engine, of "
+            f"which {iso['bare_child'] * 1000:.0f} ms is the bare interpreter. Now {worker}.")
+    proto = rep.get("prototype_persistent_child")
+    if proto:
+        text += (f" Its prototype, measured then, replicated in {proto['seconds']:.1f} s "
+                 f"({proto['seconds'] / rep['plain_loop']['seconds']:.2f}x the loop).")
+    return text
+
+
+def choosing_n() -> list[str] | None:
+    """The README's "Choosing -n" table from results/workers.json: seconds of a first run (everything built)
+    and a re-run (nothing rebuilt) of each site for each -n."""
+    wor = load("workers")
+    if not wor:
+        return None
+    workers = wor["workers"]
+    auto = wor.get("auto_workers", wor["machine"]["cores"])
+    head = ["run", *(f"`-n {w}`" + (f" ({auto} here)" if w == "auto" else "") for w in workers)]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, site in wor["sites"].items():
+        name = "demo" if key == "demo" else f"{site['environments']} envs"
+        for phase, words in (("first", "first run"), ("rerun", "re-run")):
+            cells = [f"{name} {words}", *(f"{site[phase][w]['seconds']:.1f} s" for w in workers)]
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--choosing-n", action="store_true",
+                        help="print the README's \"Choosing -n\" table (results/workers.json) instead")
+    args = parser.parse_args(argv)
+    lines = choosing_n() if args.choosing_n else performance()
+    if lines is None:
+        print(f"no {RESULTS / 'workers.json'}: run python benchmarks/bench_workers.py first", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
     return 0
 
 

@@ -38,7 +38,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -47,10 +46,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import WORK, log  # noqa: E402
+from _common import WORK, log
 
-from condaqa.build import pip_install  # noqa: E402
-from condaqa.demo.packages import (  # noqa: E402
+from condaqa.build.pip import pip_install
+from condaqa.demo.packages import (
     Package,
     PackageFile,
     python_package,
@@ -58,11 +57,12 @@ from condaqa.demo.packages import (  # noqa: E402
     write_package,
     write_wheel,
 )
-from condaqa.engines import get_engine  # noqa: E402
-from condaqa.engines.rattler import index_channel  # noqa: E402
-from condaqa.installations import create_bare  # noqa: E402
-from condaqa.plan import BuildPlan  # noqa: E402
-from condaqa.site import Installation, load_site  # noqa: E402
+from condaqa.engines import get_engine
+from condaqa.engines.rattler import index_channel
+from condaqa.lifecycle.installations import create_bare
+from condaqa.plan.model import BuildPlan
+from condaqa.site import Installation, Site, load_site
+from condaqa.vocab import Stage
 
 GENERATOR_VERSION = 5  # bump when the shapes change: cached sites of another version are rebuilt
 
@@ -183,7 +183,8 @@ def write_synthetic_package(staging: Path, root: Path, spec: Spec, version: str,
     depends = ["python", *(d.name for d in deps)] if spec.kind == "python" else [d.name for d in deps]
     if spec.kind == "python":
         mod = spec.module
-        files = {f"{mod}/__init__.py": _init_source(spec, version, deps), f"{mod}/core.py": _source(spec, version, deps, 0)}
+        files = {f"{mod}/__init__.py": _init_source(spec, version, deps),
+                 f"{mod}/core.py": _source(spec, version, deps, 0)}
         extra = max(0, spec.files - 6)  # the dist-info holds 4 files
         py = extra * 3 // 4
         for k, rel in enumerate(_layout(py, f"{mod}/", ".py"), 1):
@@ -241,7 +242,7 @@ def real_env(i: int, specs: list[Spec]) -> RealEnv:
 
 @dataclass(frozen=True)
 class RealSite:
-    work: Path  # benchmarks/.work/real
+    work: Path  # benchmarks/.work/real, where the benchmarks run condaqa and pytest from (reports/ land there)
     root: Path  # the shared tree: channels, wheelhouse, v1, v2, current, qa
     envs: tuple[RealEnv, ...]
 
@@ -270,7 +271,6 @@ class RealSite:
             f'root = "{self.root}"\n'
             f'manifest = "{ini.name}"\n'
             f'checks = "{self.checks}"\n'
-            f'reports = "{self.work / "reports"}"\n'
             'channels = ["main", "internal"]\n'
             'pip_args = ["--no-index", "--find-links", "{root}/wheelhouse"]\n',
             encoding="utf-8",
@@ -298,17 +298,19 @@ def real_site(n: int, work: Path | None = None, jobs: int | None = None) -> Real
             shutil.rmtree(work)
         _build_channels(work, root, specs, jobs or os.cpu_count() or 1)
         marker.write_text(json.dumps({"version": GENERATOR_VERSION}), encoding="utf-8")
-    envs = tuple(real_env(i, specs) for i in range(n))
-    site = RealSite(work, root, envs)
     current = Installation("v1", root / "v1")
+    # A site grown for a larger n keeps its environments: all are listed (the manifest must name every
+    # environment of current), those beyond n as export-only.
+    envs = tuple(real_env(i, specs) for i in range(max(n, len(current.environments()))))
+    site = RealSite(work, root, envs)
     missing = [e for e in envs if not (current.env_prefix(e.name) / "conda-meta" / "condaqa-bench-complete").is_file()]
     if missing:
         log(f"synthetic: creating {len(missing)} environment(s) in {current.path}")
-        toml = site.site_toml(n)
-        loaded = load_site(toml)
-        with ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:
-            for _ in pool.map(lambda e: _create_env(loaded, current, e), missing):
-                pass
+        loaded = load_site(site.site_toml(n), base=work)
+        for env in missing:  # one engine process serves the calls one at a time, as in condaqa
+            _create_env(loaded, current, env)
+        with ThreadPoolExecutor(jobs or os.cpu_count() or 1) as pool:  # pip spends most of its time starting up
+            list(pool.map(lambda e: _finish_env(loaded, current, e), missing))
         log(f"synthetic: site of {n} environments ready at {root} ({time.monotonic() - started:.0f}s)")
     return site
 
@@ -333,7 +335,8 @@ def _build_channels(work: Path, root: Path, specs: list[Spec], jobs: int) -> Non
         name = f"syn-pip{k:03d}"
         mod = name.replace("-", "_")
         nfiles = rng.randint(2, 15)
-        modules = {f"{mod}/__init__.py": f'"""{name}: synthetic pip-only distribution."""\n__version__ = "1.0.{k % 3}"\n'}
+        source = f'"""{name}: synthetic pip-only distribution."""\n__version__ = "1.0.{k % 3}"\n'
+        modules = {f"{mod}/__init__.py": source}
         modules.update({f"{mod}/part_{j}.py": f"PART = {j}\n" for j in range(nfiles)})
         write_wheel(root / "wheelhouse", name, f"1.0.{k % 3}", modules)
     platform = platform_subdir()
@@ -356,22 +359,29 @@ def _write_one(item: tuple) -> None:
     write_synthetic_package(*item)
 
 
-def _create_env(site, installation: Installation, env: RealEnv) -> None:
+def _bench_log(site: Site, env: RealEnv) -> Path:
+    logs = site.root / ".condaqa" / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs / f"{env.name}.log"
+
+
+def _create_env(site: Site, installation: Installation, env: RealEnv) -> None:
+    """The conda part of environment `env` in `installation`, by condaqa's rattler engine."""
     prefix = installation.env_prefix(env.name)
     if prefix.exists():
         shutil.rmtree(prefix)
-    logs = site.root / ".condaqa" / "bench-logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{env.name}.log", "w", encoding="utf-8") as out:
+    with open(_bench_log(site, env), "w", encoding="utf-8") as out:
         get_engine("rattler").create(site, installation, BuildPlan(env.name, env.conda), prefix, out)
-        if env.pip:
+
+
+def _finish_env(site: Site, installation: Installation, env: RealEnv) -> None:
+    """The pip section of a created environment, then its completion mark. Its bytecode is there as on a
+    site conda made: the engine compiles noarch-python packages as conda does, pip what it installs."""
+    prefix = installation.env_prefix(env.name)
+    if env.pip:
+        with open(_bench_log(site, env), "a", encoding="utf-8") as out:
             pip_install(prefix / "bin" / "python", list(env.pip), tuple(site.expand(a) for a in site.pip_args), out,
-                        stage="pip")
-    # conda compiles the .pyc of noarch-python packages when it links them (py-rattler does not):
-    # current's environments, made by conda on a real site, have them. Compiled here: what an
-    # import of a package's top level runs (site-packages and one level down).
-    subprocess.run([str(prefix / "bin" / "python"), "-m", "compileall", "-q", "-r", "1",
-                    str(prefix / "lib" / PY / "site-packages")], check=True, capture_output=True)
+                        stage=Stage.PIP, home=site.private_home(installation.name))
     (prefix / "conda-meta" / "condaqa-bench-complete").write_text("", encoding="utf-8")
 
 
@@ -412,7 +422,7 @@ def _record_paths(spec: RecordSpec, rng: random.Random) -> list[str]:
     if spec.kind == "python":
         dist = f"{sp}/{spec.module}-{spec.version}.dist-info/"
         paths = [dist + f for f in ("INSTALLER", "METADATA", "RECORD", "WHEEL", "top_level.txt")]
-        paths += [f"{sp}/{spec.module}/__init__.py"] + _layout(spec.files - 6, f"{sp}/{spec.module}/", ".py")
+        paths += [f"{sp}/{spec.module}/__init__.py", *_layout(spec.files - 6, f"{sp}/{spec.module}/", ".py")]
         return paths
     lib = spec.name.replace("-", "")
     paths = [f"lib/lib{lib}.so", f"lib/lib{lib}.so.{spec.version}"]
@@ -562,7 +572,6 @@ def _write_records_site_toml(work: Path, root: Path, names: tuple[str, ...]) -> 
         "[site]\n"
         f'root = "{root}"\n'
         f'checks = "{work / "checks"}"\n'
-        f'reports = "{work / "reports"}"\n'
         'channels = ["https://conda.anaconda.org/conda-forge", "internal"]\n',
         encoding="utf-8",
     )
