@@ -29,6 +29,8 @@ from condaqa.demo.site import ensure_demo
 from condaqa.site import Site, load_site
 
 REPO = Path(__file__).resolve().parent.parent
+# What real conda wrote and printed (its README.md says what each file is): beside the repository, or a copy.
+REALCONDA = Path(os.environ.get("CONDAQA_REALCONDA") or REPO.parent / "shared" / "realconda")
 QA = "v4.8"
 _KEPT_STATE = {"demo-complete", "demo-logs", "demo.lock"}
 

@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REALCONDA
 from standins.conda_standin import VERSIONS, install
 
 from condaqa.demo.packages import Package, PackageFile, python_package, wheel_to_package, write_package, write_wheel
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "realconda"
+REAL = REALCONDA
 if not REAL.is_dir():
-    pytest.skip(f"the real conda recordings are not at {REAL}", allow_module_level=True)
+    pytest.skip(f"the real conda recordings are not at {REAL} (set CONDAQA_REALCONDA to a copy)",
+                allow_module_level=True)
 
 PY = ".".join(map(str, sys.version_info[:3]))
 SUBDIR = "linux-64"

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import REALCONDA
 
 from condaqa import proc
 from condaqa.cli import main
@@ -31,7 +31,7 @@ from condaqa.spec.format import dump_spec, parse_spec
 from condaqa.triage import classify_build
 from condaqa.vocab import Category, Stage
 
-REAL = Path(os.environ.get("CONDAQA_REALCONDA") or Path(__file__).resolve().parents[2] / "shared" / "realconda")
+REAL = REALCONDA
 if not REAL.is_dir():
     pytest.skip(f"the real conda recordings are not at {REAL} (set CONDAQA_REALCONDA to a copy)",
                 allow_module_level=True)
