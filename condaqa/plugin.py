@@ -40,6 +40,7 @@ SITE_KEY = pytest.StashKey[Site]()
 MANIFEST_KEY = pytest.StashKey[list[Environment]]()
 KERNELS_KEY = pytest.StashKey[list[Kernel]]()
 TRIAGE_KEY = pytest.StashKey[Triage]()
+STARTED_IN_CURRENT_KEY = pytest.StashKey[bool]()  # a kernel test's baseline: did current's spec start
 REQUIRES = "condaqa_requires"  # marker of a suite test: the kind of required check it runs
 CHECK = "condaqa_check"  # marker of a parametrized test: (environment, check id)
 _FALLBACK = {qualification.BUILD: Category.BUILD_FAILED, qualification.VERSIONS: Category.VERSION_MISMATCH,
@@ -303,7 +304,7 @@ def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestRepor
     qualification.record(site, site.qa_installation().name, env, check, outcome,
                          build_id=replicated.build_id if replicated else "", required=required, triage=found,
                          qa_tail=found.qa_tail if found else "", current_tail=found.current_tail if found else "",
-                         seconds=report_.duration)
+                         seconds=report_.duration, started_in_current=item.stash.get(STARTED_IN_CURRENT_KEY, None))
 
 
 def _build_words(replicated: Replicated) -> dict[str, Any]:

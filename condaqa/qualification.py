@@ -110,6 +110,7 @@ class CheckRecord:
     qa_tail: str = ""  # the last lines of the check's own output in qa
     current_tail: str = ""  # and with current's python, when it was run there too
     seconds: float = 0.0
+    started_in_current: bool | None = None  # a kernel check's baseline; None: not a kernel check, or not started
 
 
 @dataclass
@@ -235,7 +236,7 @@ def _count_findings(site: Site, result: Result) -> None:
 
 def record(site: Site, installation: str, env: Environment, check: str, outcome: Outcome, *, build_id: str,
            required: dict[str, str], triage: Triage | None = None, qa_tail: str = "", current_tail: str = "",
-           seconds: float = 0.0) -> None:
+           seconds: float = 0.0, started_in_current: bool | None = None) -> None:
     """One required check's outcome against build `build_id` (the plugin forwards each test's outcome).
 
     `required` is the set the run was collected with; it becomes the set later runs are compared to.
@@ -243,7 +244,7 @@ def record(site: Site, installation: str, env: Environment, check: str, outcome:
     with _updating(site, installation, env) as result:
         result.checks[check] = CheckRecord(outcome, build_id, required.get(check, ""), locks.now(),
                                            str(triage.category) if triage else "", triage.detail if triage else "",
-                                           qa_tail, current_tail, round(seconds, 3))
+                                           qa_tail, current_tail, round(seconds, 3), started_in_current)
         if check != BUILD:
             result.required = dict(required)
 

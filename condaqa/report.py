@@ -74,7 +74,7 @@ class KernelRow:
     name: str
     environment: str
     display_name: str
-    started_current: str  # yes, no, or "not run" (current's spec is started only when qa's start failed)
+    started_current: str  # yes, no, or "not run"
     started_qa: str  # yes, no, skipped, "not run", or "-" for a kernel condaqa does not test (nb_conda_kernels')
     name_change: str  # "-", or what the cutover does to the name (kernels/names.py)
 
@@ -99,14 +99,16 @@ def kernel_rows(site: Site, manifest: Sequence[Environment], installation: str,
 
 
 def _started(check: qualification.CheckRecord | None) -> tuple[str, str]:
-    """(started in current, started in qa) from a kernel test's record: the test starts current's spec
-    only when qa's start failed, and triage says already-broken when that failed too."""
+    """(started in current, started in qa) from a kernel test's record. The test starts current's spec
+    after qa's and records whether it started; records written before it did are read from triage,
+    which says already-broken when current failed too."""
     if check is None:
         return "not run", "not run"
-    if check.outcome is Outcome.PASSED:
-        return "not run", "yes"
-    if check.outcome is Outcome.SKIPPED:
-        return "not run", "skipped"
+    in_qa = {Outcome.PASSED: "yes", Outcome.SKIPPED: "skipped"}.get(check.outcome, "no")
+    if check.started_in_current is not None:
+        return ("yes" if check.started_in_current else "no"), in_qa
+    if check.outcome is not Outcome.FAILED:
+        return "not run", in_qa
     if check.category == Category.ALREADY_BROKEN:
         return "no", "no"
     return ("yes" if check.category in (Category.KERNEL_FAILED, Category.TIMEOUT) else "not run"), "no"

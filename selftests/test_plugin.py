@@ -66,6 +66,9 @@ def test_demo_qualifies_green_one_worker_per_environment_rebuilds_nothing_and_le
     assert props["nhis_reformat.owner"] == "nhis-team" and props["old_not_used.disposition"] == "export"
     assert props["hlink.result"] == "passed" and props["old_not_used.result"] == "exported"
     assert props["kernel.hlink.display_name"] == "Python (hlink)"
+    kernels_table = (project / "reports" / "summary.md").read_text().split("## Kernels\n")[1]
+    for k in find_kernels(demo_site):  # every kernel started for real, from qa's spec and from current's
+        assert f"| {k.name} | {k.environment} | {k.display_name} | yes | yes | - |" in kernels_table, kernels_table
     assert green_qualification.guarded == _demo.guarded, "qualification wrote under current, a channel or git"
     names = [e.name for e in load_manifest(demo_site.manifest)]
     kernel_envs = {k.name: k.environment for k in find_kernels(demo_site)}

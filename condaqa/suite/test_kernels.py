@@ -19,7 +19,7 @@ from condaqa.checks.imports import key_modules
 from condaqa.fence import Fence
 from condaqa.kernels.launch import after_cutover, start
 from condaqa.kernels.specs import Kernel
-from condaqa.plugin import Replicated
+from condaqa.plugin import STARTED_IN_CURRENT_KEY, Replicated
 from condaqa.site import Site
 
 Fail = Callable[[triage.Triage], NoReturn]
@@ -32,14 +32,16 @@ def kernel(kernels: list[Kernel], condaqa_check_id: str) -> Kernel:
 
 @pytest.mark.condaqa_requires(qualification.KERNEL)
 def test_kernel_starts(replicated_env: Replicated, kernel: Kernel, site: Site, fence: Fence,
-                       fail_triaged: Fail) -> None:
-    """The kernel starts as the cutover will leave it, imports the key modules and runs in qa's environment."""
+                       fail_triaged: Fail, request: pytest.FixtureRequest) -> None:
+    """The kernel starts as the cutover will leave it, imports the key modules and runs in qa's environment;
+    current's spec is started too, the baseline that tells a regression from old breakage."""
     replicated_env.require_built()
     env, expected = replicated_env.env, str(replicated_env.prefix)
     modules = key_modules(fence, env)
     argv, variables = after_cutover(site, kernel)
     qa = start(fence, env.name, kernel, argv, variables, modules, env.timeout)
+    baseline = start(fence, env.name, kernel, kernel.argv, kernel.env, modules, env.timeout)
+    request.node.stash[STARTED_IN_CURRENT_KEY] = baseline.ok
     if qa.ok and os.path.realpath(qa.prefix) == os.path.realpath(expected):
         return
-    baseline = start(fence, env.name, kernel, kernel.argv, kernel.env, modules, env.timeout)
     fail_triaged(triage.classify_kernel(env, qa, baseline, expected))
