@@ -32,6 +32,20 @@ def condaqa(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600)
 
 
+def interrupt(running: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C as a terminal sends it, to the whole process group, then wait until every process of the
+    group is gone: an xdist worker still finishing would write into the shared demo after the test."""
+    os.killpg(running.pid, signal.SIGINT)
+    running.wait(timeout=600)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            os.killpg(running.pid, 0 if time.monotonic() < deadline else signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 def assert_refused(project: Path, *words: str) -> str:
     done = condaqa(project, "cutover")
     assert done.returncode == 1, done.stdout + done.stderr
@@ -86,8 +100,7 @@ def test_a_cutover_during_a_qualification_is_refused(qualified_project, demo_sit
             time.sleep(0.05)
         refused = assert_refused(project, "being qualified")
     finally:  # the rest of the run is not the point: Ctrl-C it
-        os.killpg(running.pid, signal.SIGINT)
-        running.wait(timeout=600)
+        interrupt(running)
     assert os.readlink(demo_site.root / "current") == "v4.3", refused
 
 
@@ -103,8 +116,7 @@ def test_an_interrupted_run_does_not_pass_the_gate(qualified_project):
     while not ready.exists():
         assert time.monotonic() < deadline and running.poll() is None, "the slow check never started"
         time.sleep(0.05)
-    os.killpg(running.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole foreground group
-    running.wait(timeout=120)
+    interrupt(running)
     assert_refused(project, "hlink:", "check_slow.py")
 
 
