@@ -32,17 +32,28 @@ def condaqa(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600)
 
 
-def interrupt(running: subprocess.Popen[bytes]) -> None:
+def in_background(project: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A qualification in its own process group, as a terminal's foreground job.
+
+    SIGINT is set back to its default first: a background job of a shell without job control (how
+    CI runners and `cmd &` start the selftests) ignores it, and so would the run, which would then
+    not be interrupted at all but finish."""
+    return subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def interrupt(running: subprocess.Popen[bytes]) -> int:
     """Ctrl-C as a terminal sends it, to the whole process group, then wait until every process of the
     group is gone: an xdist worker still finishing would write into the shared demo after the test."""
     os.killpg(running.pid, signal.SIGINT)
-    running.wait(timeout=600)
+    returncode = running.wait(timeout=600)
     deadline = time.monotonic() + 60
     while True:
         try:
             os.killpg(running.pid, 0 if time.monotonic() < deadline else signal.SIGKILL)
         except ProcessLookupError:
-            return
+            return returncode
         time.sleep(0.05)
 
 
@@ -89,9 +100,7 @@ def test_a_cutover_during_a_qualification_is_refused(qualified_project, demo_sit
     passed = condaqa(project, "cutover", "--keep-qa")  # the qualification passed: the gate would let it through
     assert passed.returncode == 0, passed.stderr
     assert condaqa(project, "rollback").returncode == 0
-    running = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--rebuild"],
-                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    running = in_background(project, "-n", "2", "--rebuild")
     try:
         logs = project / "reports" / "logs"
         deadline = time.monotonic() + 120
@@ -109,14 +118,12 @@ def test_an_interrupted_run_does_not_pass_the_gate(qualified_project):
     ready = project / "slow-check-started"
     (project / "env_checks" / "hlink" / "check_slow.py").write_text(
         f"import pathlib, time\npathlib.Path({str(ready)!r}).touch()\ntime.sleep(60)\n")
-    running = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-k", "hlink"],
-                               cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    running = in_background(project, "-n", "0", "-k", "hlink")
     deadline = time.monotonic() + 120
     while not ready.exists():
         assert time.monotonic() < deadline and running.poll() is None, "the slow check never started"
         time.sleep(0.05)
-    interrupt(running)
+    assert interrupt(running) == pytest.ExitCode.INTERRUPTED, "the run was not interrupted"
     assert_refused(project, "hlink:", "check_slow.py")
 
 
