@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers_sites import tree_state
 
 from condaqa.build.stamp import fingerprint
 from condaqa.demo.site import ensure_demo
@@ -76,18 +77,11 @@ def _parts(root: Path) -> list[Path]:
 
 
 def _digest(part: Path) -> str:
-    """Every path under `part` with its type and mode, and for files size and mtime (v4.3: without its envs)."""
+    """A digest of every path under `part` (v4.3: without its envs, which are parts of their own)."""
     if not part.exists():
         return "absent"
-    lines, envs = [], part / "envs" if part.name == "v4.3" else None
-    for folder, dirs, files in os.walk(part):
-        if envs is not None and Path(folder) == part:
-            dirs.remove("envs")
-        lines += [f"{folder}/{name}/ {os.lstat(os.path.join(folder, name)).st_mode:o}" for name in dirs]
-        for name in files:  # a folder's mtime says only that an entry changed, and the entries are here
-            st = os.lstat(os.path.join(folder, name))
-            lines.append(f"{folder}/{name} {st.st_mode:o} {st.st_size} {st.st_mtime_ns}")
-    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+    state = tree_state(part, skip="envs" if part.name == "v4.3" else "")
+    return hashlib.sha256("\n".join(f"{path} {st}" for path, st in sorted(state.items())).encode()).hexdigest()
 
 
 def _guarded(root: Path) -> dict[str, str]:

@@ -128,6 +128,22 @@ def kernel_paths(site: Site) -> dict[str, str]:
     }
 
 
+def tree_state(root: Path, *, skip: str = "") -> dict[str, tuple[int, ...]]:
+    """Every path below `root` (not following links), with its mode, and for files size and mtime: a
+    folder's mtime says only that an entry changed, and the entries are here. `skip`: a top-level
+    entry left out."""
+    state: dict[str, tuple[int, ...]] = {}
+    for folder, dirs, files in os.walk(root):
+        if skip in dirs and Path(folder) == root:
+            dirs.remove(skip)
+        for name in dirs:
+            state[os.path.join(folder, name)] = (os.lstat(os.path.join(folder, name)).st_mode,)
+        for name in files:
+            st = os.lstat(os.path.join(folder, name))
+            state[os.path.join(folder, name)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return state
+
+
 def tree_listing(path: Path) -> list[str]:
     """Every path below `path`, to show that nothing was deleted."""
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+    return sorted(os.path.relpath(p, path) for p in tree_state(path))

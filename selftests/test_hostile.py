@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from helpers_sites import make_site, qualify
+from helpers_sites import make_site, qualify, tree_state
 
 from condaqa.site import Site
 
@@ -346,15 +346,8 @@ CASES = (
 )
 
 
-def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
-    state = {}
-    for root in roots:
-        for folder, dirs, files in os.walk(root):
-            for name in dirs + files:
-                path = os.path.join(folder, name)
-                st = os.lstat(path)
-                state[path] = (st.st_size, st.st_mtime_ns)
-    return state
+def snapshot(*roots: Path) -> dict[str, tuple[int, ...]]:
+    return {path: st for root in roots for path, st in tree_state(root).items()}
 
 
 def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:
