@@ -14,7 +14,7 @@ from helpers_sites import NEW, OLD, audit_state, kernel_paths, make_site, qualif
 from condaqa import atomic, permissions
 from condaqa.errors import CutoverError, LockHeld
 from condaqa.kernels.specs import rewrite_kernel
-from condaqa.lifecycle import audit, readiness, switch
+from condaqa.lifecycle import audit, journal, readiness, switch
 from condaqa.lifecycle.gate import gate
 from condaqa.locks import lock_file, lock_status, site_lock
 from condaqa.site import Site
@@ -63,7 +63,7 @@ def test_refused_cutover_lists_failures_and_changes_nothing(site: Site) -> None:
     assert refused.value.exit_code == 1
     assert site.link_target("current") == OLD and site.link_target("qa") == NEW
     assert kernel_paths(site) == kernels
-    assert audit.records(site) == [] and not switch.intent_file(site).exists()
+    assert audit.records(site) == [] and not journal.intent_file(site).exists()
 
 
 def test_force_needs_a_reason(site: Site) -> None:
@@ -93,7 +93,7 @@ def test_cutover_swaps_rewrites_pinned_kernels_and_removes_qa(qualified: Site) -
     record = audit.records(site)[-1]
     assert {"time", "user", "host", "action", "from", "to", "forced", "reason", "kernels"} <= set(record)
     assert (record["action"], record["from"], record["to"], record["qa"]) == ("cutover", OLD, NEW, "remove")
-    assert not switch.intent_file(site).exists()
+    assert not journal.intent_file(site).exists()
 
 
 def test_keep_qa(qualified: Site) -> None:
@@ -158,7 +158,7 @@ def test_failed_swap_leaves_no_temporary_link_and_undoes_kernels(qualified: Site
     assert os.readlink(site.current_link) == OLD
     assert not list(site.root.glob(".current.*"))
     assert kernel_paths(site) == kernels
-    assert not switch.intent_file(site).exists()
+    assert not journal.intent_file(site).exists()
     assert audit.records(site)[-1]["action"] == "abort" and audit_state(site) == OLD
 
 
@@ -167,12 +167,12 @@ def test_failure_after_the_swap_is_finished_by_the_next_command(qualified: Site,
     monkeypatch.setattr(audit, "append", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(CutoverError, match="could not finish"):
         switch.cutover(site)
-    assert os.readlink(site.current_link) == NEW and switch.intent_file(site).exists()
+    assert os.readlink(site.current_link) == NEW and journal.intent_file(site).exists()
     monkeypatch.undo()
     with pytest.raises(CutoverError, match=f"already points to {NEW}"):
         switch.cutover(site, to=NEW)
     assert audit.records(site)[-1]["recovered"] is True and audit_state(site) == NEW
-    assert not switch.intent_file(site).exists()
+    assert not journal.intent_file(site).exists()
 
 
 def test_stale_temporary_link_is_removed_by_the_next_command(qualified: Site) -> None:

@@ -14,7 +14,7 @@ import pytest
 from helpers_sites import NEW, OLD, audit_state, kernel_paths, make_site, qualify, tree_listing
 
 from condaqa.cli import main
-from condaqa.lifecycle import audit, switch
+from condaqa.lifecycle import audit, journal, switch
 from condaqa.locks import lock_file
 from condaqa.site import Site
 
@@ -87,7 +87,7 @@ def test_readers_never_miss_current_during_cutover_rollback_pairs(site: Site, tm
 
 
 def kill_after(site: Site, step: str, *argv: str) -> None:
-    env = {**os.environ, switch.CRASH_ENV: step}
+    env = {**os.environ, journal.CRASH_ENV: step}
     done = subprocess.run(
         [sys.executable, "-m", "condaqa.cli", "--site", str(site.file), *argv], env=env, capture_output=True, text=True
     )
@@ -104,7 +104,7 @@ def assert_sound(site: Site, expected: str) -> None:
 def assert_settled(site: Site, trees: dict[str, list[str]]) -> None:
     """No leftovers, the audit log replays to where `current` points, pinned kernels follow it."""
     current = os.readlink(site.current_link)
-    assert not switch.intent_file(site).exists()
+    assert not journal.intent_file(site).exists()
     assert not list(site.root.glob(".*.condaqa-new.*"))
     assert lock_file(site).read_text() == ""
     assert audit_state(site) == current

@@ -16,7 +16,7 @@ from helpers_sites import NEW, OLD, PY, audit_state, make_installation, make_sit
 
 from condaqa.cli import main
 from condaqa.commands.lifecycle import lifecycle_status
-from condaqa.lifecycle import audit, switch
+from condaqa.lifecycle import audit, journal, switch
 from condaqa.locks import site_lock
 from condaqa.site import Site
 
@@ -93,7 +93,7 @@ def test_status_shows_pending_intent_and_lock(site: Site) -> None:
     qualify(site)
     switch.cutover(site)
     intent = switch.rollback(site).intent
-    switch.intent_file(site).write_text(json.dumps(asdict(intent)))
+    journal.intent_file(site).write_text(json.dumps(asdict(intent)))
     with site_lock(site, "condaqa retire v4.1"):
         lines = lifecycle_status(site)
     assert lines[0].startswith(f"pending: an interrupted rollback {NEW} -> {OLD} (")

@@ -8,7 +8,7 @@ from typing import Any
 
 from condaqa import locks
 from condaqa.commands import EXIT_OK, command, site_of
-from condaqa.lifecycle import audit, installations, switch
+from condaqa.lifecycle import audit, installations, journal, switch
 from condaqa.site import Site
 from condaqa.vocab import Action, QaLink
 
@@ -94,7 +94,7 @@ def retire_command(args: argparse.Namespace) -> int:
 def lifecycle_status(site: Site) -> list[str]:
     """For `condaqa status`: an unfinished action, the lock, where rollback returns, the audit history."""
     lines = []
-    intent = switch.pending(site)
+    intent = journal.pending(site)
     if intent is not None:
         lines.append(
             f"pending: an interrupted {intent.action} {intent.old} -> {intent.new} ({intent.started_by}); "

@@ -15,7 +15,7 @@ from condaqa.inputs import guard, name_problem
 from condaqa.kernels import users
 from condaqa.kernels.specs import find_kernels, names_installation
 from condaqa.lifecycle import audit
-from condaqa.lifecycle.switch import locked
+from condaqa.lifecycle.journal import locked
 from condaqa.permissions import match_group
 from condaqa.site import Site
 from condaqa.vocab import Action
