@@ -99,19 +99,14 @@ def kernel_rows(site: Site, manifest: Sequence[Environment], installation: str,
 
 
 def _started(check: qualification.CheckRecord | None) -> tuple[str, str]:
-    """(started in current, started in qa) from a kernel test's record. The test starts current's spec
-    after qa's and records whether it started; records written before it did are read from triage,
-    which says already-broken when current failed too."""
+    """(started in current, started in qa) from a kernel test's record: the test starts current's spec
+    after qa's and records whether it started."""
     if check is None:
         return "not run", "not run"
     in_qa = {Outcome.PASSED: "yes", Outcome.SKIPPED: "skipped"}.get(check.outcome, "no")
-    if check.started_in_current is not None:
-        return ("yes" if check.started_in_current else "no"), in_qa
-    if check.outcome is not Outcome.FAILED:
+    if check.started_in_current is None:
         return "not run", in_qa
-    if check.category == Category.ALREADY_BROKEN:
-        return "no", "no"
-    return ("yes" if check.category in (Category.KERNEL_FAILED, Category.TIMEOUT) else "not run"), "no"
+    return ("yes" if check.started_in_current else "no"), in_qa
 
 
 def render_csv(rows: list[Row]) -> str:

@@ -235,7 +235,8 @@ def test_the_summary_and_status_show_each_kernel_started_and_its_name(tmp_path: 
         result = qualification.load(site, NEW, env.name)
         assert result is not None and result.build is not None
         qualification.record(site, NEW, env, qualification.kernel_check(spec), Outcome.FAILED,
-                             build_id=result.build.build_id, required=result.required, triage=found)
+                             build_id=result.build.build_id, required=result.required, triage=found,
+                             started_in_current=baseline_ok)
     md, _ = report.write_summary(site, load_manifest(site.manifest), find_kernels(site))
     table = md.read_text().split("## Kernels\n")[1]
     gone = f"vanishes: alpha in {NEW} has no share/jupyter/kernels/python3/kernel.json"
