@@ -73,6 +73,29 @@ def test_an_environment_condaqa_did_not_build_is_not_replaced_without_rebuild(de
     assert not (prefix / "notes.txt").exists()
 
 
+def test_what_a_failed_build_left_is_replaced_by_the_next_build_without_rebuild(demo_site):
+    """A build that fails after the engine made the prefix leaves no stamp; it is condaqa's own all the
+    same, so the next run replaces it instead of refusing it as someone's work."""
+    overrides = demo_site.manifest.parent / "overrides"
+    overrides.mkdir(exist_ok=True)
+    override = overrides / "survey_weights.yml"
+    override.write_text("name: survey_weights\nchannels: [main, mpc]\ndependencies:\n  - python\n  - pip\n"
+                        "  - tabular=2.0.0\n  - pip:\n      - surveyweights==9.9\n")
+    env = env_named(demo_site, "survey_weights")
+    with pytest.raises(BuildError) as failed:
+        replicate(demo_site, env)
+    prefix = demo_site.root / "v4.8" / "envs" / "survey_weights"
+    assert failed.value.stage == "pip" and (prefix / "conda-meta").is_dir() and read_stamp(prefix) is None
+    override.unlink()
+    built = replicate(demo_site, env)
+    assert built.rebuilt and read_stamp(prefix) == built.stamp
+    (prefix / "conda-meta" / "condaqa-build").unlink()  # a finished build leaves no mark: without its stamp,
+    (prefix / "notes.txt").write_text("someone's work")  # the prefix is someone else's again
+    with pytest.raises(BuildError, match="was not built by condaqa"):
+        replicate(demo_site, env)
+    assert (prefix / "notes.txt").exists()
+
+
 def test_bytecode_of_more_files_than_a_process_may_print_is_all_listed(tmp_path, monkeypatch):
     """The list of what was compiled does not pass through the compiler's captured output, which keeps
     only its last megabyte (an environment of 150 noarch packages lists more than that)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from condaqa import locks
+from condaqa import atomic, locks
 from condaqa.build.pip import pip_install
 from condaqa.build.stamp import Stamp, fingerprint, read_stamp, write_stamp
 from condaqa.engines import get_engine
@@ -109,11 +109,14 @@ def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: st
             if stamp is not None:
                 out.write(f"up to date (plan {plan.digest()}); nothing rebuilt\n")
                 return BuildResult(env.name, prefix, plan, False, time.monotonic() - started, log, stamp, findings)
-            _refuse_foreign(prefix, rebuild)
+            unfinished = _unfinished(site, installation, env.name)
+            _refuse_foreign(prefix, rebuild or unfinished.exists())
             before_build()
+            atomic.write_text(unfinished, f"{prefix} started {locks.now()}\n")
             _build(site, installation, plan, prefix, out)
             _inherit_permissions(site, installation, env.name)
             stamp = write_stamp(prefix, env.name, plan.digest())
+            unfinished.unlink()
         except BuildError as exc:
             exc.log = str(log)
             out.write(f"FAILED at {exc.stage}: {exc}\n")
@@ -123,9 +126,15 @@ def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: st
     return BuildResult(env.name, prefix, plan, True, seconds, log, stamp, findings)
 
 
-def _refuse_foreign(prefix: Path, rebuild: bool) -> None:
+def _unfinished(site: Site, installation: Installation, env: str) -> Path:
+    """Marks a build of `env` that condaqa started and has not finished: what a failed or killed build
+    left in the prefix (no stamp yet) is condaqa's own, replaced by the next build without --rebuild."""
+    return site.state_dir / "builds" / installation.name / f"{env}.unfinished"
+
+
+def _refuse_foreign(prefix: Path, replace: bool) -> None:
     """An environment in qa that condaqa did not build is someone's work: not deleted without --rebuild."""
-    if prefix.exists() and read_stamp(prefix) is None and not rebuild:
+    if prefix.exists() and read_stamp(prefix) is None and not replace:
         raise BuildError(f"{prefix} exists but was not built by condaqa (no {prefix.name}/conda-meta/condaqa-build); "
                          "move it away, or give --rebuild to replace it", stage=Stage.GUARD)
 
