@@ -196,14 +196,14 @@ def classify_imports(fence: Fence, env: Environment, failures: list[CheckRun]) -
     new = [run for run in failures if before[run.name].passed]
     if not new:
         names = ", ".join(run.name for run in failures)
-        return triaged(Category.ALREADY_BROKEN, env.name, f"import {names} fails in current too:\n"
+        return triaged(Category.ALREADY_BROKEN, env.name, f"import {names} fails in current too\n"
                        + failures[0].tail(TAIL), failures[0].tail(TAIL), before[failures[0].name].tail(TAIL))
     run = new[0]
     if run.timed_out:
         return triaged(Category.TIMEOUT, env.name, run.output.strip(), run.tail(TAIL))
     old = [r.name for r in failures if r not in new]
     note = f"\n(already broken in current: {', '.join(old)})" if old else ""
-    detail = f"import {run.name} failed in qa, works in current:\n{run.tail(TAIL)}{note}"
+    detail = f"import {run.name} failed in qa, works in current\n{run.tail(TAIL)}{note}"
     return triaged(Category.IMPORT_FAILED, env.name, detail, run.tail(TAIL))
 
 
@@ -218,13 +218,13 @@ def classify_owner_check(fence: Fence, env: Environment, check: Path, run: Check
     qa_words, current_words = run.tail(TAIL), before.tail(TAIL)
     if not before.passed:
         outcome = "timed out" if run.timed_out else f"exited {run.returncode}"
-        return triaged(Category.ALREADY_BROKEN, env.name, f"{run.name} {outcome} in qa and fails in current too:\n"
+        return triaged(Category.ALREADY_BROKEN, env.name, f"{run.name} {outcome} in qa and fails in current too\n"
                        f"{_said('qa', qa_words)}\n{_said('current', current_words)}", qa_words, current_words)
     if run.timed_out:
         return triaged(Category.TIMEOUT, env.name, f"{run.name} did not finish within {env.timeout:.0f}s in qa\n"
                        f"{_said('qa', qa_words)}", qa_words, current_words)
     return triaged(Category.OWNER_CHECK_FAILED, env.name, f"{run.name} exited {run.returncode} in qa, passes in "
-                   f"current:\n{_said('qa', qa_words)}\n{_said('current', current_words)}", qa_words, current_words)
+                   f"current\n{_said('qa', qa_words)}\n{_said('current', current_words)}", qa_words, current_words)
 
 
 def _said(where: str, words: str) -> str:
