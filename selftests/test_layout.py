@@ -1,0 +1,47 @@
+"""README's "How it is built" table matches the tree: every module is named in the row of its folder,
+and every module the table names exists."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+PACKAGE = REPO / "condaqa"
+
+
+def rows() -> list[tuple[str, str]]:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## How it is built\n", 1)[1].split("\n## ", 1)[0]
+    cells = [line.split(" | ", 1) for line in section.splitlines() if line.startswith("| `")]
+    return [(first.lstrip("| "), rest) for first, rest in cells]
+
+
+def test_the_module_table_names_every_module_in_its_folders_row() -> None:
+    table = rows()
+    unnamed = []
+    for module in sorted(PACKAGE.rglob("*.py")):
+        relative = module.relative_to(PACKAGE)
+        if module.name == "__init__.py":
+            continue
+        if len(relative.parts) == 1:
+            named = any(f"`{module.name}`" in first for first, _ in table)
+        else:
+            named = any(f"`{relative.parts[0]}/`" in first and f"`{module.name}`" in rest for first, rest in table)
+        if not named:
+            unnamed.append(str(relative))
+    assert not unnamed, f"README.md's module table does not name {unnamed}"
+
+
+def test_every_module_the_table_names_exists() -> None:
+    missing = []
+    for first, rest in rows():
+        folders = re.findall(r"`([a-z_]+)/`", first)
+        for name in re.findall(r"`([a-z_]+\.py)`", first):
+            if not (PACKAGE / name).is_file():
+                missing.append(name)
+        for folder in folders:
+            for name in re.findall(r"`([a-z_]+\.py)`", rest):
+                if not any((PACKAGE / f / name).is_file() for f in folders):
+                    missing.append(f"{folder}/{name}")
+    assert not missing, f"README.md's module table names modules that do not exist: {sorted(set(missing))}"
