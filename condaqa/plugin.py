@@ -362,6 +362,7 @@ class Session:
         self.ran: set[str] = set()  # environments with a qualification test that ran
         self.total = 0
         self.summary = ""
+        self.rows: list[report.Row] = []  # the summary's rows, made once when the session finishes
         self.kept: Path | None = None  # the last junit.xml, put back if this run qualifies nothing
         if config.option.xmlpath is None:
             junit = site.reports_dir / "junit.xml"
@@ -424,19 +425,19 @@ class Session:
         if not self.ran:
             return
         qa = report.qa_installation(self.site)
+        self.rows = report.make_rows(self.site, self.manifest, qa, self.kernels)  # one verdict each, shown thrice
         with contextlib.suppress(OSError, CondaqaError):
-            self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, qa)[0])
+            self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, qa, self.rows)[0])
         xml = self._xml()
         if xml is None:
             return
-        for env in self.manifest:
-            found = qualification.standing(self.site, qa, env, self.kernels)
+        for env, row in zip(self.manifest, self.rows, strict=True):
             xml.add_global_property(f"{env.name}.owner", env.owner or "-")
             xml.add_global_property(f"{env.name}.disposition", str(env.disposition))
-            xml.add_global_property(f"{env.name}.result", str(found.verdict))
-            if found.category:
-                xml.add_global_property(f"{env.name}.category", found.category)
-                xml.add_global_property(f"{env.name}.hint", triaged(Category(found.category), env.name, "").hint)
+            xml.add_global_property(f"{env.name}.result", row.result)
+            if row.category:
+                xml.add_global_property(f"{env.name}.category", row.category)
+                xml.add_global_property(f"{env.name}.hint", row.hint)
         for kernel in self.kernels:
             xml.add_global_property(f"kernel.{kernel.name}.display_name", kernel.display_name)
             xml.add_global_property(f"kernel.{kernel.name}.environment", kernel.environment or "-")
@@ -457,18 +458,17 @@ class Session:
             terminalreporter.write_line("condaqa: no qualification test ran; the last reports are left as they were")
             return
         qa = report.qa_installation(self.site)
-        ran = [e for e in self.manifest if e.name in self.ran]
-        standings = [qualification.standing(self.site, qa, e, self.kernels) for e in ran]
+        rows = [row for row in self.rows if row.environment in self.ran]
         counts: dict[str, int] = {}
-        for found in standings:
-            key = f"{found.verdict}" + (f" [{found.category}]" if found.category else "")
+        for row in rows:
+            key = row.result + (f" [{row.category}]" if row.category else "")
             counts[key] = counts.get(key, 0) + 1
         terminalreporter.section("condaqa summary", sep="-")
-        terminalreporter.write_line(f"{len(standings)} environments of {qa}: "
+        terminalreporter.write_line(f"{len(rows)} environments of {qa}: "
                                     + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-        for found in standings:
-            if found.verdict not in (Verdict.PASSED, Verdict.EXPORTED):
-                terminalreporter.write_line(f"  {found.env}: {found.verdict}: {found.reason}")
+        for row in rows:
+            if row.result not in (Verdict.PASSED, Verdict.EXPORTED):
+                terminalreporter.write_line(f"  {row.environment}: {row.result}: {row.first_error}")
         terminalreporter.write_line(f"reports: {self.summary or self.site.reports_dir}, {self.config.option.xmlpath}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

@@ -186,10 +186,11 @@ def qa_installation(site: Site) -> str:
 
 
 def write_summary(site: Site, manifest: Sequence[Environment], kernels: Sequence[Kernel],
-                  installation: str | None = None) -> tuple[Path, Path]:
-    """Regenerate reports/summary.md and reports/summary.csv; returns their paths."""
+                  installation: str | None = None, rows: list[Row] | None = None) -> tuple[Path, Path]:
+    """Regenerate reports/summary.md and reports/summary.csv from `rows` (made here if not given: a
+    verdict fingerprints the environment, so a caller that shows them too makes them once)."""
     installation = installation or qa_installation(site)
-    rows = make_rows(site, manifest, installation, kernels)
+    rows = make_rows(site, manifest, installation, kernels) if rows is None else rows
     findings = {r.environment: f for r in rows if (f := load_findings(site, r.environment)) is not None}
     md, csv_path = (guard(site.reports_dir / name, [site.reports_dir], "write the summary")
                     for name in ("summary.md", "summary.csv"))

@@ -56,25 +56,25 @@ def fingerprint(prefix: Path) -> str:
     if not (prefix / "conda-meta").is_dir():
         return ABSENT
     stamp = str(prefix / STAMP)
-    digest = hashlib.sha256()
+    lines: list[str] = []
     folders = [str(prefix)]
     while folders:
         folder = folders.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
-            digest.update(f"unreadable {folder}\n".encode())
+            lines.append(f"unreadable {folder}\n")
             continue
         for entry in entries:
             if entry.name == "__pycache__" or entry.path == stamp:
                 continue
-            st = entry.stat(follow_symlinks=False)
             if entry.is_dir(follow_symlinks=False):  # its entries are listed below; its mtime only says that
-                digest.update(f"{entry.path}/\n".encode())
+                lines.append(f"{entry.path}/\n")
                 folders.append(entry.path)
                 continue
+            st = entry.stat(follow_symlinks=False)
             target = os.readlink(entry.path) if entry.is_symlink() else ""
-            kind = stat.S_IFMT(st.st_mode)
-            digest.update(f"{entry.path}\0{kind}\0{st.st_size}\0{st.st_mtime_ns}\0{target}\n".encode())
+            lines.append(f"{entry.path}\0{stat.S_IFMT(st.st_mode)}\0{st.st_size}\0{st.st_mtime_ns}\0{target}\n")
+    digest = hashlib.sha256("".join(lines).encode())
     return digest.hexdigest()[:24]
 

@@ -99,7 +99,7 @@ def report_command(args: argparse.Namespace) -> int:
     manifest, kernels = load_manifest(site.manifest), find_kernels(site)
     installation = args.installation or report.qa_installation(site)
     rows = report.make_rows(site, manifest, installation, kernels)
-    md, csv_path = report.write_summary(site, manifest, kernels, installation)
+    md, csv_path = report.write_summary(site, manifest, kernels, installation, rows)
     broken = sum(1 for r in rows if r.category == Category.ALREADY_BROKEN)
     failed = sum(1 for r in rows if r.result == Verdict.FAILED) - broken
     print(f"{len(rows)} environments of {installation}: {failed} failed, {broken} already broken in current; "
