@@ -133,14 +133,21 @@ def tree_state(root: Path, *, skip: str = "") -> dict[str, tuple[int, ...]]:
     folder's mtime says only that an entry changed, and the entries are here. `skip`: a top-level
     entry left out."""
     state: dict[str, tuple[int, ...]] = {}
-    for folder, dirs, files in os.walk(root):
-        if skip in dirs and Path(folder) == root:
-            dirs.remove(skip)
-        for name in dirs:
-            state[os.path.join(folder, name)] = (os.lstat(os.path.join(folder, name)).st_mode,)
-        for name in files:
-            st = os.lstat(os.path.join(folder, name))
-            state[os.path.join(folder, name)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    folders = [str(root)]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # gone, or not a folder: as os.walk, nothing below it
+            continue
+        for entry in entries:
+            st = entry.stat(follow_symlinks=False)
+            if entry.is_dir(follow_symlinks=False):
+                if not (skip == entry.name and folder == str(root)):
+                    state[entry.path] = (st.st_mode,)
+                    folders.append(entry.path)
+            else:
+                state[entry.path] = (st.st_mode, st.st_size, st.st_mtime_ns)
     return state
 
 
