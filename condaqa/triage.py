@@ -47,6 +47,8 @@ HINTS = {
                       "the log",
     Category.PERMISSION: "the build could not write where it must: check the owner and group permissions of the qa "
                          "installation (qualification never writes under current)",
+    Category.REFUSED: "condaqa would not build there (the message names the path and why): move away what is in "
+                      "the way, or give --rebuild to replace a qa environment that condaqa did not build",
     Category.CURRENT_CHANGED: "a check, probe or kernel changed the installation in production while it ran: find "
                               "what writes there (the message names the file) and make it write elsewhere",
     Category.ALREADY_BROKEN: "it fails with current's python too: not caused by the migration; the owner should fix "
@@ -94,7 +96,9 @@ def classify_build(env: str, error: BuildError, findings: Iterable[Finding] = ()
     text = str(error)
     if _TIMEOUT.search(text):
         return triaged(Category.TIMEOUT, env, _head(text))
-    if error.stage in (Stage.GUARD, Stage.PERMISSION) or _PERMISSION.search(text):
+    if error.stage is Stage.GUARD:
+        return triaged(Category.REFUSED, env, _head(text))
+    if error.stage is Stage.PERMISSION or _PERMISSION.search(text):
         return triaged(Category.PERMISSION, env, _matching_line(text, _PERMISSION))
     if error.stage is Stage.PREFLIGHT:
         return _preflight(env, text, errors(findings))

@@ -46,6 +46,7 @@ class Category(Word):
     KERNEL_FAILED = "kernel-failed"
     TIMEOUT = "timeout"
     PERMISSION = "permission"
+    REFUSED = "refused"
     CURRENT_CHANGED = "current-changed"
     ALREADY_BROKEN = "already-broken"
     VERSION_MISMATCH = "version-mismatch"

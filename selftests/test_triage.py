@@ -197,7 +197,7 @@ def test_a_qa_installation_the_builder_cannot_write_is_permission(site):
 # --- the message rules, without a site -----------------------------------------------------------
 
 BUILD_MESSAGES = [
-    pytest.param(Stage.GUARD, "/r/current/envs/x lies under /r/current; refusing to write there", Category.PERMISSION,
+    pytest.param(Stage.GUARD, "/r/current/envs/x lies under /r/current; refusing to write there", Category.REFUSED,
                  id="guard"),
     pytest.param(Stage.PERMISSION, "chgrp /r/v4.8/envs/x: Operation not permitted", Category.PERMISSION,
                  id="group-permissions"),
@@ -302,7 +302,8 @@ PURE_CATEGORIES = {Category.VERSION_MISMATCH, Category.CURRENT_CHANGED}
 
 def test_every_category_has_a_hint_that_says_what_to_do_for_its_environment():
     assert set(triage.HINTS) == set(Category)  # a new category without a hint would make triaged() raise
-    actions = ("pin", "change", "make", "fix", "compare", "ask", "read", "raise", "check", "find", "drop", "set")
+    actions = ("pin", "change", "make", "fix", "compare", "ask", "read", "raise", "check", "find", "drop", "set",
+               "move")
     for category, template in triage.HINTS.items():
         hint = template.format(env="hlink")
         assert "{" not in hint and "}" not in hint, category
