@@ -128,10 +128,11 @@ def kernel_paths(site: Site) -> dict[str, str]:
     }
 
 
-def tree_state(root: Path, *, skip: str = "") -> dict[str, tuple[int, ...]]:
-    """Every path below `root` (not following links), with its mode, and for files size and mtime: a
-    folder's mtime says only that an entry changed, and the entries are here. `skip`: a top-level
-    entry left out."""
+def tree_state(root: Path, *, skip: str = "", folder_times: bool = False) -> dict[str, tuple[int, ...]]:
+    """Every path below `root` (not following links), with its mode, and for files size and mtime.
+    A folder's mtime says only that an entry changed, and the entries are here, unless one was made
+    and removed again: `folder_times` keeps it, for what nothing may have written to at all.
+    `skip`: a top-level entry left out."""
     state: dict[str, tuple[int, ...]] = {}
     folders = [str(root)]
     while folders:
@@ -144,7 +145,7 @@ def tree_state(root: Path, *, skip: str = "") -> dict[str, tuple[int, ...]]:
             st = entry.stat(follow_symlinks=False)
             if entry.is_dir(follow_symlinks=False):
                 if not (skip == entry.name and folder == str(root)):
-                    state[entry.path] = (st.st_mode,)
+                    state[entry.path] = (st.st_mode, st.st_mtime_ns) if folder_times else (st.st_mode,)
                     folders.append(entry.path)
             else:
                 state[entry.path] = (st.st_mode, st.st_size, st.st_mtime_ns)

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REALCONDA
+from conftest import REALCONDA as REAL
 from standins.conda_standin import VERSIONS, install
 
 from condaqa.demo.packages import Package, PackageFile, python_package, wheel_to_package, write_package, write_wheel
 
-REAL = REALCONDA
 if not REAL.is_dir():
     pytest.skip(f"the real conda recordings are not at {REAL} (set CONDAQA_REALCONDA to a copy)",
                 allow_module_level=True)

@@ -347,7 +347,8 @@ CASES = (
 
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, ...]]:
-    return {path: st for root in roots for path, st in tree_state(root).items()}
+    """Outside the site and under current nothing may be written, not even a file made and removed again."""
+    return {path: st for root in roots for path, st in tree_state(root, folder_times=True).items()}
 
 
 def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REALCONDA
+from conftest import REALCONDA as REAL
 
 from condaqa import proc
 from condaqa.cli import main
@@ -31,7 +31,6 @@ from condaqa.spec.format import dump_spec, parse_spec
 from condaqa.triage import classify_build
 from condaqa.vocab import Category, Stage
 
-REAL = REALCONDA
 if not REAL.is_dir():
     pytest.skip(f"the real conda recordings are not at {REAL} (set CONDAQA_REALCONDA to a copy)",
                 allow_module_level=True)
