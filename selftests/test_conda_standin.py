@@ -377,14 +377,14 @@ def test_two_creates_into_one_package_cache_race(make_site):
     args = [("create", "--yes", "--quiet", "--prefix", f"ROOT/fx-4.8.5/envs/{env}", "--override-channels", "-c",
              "file://ROOT/mpc", "beta", "python") for env in ("one", "two")]
 
-    def both(lock: Path | None) -> list[subprocess.CompletedProcess[str]]:
+    def both(lock: Path | None, **env: str) -> list[subprocess.CompletedProcess[str]]:
         results: list[subprocess.CompletedProcess[str]] = []
 
         def one(argv: tuple[str, ...]) -> None:
             with open(lock or os.devnull, "a") as handle:
                 if lock:
                     fcntl.flock(handle, fcntl.LOCK_EX)  # what a caller must do around conda on a shared cache
-                results.append(site.run(*argv))
+                results.append(site.run(*argv, **env))
 
         threads = [threading.Thread(target=one, args=(argv,)) for argv in args]
         for thread in threads:
@@ -393,7 +393,8 @@ def test_two_creates_into_one_package_cache_race(make_site):
             thread.join()
         return results
 
-    results = both(None)
+    # the first to extract holds the cache for 5 s, so the other meets it half-way however slow its start
+    results = both(None, CONDAQA_STANDIN_HOLD_SECONDS="5")
     assert sorted(r.returncode for r in results) == [0, 1]
     failed = next(r for r in results if r.returncode)
     assert failed.stderr.startswith(f"\nCondaVerificationError: The package for alpha located at "

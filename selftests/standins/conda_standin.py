@@ -62,7 +62,7 @@ from rattler.exceptions import InvalidMatchSpecError, SolverError
 
 VERSIONS = ("4.3.31", "4.8.5", "24.11.3", "25.11.1")
 LOCK_FILE = ".standin-extract.lock"
-HOLD_SECONDS = 0.5
+HOLD_SECONDS = float(os.environ.get("CONDAQA_STANDIN_HOLD_SECONDS", "0.5"))  # a test of the race widens it
 CURRENT_REPODATA, REPODATA = "current_repodata.json", "repodata.json"
 CONDA_COMMANDS = {"clean", "config", "create", "info", "install", "list", "package", "remove", "search",
                   "uninstall", "update", "upgrade", "env", "activate", "deactivate", "run", "init", "notices",
@@ -810,15 +810,15 @@ class Conda:
         self.download(fetch, quiet)
         with extract_lock(self.config.pkgs_dir) as free:
             if self.era == "4.3":
-                if not free:
-                    raise self.corrupted(fetch or added)
+                if not free and added:  # nothing to verify, nothing to find half-extracted
+                    raise self.corrupted(added)
                 self.link(command, prefix, index, records, added, removed, specs)
                 return
             with Phase("Preparing transaction", spin):
                 pass
             with Phase("Verifying transaction", spin):
-                if not free:
-                    raise self.corrupted(fetch or added)
+                if not free and added:  # nothing to verify, nothing to find half-extracted
+                    raise self.corrupted(added)
             with Phase("Executing transaction", spin):
                 self.link(command, prefix, index, records, added, removed, specs)
 
@@ -845,7 +845,8 @@ class Conda:
             _out(" done\n")
 
     def corrupted(self, candidates: list[rattler.RepoDataRecord]) -> CondaError:
-        """What conda reports when another process is half-way through extracting the same package."""
+        """What conda reports when another process is half-way through extracting the same packages: the
+        first of the transaction it verifies, whatever this process found cached or downloaded itself."""
         pkgs = self.config.pkgs_dir
         for record in sorted(candidates, key=lambda r: r.name.normalized):
             paths = rattler.PathsJson.from_package_archive(_local(str(record.url))).paths
