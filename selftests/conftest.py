@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 # What real conda wrote and printed (its README.md says what each file is): beside the repository, or a copy.
 REALCONDA = Path(os.environ.get("CONDAQA_REALCONDA") or REPO.parent / "shared" / "realconda")
 QA = "v4.8"
-_KEPT_STATE = {"demo-complete", "demo-logs", "demo.lock"}
+_KEPT_STATE = {"demo-complete", "demo-logs", "demo.lock", "key-modules"}  # current is as built
 
 
 def write_project(folder: Path, root: Path, **site_overrides: str) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from helpers_sites import NEW, OLD, PY, make_site
 
 from condaqa import fence as fences
-from condaqa.checks.imports import import_modules, importable_in
+from condaqa.checks.imports import import_modules, importable_in, key_modules, probe_path
 from condaqa.checks.owner import run_owner_check
 from condaqa.fence import fence_for
 from condaqa.manifest import load_manifest
@@ -57,6 +57,24 @@ def test_the_forked_import_probe_reports_each_way_an_import_can_end(site: Site) 
 def test_the_import_probe_of_current_finds_what_imports(site: Site) -> None:
     found = importable_in(fence_for(site), "alpha", python(site, OLD), ["fine_mod", "raise_mod", "exit_mod", "no_such"])
     assert found == ["fine_mod"]
+
+
+def test_current_is_probed_for_its_key_modules_once_per_state_of_its_environment(tmp_path: Path) -> None:
+    site = make_site(tmp_path, ("alpha",), kernels=False)
+    site.manifest.with_suffix(".toml").unlink()  # no `imports`: the key modules are found in current
+    env = next(e for e in load_manifest(site.manifest) if e.name == "alpha")
+    site_packages = site.root / OLD / "envs" / "alpha" / "lib" / PY / "site-packages"
+    probes = tmp_path / "probes"
+    (site_packages / "counted.py").write_text(f"open({str(probes)!r}, 'a').write('probe\\n')\n")
+    fence = fence_for(site)
+    assert "counted" in key_modules(fence, env) and probes.read_text() == "probe\n"
+    assert "counted" in key_modules(fence, env) and probes.read_text() == "probe\n"  # the kept answer
+    (site_packages / "added.py").write_text("")
+    assert "added" in key_modules(fence, env) and probes.read_text() == "probe\n" * 2
+    (site_packages / "kills.py").write_text("import os\nos._exit(1)\n")
+    assert key_modules(fence, env) == [] and key_modules(fence, env) == []
+    assert probes.read_text() == "probe\n" * 4, "a probe that did not finish was kept"
+    assert not probe_path(site, "alpha").read_text().count("kills")
 
 
 def test_an_owner_check_is_killed_with_its_children_and_a_child_holding_stdout_does_not_hold_it(site, tmp_path):

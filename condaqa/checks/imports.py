@@ -1,7 +1,9 @@
 """Key modules import: each in a fresh process of the environment's python.
 
 The key modules are the manifest's `imports`, else every top-level module of current's
-site-packages that imports with current's python (found by one probe process).
+site-packages that imports with current's python (found by one probe process). Current is
+never written during a qualification, so the probe's answer is kept in the site's state with
+a fingerprint of current's environment and asked again only when that environment changed.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from condaqa import atomic
+from condaqa.build.stamp import fingerprint
 from condaqa.checks.runs import CheckRun, run_python
 from condaqa.fence import Fence
 from condaqa.manifest import Environment
 from condaqa.prefix import read_prefix, top_level_modules
+from condaqa.site import Site
 
 IMPORT_TIMEOUT = 120.0
 
@@ -29,18 +34,19 @@ print(json.dumps(ok))
 """
 
 
-def importable_in(fence: Fence, env: str, python: Path, modules: list[str]) -> list[str]:
-    """Which of `modules` import with `python` (one process for all: a probe, not the check)."""
+def importable_in(fence: Fence, env: str, python: Path, modules: list[str]) -> list[str] | None:
+    """Which of `modules` import with `python` (one process for all: a probe, not the check);
+    None when the probe itself did not finish."""
     if not modules:
         return []
     run = run_python(fence, env, "the import probe", python, ["-c", _PROBE, *modules], IMPORT_TIMEOUT)
     if not run.passed:
-        return []
+        return None
     try:
         found = json.loads(run.output.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return []
-    return [m for m in found if m in modules] if isinstance(found, list) else []
+        return None
+    return [m for m in found if m in modules] if isinstance(found, list) else None
 
 
 def key_modules(fence: Fence, env: Environment) -> list[str]:
@@ -48,7 +54,25 @@ def key_modules(fence: Fence, env: Environment) -> list[str]:
     if env.imports is not None:
         return list(env.imports)
     prefix = fence.site.current_installation().env_prefix(env.name)
-    return importable_in(fence, env.name, prefix / "bin" / "python", top_level_modules(read_prefix(prefix)))
+    candidates = top_level_modules(read_prefix(prefix))
+    kept = probe_path(fence.site, env.name)
+    answer = {"fingerprint": fingerprint(prefix), "candidates": candidates}
+    try:
+        known = json.loads(kept.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = None
+    if isinstance(known, dict) and {k: known.get(k) for k in answer} == answer:
+        return [m for m in known.get("importable", []) if m in candidates]
+    found = importable_in(fence, env.name, prefix / "bin" / "python", candidates)
+    if found is None:
+        return []
+    atomic.write_text(kept, json.dumps({**answer, "importable": found}))
+    return found
+
+
+def probe_path(site: Site, env: str) -> Path:
+    """Where the import probe's answer for current's `env` is kept."""
+    return site.state_dir / "key-modules" / site.current_installation().name / f"{env}.json"
 
 
 def import_module(fence: Fence, env: str, python: Path, module: str, timeout: float = IMPORT_TIMEOUT) -> CheckRun:
