@@ -26,7 +26,6 @@ import pytest
 
 from condaqa import locks, qualification, report
 from condaqa.build.replicate import BuildResult
-from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
 from condaqa.fence import Fence, fence_for
 from condaqa.kernels.specs import Kernel, find_kernels
@@ -86,6 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
         site = load_site(path, base=config.invocation_params.dir)
         manifest = load_manifest(site.manifest)
         if site.demo and not hasattr(config, "workerinput"):
+            from condaqa.demo.site import ensure_demo  # builds packages: loaded only for that
+
             ensure_demo(site, progress=lambda line: print(line, flush=True))
         kernels = find_kernels(site)
         qualification.check_manifest(manifest, kernels)

@@ -125,8 +125,11 @@ def _reset(demo: Demo) -> None:
 def _remove(path: Path) -> None:
     if path.is_symlink() or not path.is_dir():
         path.unlink()
-    else:
-        for folder in [path, *path.rglob("*")]:  # tests take permissions away (0o555 envs): give them back
+        return
+    try:
+        shutil.rmtree(path)
+    except PermissionError:  # tests take permissions away (0o555 envs): give them back, then remove
+        for folder in [path, *path.rglob("*")]:
             if folder.is_dir() and not folder.is_symlink():
                 folder.chmod(0o755)
         shutil.rmtree(path)

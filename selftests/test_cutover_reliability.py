@@ -18,7 +18,7 @@ from condaqa.lifecycle import audit, journal, switch
 from condaqa.locks import lock_file
 from condaqa.site import Site
 
-PAIRS = 250
+PAIRS = 100
 READERS = 2
 
 # Resolves one path in a loop until the stop file appears; prints "<resolved> <failed>".

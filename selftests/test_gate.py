@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 QA_ONLY_FAILURE = 'import sys\nsys.exit(1 if "v4.8" in sys.prefix else 0)\n'
+OWNER_CHECKS_OF_HLINK = "hlink and test_owner_check"  # its build (up to date) and owner checks, not the slow rest
 
 
 def qualify(pytester: pytest.Pytester, *args: str, workers: str = "0") -> pytest.RunResult:
@@ -69,7 +70,7 @@ def assert_refused(project: Path, *words: str) -> str:
 def test_a_partial_run_after_a_failure_does_not_pass_the_gate(pytester, qualified_project, demo_site):
     project = qualified_project
     (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
-    assert qualify(pytester, "-k", "hlink").ret == 1
+    assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 1
     assert_refused(project, "hlink")
     builds_only = qualify(pytester, "-k", "test_builds", workers="2")
     assert builds_only.ret == 0, builds_only.stdout.str()
@@ -118,7 +119,7 @@ def test_an_interrupted_run_does_not_pass_the_gate(qualified_project):
     ready = project / "slow-check-started"
     (project / "env_checks" / "hlink" / "check_slow.py").write_text(
         f"import pathlib, time\npathlib.Path({str(ready)!r}).touch()\ntime.sleep(60)\n")
-    running = in_background(project, "-n", "0", "-k", "hlink")
+    running = in_background(project, "-n", "0", "-k", OWNER_CHECKS_OF_HLINK)
     deadline = time.monotonic() + 120
     while not ready.exists():
         assert time.monotonic() < deadline and running.poll() is None, "the slow check never started"
@@ -152,7 +153,7 @@ def test_one_environment_retried_keeps_the_others_qualified(pytester, qualified_
 def test_status_names_each_verdict(pytester, qualified_project, demo_site):
     project = qualified_project
     (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
-    assert qualify(pytester, "-k", "hlink").ret == 1
+    assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 1
     assert qualify(pytester, "--rebuild", "-k", "listed_twice and not key_packages").ret == 0
     (project / "env_checks" / "git_installed" / "check_new.py").write_text("print('new')\n")
     assert condaqa(project, "replicate", "--rebuild", "--env", "survey_weights").returncode == 0

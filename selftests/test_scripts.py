@@ -37,7 +37,7 @@ def site_project(qualified_site, tmp_path: Path) -> Path:
     return project
 
 
-ONE_ENVIRONMENT = {"PYTEST_ADDOPTS": "-k hlink"}  # the job's wiring is under test; the full run is test_plugin's
+ONE_ENVIRONMENT = {"PYTEST_ADDOPTS": "-k nhis_reformat"}  # the wiring is under test; the full run is elsewhere
 
 
 def run_lines(lines: list[str], project: Path, variables: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -72,9 +72,9 @@ def test_the_jenkins_stage_qualifies_and_publishes_junit(site_project: Path) -> 
 
 
 def test_qualify_exits_with_pytests_code_and_keeps_the_last_reports(site_project: Path) -> None:
-    (site_project / "env_checks" / "hlink" / "check_fails.py").write_text("raise SystemExit(1)\n")
+    (site_project / "env_checks" / "nhis_reformat" / "check_fails.py").write_text("raise SystemExit(1)\n")
     variables = {"CONDAQA_SITE": "manifests/site.toml"}
-    assert run_lines(["scripts/qualify -k hlink"], site_project, variables).returncode == 1
+    assert run_lines(["scripts/qualify -k nhis_reformat"], site_project, variables).returncode == 1
     kept = (site_project / "reports" / "junit.xml").read_bytes()
     assert run_lines(["scripts/qualify -k no_such_test"], site_project, variables).returncode == 5
     assert (site_project / "reports" / "junit.xml").read_bytes() == kept

@@ -19,15 +19,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
+from typing import TYPE_CHECKING, Any
 
 from condaqa import proc
 from condaqa.fence import CurrentChanged, Fence, watching
 from condaqa.kernels.specs import Kernel
 from condaqa.site import Site
+
+if TYPE_CHECKING:
+    from jupyter_client.manager import KernelManager
 
 _PROBE = """import importlib, json, sys
 _failed = []
@@ -100,6 +100,9 @@ def start(fence: Fence, env: str, kernel: Kernel, argv: Sequence[str], variables
 def _run(name: str, scratch: Path, log: Path, modules: Sequence[str],
          timeout: float) -> tuple[dict[str, Any] | None, str, bool]:
     """(the probe's answer, or None with why and whether it timed out)."""
+    from jupyter_client.kernelspec import KernelSpecManager  # a fifth of a second: only when a kernel starts
+    from jupyter_client.manager import KernelManager
+
     manager = KernelManager(kernel_name=name, connection_file=str(scratch / "connection.json"),
                             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(scratch / "kernels")],
                                                                   ensure_native_kernel=False))
