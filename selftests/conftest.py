@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from helpers_sites import tree_state
 
-from condaqa.build.stamp import fingerprint
+from condaqa.build.stamp import STAMP, fingerprint
 from condaqa.demo.site import ensure_demo
 from condaqa.site import Site, load_site
 
@@ -97,8 +97,9 @@ def _demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     return Demo(base / "site", base / "pristine", _guarded(base / "site"))
 
 
-def _reset(demo: Demo) -> None:
-    """Put back what a qualification or lifecycle test may change, keeping qa's package cache warm."""
+def _reset(demo: Demo, keep_qa_envs: bool = False) -> None:
+    """Put back what a qualification or lifecycle test may change, keeping qa's package cache warm
+    (and qa's environments, for put_qualification to check and keep if they are the kept ones)."""
     root, pristine = demo.root, demo.pristine
     for child in root.iterdir():
         if not (pristine / child.name).exists() and not child.name.startswith(".nfs"):
@@ -109,11 +110,12 @@ def _reset(demo: Demo) -> None:
             _remove(path)
         os.symlink(os.readlink(pristine / link), path)
     qa = root / QA
+    kept = {"pkgs", "envs"} if keep_qa_envs else {"pkgs"}
     for child in qa.iterdir():
-        if child.name != "pkgs":
+        if child.name not in kept:
             _remove(child)
     for child in (pristine / QA).iterdir():
-        if child.name != "pkgs":
+        if child.name not in kept:
             subprocess.run(["cp", "-a", str(child), str(qa)], check=True)
     for child in (root / ".condaqa").iterdir():
         if child.name not in _KEPT_STATE:
@@ -136,9 +138,9 @@ def _remove(path: Path) -> None:
 
 
 @pytest.fixture
-def demo_site(_demo: Demo, tmp_path: Path) -> Iterator[Site]:
+def demo_site(_demo: Demo, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
     """The worker's demo site, reset; after the test, current, the channels and git must be as built."""
-    _reset(_demo)
+    _reset(_demo, keep_qa_envs="qualified_site" in request.fixturenames)
     yield load_site(write_project(tmp_path / "project", _demo.root), base=tmp_path / "project")
     now = _guarded(_demo.root)
     changed = sorted(p for p in set(now) | set(_demo.guarded) if now.get(p) != _demo.guarded.get(p))
@@ -162,7 +164,15 @@ class Qualified:
 
 
 def _fingerprints(envs: Path) -> dict[str, str]:
-    return {p.name: fingerprint(p) for p in sorted(envs.iterdir())}
+    """Each environment's fingerprint, with its stamp's state (which the fingerprint leaves out)."""
+    return {p.name: f"{fingerprint(p)} {_stamp_digest(p / STAMP)}" for p in sorted(envs.iterdir())}
+
+
+def _stamp_digest(stamp: Path) -> str:
+    try:
+        return hashlib.sha256(stamp.read_bytes()).hexdigest()
+    except OSError:
+        return "unstamped"
 
 
 @pytest.fixture(scope="session")
@@ -193,16 +203,26 @@ def put_qualification(root: Path, qualified: Qualified) -> None:
     """qa's environments and the results of the full green qualification, back at the demo's `root`.
 
     The environments come back as hard links (condaqa replaces files, it never writes into them);
-    a test that wrote into one anyway would change the kept copy, so that is checked first."""
+    a test that wrote into one anyway would change the kept copy, so that is checked first. Those
+    the last test left are kept when they are still exactly the kept ones."""
     if qualified.run.ret != 0:
         pytest.fail("the demo's full qualification failed:\n" + "\n".join(qualified.run.outlines[-60:]), pytrace=False)
-    if _fingerprints(qualified.envs) != qualified.fingerprints:
+    envs = root / QA / "envs"
+    if envs.is_symlink() or not envs.is_dir():
+        if envs.is_symlink() or envs.exists():
+            _remove(envs)
+        envs.mkdir()
+    now = _fingerprints(envs)
+    changed = sorted(name for name in set(now) | set(qualified.fingerprints)
+                     if now.get(name) != qualified.fingerprints.get(name))
+    if changed and _fingerprints(qualified.envs) != qualified.fingerprints:
         pytest.fail("a test wrote into qa's environments in place, and so into the kept qualification", pytrace=False)
-    for kept, target, how in ((qualified.envs, root / QA / "envs", "-al"),
-                              (qualified.results, root / ".condaqa" / "results", "-a")):
-        if target.exists():
+    copies = [(qualified.envs / name, envs / name, "-al") for name in changed]
+    for kept, target, how in [*copies, (qualified.results, root / ".condaqa" / "results", "-a")]:
+        if target.exists() or target.is_symlink():
             _remove(target)
-        subprocess.run(["cp", how, str(kept), str(target)], check=True)
+        if kept.exists():
+            subprocess.run(["cp", how, str(kept), str(target)], check=True)
 
 
 @pytest.fixture

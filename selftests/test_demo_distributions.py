@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 import rattler
+from conftest import Demo
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from condaqa.demo.catalog import KERNEL_OPTIONAL
-from condaqa.demo.distributions import closure, conda_name, distribution_package, write_kernel_channel
-from condaqa.demo.packages import Package, python_build, python_package, wheel_to_package, write_package
+from condaqa.demo.distributions import closure, conda_name, distribution_package
+from condaqa.demo.packages import Package
 from condaqa.errors import SiteError
 
 SUBDIR = str(rattler.Subdir.current())
@@ -38,9 +39,8 @@ SOLVE_AND_LINK = """
 import asyncio, json, os, sys, traceback
 from pathlib import Path
 try:
-    import rattler, rattler.index
+    import rattler
     chan, env, cache = (Path(a) for a in sys.argv[1:4])
-    asyncio.run(rattler.index.index_fs(chan, write_zst=False, write_shards=False))
     records = asyncio.run(rattler.solve(
         sources=[rattler.Channel(chan.as_uri())],
         specs=["python", "ipykernel", "pip"],
@@ -58,17 +58,13 @@ os._exit(0)
 
 
 @pytest.fixture(scope="module")
-def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """A real environment with python and ipykernel, linked by py-rattler (about 10 s)."""
-    tmp = tmp_path_factory.mktemp("kernel")
-    chan = tmp / "chan"
-    (chan / SUBDIR).mkdir(parents=True)
-    written = write_kernel_channel(chan, SUBDIR, leave_out=KERNEL_OPTIONAL)
+def kernel_env(_demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A real environment with python and ipykernel, solved and linked by py-rattler from the demo's `main`
+    channel, which the demo build wrote with write_kernel_channel (beside python and its own pip)."""
+    chan = _demo.root / "main"
     expected = {f"{pkg.subdir}/{pkg.filename}" for pkg in _closure_packages()}
-    assert {f"{p.parent.name}/{p.name}" for p in written} == expected
-    write_package(chan, python_package(SUBDIR))
-    pip_wheel = next((Path(ensurepip.__file__).parent / "_bundled").glob("pip-*.whl"))
-    write_package(chan, python_build(wheel_to_package(pip_wheel), SUBDIR))  # as the demo's pip
+    assert expected <= {f"{p.parent.name}/{p.name}" for p in chan.glob("*/*.tar.bz2")}
+    tmp = tmp_path_factory.mktemp("kernel")
     env = tmp / "env"
     proc = subprocess.run(
         [sys.executable, "-c", SOLVE_AND_LINK, str(chan), str(env), str(tmp / "pkgs")],
