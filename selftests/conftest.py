@@ -8,6 +8,10 @@ anything new at the root. What a qualification must never change, the installati
 uses `demo_site`: a test that changes them must ask for `demo_copy` instead, a private copy
 made of hard links with the files tests edit in place (records, dist-info, kernel specs)
 copied for real.
+
+The full green qualification of the demo that many tests start from is made once per worker
+that needs it; the tests that need it are listed in GREEN, which the scheduler sends to one
+worker together, so that one worker makes it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers_sites import tree_state
@@ -51,6 +56,41 @@ def write_project(folder: Path, root: Path, **site_overrides: str) -> Path:
     site_file = folder / "manifests" / "site.toml"
     site_file.write_text(text, encoding="utf-8")
     return site_file
+
+
+# The tests that start from the green qualification, by file or file::test; any other that asks for it is refused.
+GREEN = ("test_demo_findings.py", "test_gate.py", "test_scripts.py",
+         *(f"test_plugin.py::test_{name}" for name in (
+             "demo_qualifies_green_one_worker_per_environment_rebuilds_nothing_and_leaves_current_alone",
+             "a_failing_owner_check_fails_only_its_environment_with_its_own_words",
+             "a_missing_pin_fails_only_its_environment_at_preflight",
+             "from_any_folder_with_pyargs_and_a_site_elsewhere")))
+
+
+def _green(nodeid: str) -> bool:
+    return any(nodeid == g or nodeid.startswith(g + "::") for g in GREEN)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's `load`, except that the tests in GREEN go to one worker, as one unit."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GreenOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "green" if _green(nodeid) else nodeid
+
+    return GreenOnOneWorker(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    strays = [item.nodeid for item in items
+              if "green_qualification" in getattr(item, "fixturenames", ()) and not _green(item.nodeid)]
+    if strays:
+        raise pytest.UsageError(f"{strays[0]} starts from the green qualification: add it to GREEN in conftest.py, "
+                                "so that one worker makes it")
 
 
 @pytest.fixture(autouse=True)
