@@ -63,7 +63,11 @@ def key_modules(fence: Fence, env: Environment) -> list[str]:
         known = None
     if isinstance(known, dict) and {k: known.get(k) for k in answer} == answer:
         return [m for m in known.get("importable", []) if m in candidates]
-    found = importable_in(fence, env.name, prefix / "bin" / "python", candidates)
+    python = prefix / "bin" / "python"
+    found = importable_in(fence, env.name, python, candidates)
+    if found is None:  # a module ended the probe's interpreter: ask each in a process of its own
+        runs = import_modules(fence, env.name, python, candidates)
+        found = None if any(r.current_changed for r in runs) else [r.name for r in runs if r.passed]
     if found is None:
         return []
     atomic.write_text(kept, json.dumps({**answer, "importable": found}))
