@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,9 +134,16 @@ def test_in_a_read_only_namespace_a_check_cannot_write_under_current(site: Site,
     assert not (site.root / OLD / "envs" / "alpha" / "conda-meta" / "planted.json").exists()
 
 
-def test_where_no_namespace_is_possible_a_change_under_current_fails_the_check(site, tmp_path, monkeypatch):
+@pytest.fixture
+def detect_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The fence as it is where no mount namespace is possible: change detection only."""
     monkeypatch.setenv("CONDAQA_FENCE", fences.DETECT)
     fences._mode.cache_clear()
+    yield
+    fences._mode.cache_clear()
+
+
+def test_where_no_namespace_is_possible_a_change_under_current_fails_the_check(site, tmp_path, detect_only):
     fence = fence_for(site)
     assert fence.mode == fences.DETECT and "change detection only" in fence.describe()
     planted = site.root / OLD / "envs" / "alpha" / "conda-meta" / "planted.json"
@@ -144,7 +152,18 @@ def test_where_no_namespace_is_possible_a_change_under_current_fails_the_check(s
         f"{planted} appeared while checks/check_writes_into_current.py ran: qualification must leave current as it is")
     env = next(e for e in load_manifest(site.manifest) if e.name == "alpha")
     assert classify_owner_check(fence, env, _writer(tmp_path), run).category is Category.CURRENT_CHANGED
-    fences._mode.cache_clear()
+
+
+def test_where_no_namespace_is_possible_a_probe_that_changes_current_is_reported(tmp_path, detect_only):
+    site = make_site(tmp_path, ("alpha",), kernels=False)
+    site.manifest.with_suffix(".toml").unlink()  # no `imports`: the key modules are found in current
+    env = next(e for e in load_manifest(site.manifest) if e.name == "alpha")
+    meta = site.root / OLD / "envs" / "alpha" / "conda-meta"
+    site_packages = site.root / OLD / "envs" / "alpha" / "lib" / PY / "site-packages"
+    (site_packages / "plants.py").write_text(f"open({str(meta / 'planted.json')!r}, 'w').write('{{}}')\n")
+    with pytest.raises(fences.CurrentChanged, match=f"{meta / 'planted.json'} appeared while the import probe ran"):
+        key_modules(fence_for(site), env)
+    assert not probe_path(site, "alpha").exists()
 
 
 def test_the_fence_probe_runs_the_site_read_only(site: Site) -> None:

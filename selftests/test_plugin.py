@@ -152,6 +152,23 @@ def test_a_missing_pin_fails_only_its_environment_at_preflight(pytester, demo_co
     result.stdout.fnmatch_lines(["condaqa: survey_weights: FAILED at preflight in *s"])
 
 
+def test_where_the_fence_only_watches_a_probe_that_writes_into_current_fails_its_environment(
+        pytester, demo_copy, monkeypatch):
+    monkeypatch.setenv("CONDAQA_FENCE", "detect")  # as where no mount namespace is possible
+    write_project(pytester.path, demo_copy.root)
+    env = demo_copy.root / "v4.3" / "envs" / "survey_weights"
+    planted = env / "conda-meta" / "planted.json"
+    site_packages = next(env.glob("lib/python*/site-packages"))
+    (site_packages / "plants.py").write_text(f"open({str(planted)!r}, 'w').write('{{}}')\n")
+    result = run(pytester, "-n", "0", "-k", "survey_weights")
+    assert result.ret == 1
+    failed = [c for c in junit(pytester.path).iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["test_key_packages_import[survey_weights]"]
+    failure = failed[0].find("failure")
+    assert "[current-changed]" in failure.get("message")
+    assert f"{planted} appeared while the import probe ran" in failure.text
+
+
 def test_bad_manifest_is_a_usage_error_that_writes_nothing(pytester, tmp_path):
     root = tmp_path / "never-built"
     site_file = write_project(pytester.path, root)

@@ -14,7 +14,7 @@ from pathlib import Path
 from condaqa import atomic
 from condaqa.build.stamp import fingerprint
 from condaqa.checks.runs import CheckRun, run_python
-from condaqa.fence import Fence
+from condaqa.fence import CurrentChanged, Fence
 from condaqa.manifest import Environment
 from condaqa.prefix import read_prefix, top_level_modules
 from condaqa.site import Site
@@ -40,6 +40,8 @@ def importable_in(fence: Fence, env: str, python: Path, modules: list[str]) -> l
     if not modules:
         return []
     run = run_python(fence, env, "the import probe", python, ["-c", _PROBE, *modules], IMPORT_TIMEOUT)
+    if run.current_changed:
+        raise CurrentChanged(run.current_changed)
     if not run.passed:
         return None
     try:
@@ -50,7 +52,9 @@ def importable_in(fence: Fence, env: str, python: Path, modules: list[str]) -> l
 
 
 def key_modules(fence: Fence, env: Environment) -> list[str]:
-    """The manifest's `imports`, else the top-level modules that import with current's python."""
+    """The manifest's `imports`, else the top-level modules that import with current's python.
+
+    Raises CurrentChanged when asking current changed it (where the fence can only watch)."""
     if env.imports is not None:
         return list(env.imports)
     prefix = fence.site.current_installation().env_prefix(env.name)
@@ -67,9 +71,9 @@ def key_modules(fence: Fence, env: Environment) -> list[str]:
     found = importable_in(fence, env.name, python, candidates)
     if found is None:  # a module ended the probe's interpreter: ask each in a process of its own
         runs = import_modules(fence, env.name, python, candidates)
-        found = None if any(r.current_changed for r in runs) else [r.name for r in runs if r.passed]
-    if found is None:
-        return []
+        if changed := next((r.current_changed for r in runs if r.current_changed), ""):
+            raise CurrentChanged(changed)
+        found = [r.name for r in runs if r.passed]
     atomic.write_text(kept, json.dumps({**answer, "importable": found}))
     return found
 

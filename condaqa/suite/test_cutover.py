@@ -48,8 +48,8 @@ def cutover_outcome(request: pytest.FixtureRequest, site: Site, fence: Fence,
     """The gated cutover of what `qa` points to; rolled back after the module if a smoke test failed."""
     if hasattr(request.config, "workerinput"):  # how pytest-xdist marks a worker process
         pytest.fail("run `pytest -m cutover -n 0`: one process must own the cutover and its rollback", pytrace=False)
-    modules = {e.name: key_modules(fence, e) for e in manifest if e.replicate}
     try:
+        modules = {e.name: key_modules(fence, e) for e in manifest if e.replicate}
         outcome = switch.cutover(site, command="pytest -m cutover")
     except CondaqaError as exc:
         pytest.fail(f"cutover not performed:\n{exc}", pytrace=False)
