@@ -26,8 +26,10 @@ import pytest
 
 from condaqa import locks, qualification, report
 from condaqa.build.replicate import BuildResult
+from condaqa.checks.imports import key_modules
+from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
-from condaqa.fence import Fence, fence_for
+from condaqa.fence import CurrentChanged, Fence, fence_for
 from condaqa.kernels.specs import Kernel, find_kernels
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan.findings import load_findings
@@ -85,8 +87,6 @@ def pytest_configure(config: pytest.Config) -> None:
         site = load_site(path, base=config.invocation_params.dir)
         manifest = load_manifest(site.manifest)
         if site.demo and not hasattr(config, "workerinput"):
-            from condaqa.demo.site import ensure_demo  # builds packages: loaded only for that
-
             ensure_demo(site, progress=lambda line: print(line, flush=True))
         kernels = find_kernels(site)
         qualification.check_manifest(manifest, kernels)
@@ -269,6 +269,14 @@ def fail_triaged(request: pytest.FixtureRequest) -> Callable[[Triage], NoReturn]
         pytest.fail(found.message(), pytrace=False)
 
     return fail
+
+
+def key_modules_or_fail(fence: Fence, env: Environment, fail: Callable[[Triage], NoReturn]) -> list[str]:
+    """The environment's key modules; finding them changed current (the fence only watches): current-changed."""
+    try:
+        return key_modules(fence, env)
+    except CurrentChanged as exc:
+        fail(triaged(Category.CURRENT_CHANGED, env.name, str(exc)))
 
 
 _OUTCOMES = {"passed": Outcome.PASSED, "failed": Outcome.FAILED, "skipped": Outcome.SKIPPED}

@@ -10,6 +10,7 @@ import argparse
 import importlib
 from collections.abc import Callable
 
+from condaqa.demo.site import ensure_demo
 from condaqa.errors import SiteError
 from condaqa.site import Site, load_site
 
@@ -40,8 +41,6 @@ def site_of(args: argparse.Namespace, *, need_current: bool = True) -> Site:
     """
     site = load_site(getattr(args, "site", None))
     if site.demo and not site.root.exists():
-        from condaqa.demo.site import ensure_demo  # builds packages: loaded only for that
-
         ensure_demo(site)
     if not site.root.is_dir():
         raise SiteError(f"{site.root}: the site root does not exist (site file {site.file})")

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from condaqa.commands import EXIT_OK, command
+from condaqa.demo.site import ensure_demo
 from condaqa.site import load_site
 
 
@@ -20,8 +21,6 @@ def demo(args: argparse.Namespace) -> int:
     if args.root is not None:
         root = args.root.resolve()
         site = replace(site, root=root, specs_dir=root / site.specs_dir.name, kernels_dir=root / site.kernels_dir.name)
-    from condaqa.demo.site import ensure_demo  # builds packages: loaded by this command alone
-
     if not ensure_demo(site):
         print(f"demo site already built at {site.root}")
     return EXIT_OK

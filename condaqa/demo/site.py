@@ -1,39 +1,20 @@
-"""Build the embedded demo site offline, in seconds, entirely of real parts.
+"""The embedded demo site: whether it is built, and building it once (demo/build.py builds it).
 
-Channels of real conda packages indexed by py-rattler, a wheelhouse of real wheels, two
-installations side by side with `current`, `qa` and `envs` symlinks, environments created in
-`current` by the rattler engine and pip, and kernel specs that point into them.
+Telling a built demo from a folder of someone else's, and waiting for a build another process
+runs, costs nothing; the builder, which makes packages with py-rattler, loads only to build.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ensurepip
 import fcntl
 import hashlib
-import json
-import os
-import shutil
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
-import rattler
-
-from condaqa.build.pip import pip_install
 from condaqa.demo import catalog
-from condaqa.demo.distributions import write_kernel_channel
-from condaqa.demo.gitrepo import make_repo
-from condaqa.demo.packages import python_build, python_package, wheel_to_package, write_package, write_wheel
-from condaqa.engines import get_engine
-from condaqa.engines.rattler import index_channel
 from condaqa.errors import SiteError
-from condaqa.lifecycle.installations import create_bare
-from condaqa.plan.model import BuildPlan
-from condaqa.site import Installation, Site
-from condaqa.vocab import Stage
+from condaqa.site import Site
 
 COMPLETE = Path(".condaqa") / "demo-complete"
 
@@ -68,6 +49,8 @@ def ensure_demo(site: Site, progress: Callable[[str], object] = print) -> bool:
                                 f"changed since); remove it (rm -rf {site.root}) and run again")
             return False
         _refuse_foreign_folder(site.root)
+        from condaqa.demo.build import build_demo  # py-rattler and the package makers: only to build
+
         build_demo(site, progress)
         return True
 
@@ -77,123 +60,4 @@ def _refuse_foreign_folder(root: Path) -> None:
     if root.is_dir() and not is_built(root) and any(child.name != ".condaqa" for child in root.iterdir()):
         raise SiteError(f"{root} exists but holds no complete demo site; remove it or point root elsewhere")
 
-
-def build_demo(site: Site, progress: Callable[[str], object] = print) -> None:
-    started = time.monotonic()
-    root = site.root
-    root.mkdir(parents=True, exist_ok=True)
-    site = replace(site, channels=("main", "mpc"))
-    progress(f"demo: building channels and wheelhouse in {root}")
-    _channels_and_wheels(root)
-    commits = {pkg.name: make_repo(root / "git" / pkg.name, pkg.name, pkg.version) for pkg in catalog.GIT_PACKAGES}
-    old = Installation(catalog.OLD, create_bare(site, catalog.OLD))
-    create_bare(site, catalog.NEW)
-    os.symlink(catalog.OLD, root / site.current_name)
-    os.symlink(catalog.NEW, root / site.qa_name)
-    os.symlink(f"{site.current_name}/envs", root / "envs")
-    for env in catalog.ENVIRONMENTS:
-        progress(f"demo: creating environment {env.name} in {catalog.OLD}")
-        _create_env(site, old, env)
-    progress("demo: pip installs into the environments")
-    with ThreadPoolExecutor(max_workers=4) as pool:  # pip spends most of a second starting up: overlap them
-        list(pool.map(lambda env: _pip_installs(site, old, env, commits), catalog.ENVIRONMENTS))
-    for env in catalog.ENVIRONMENTS:
-        _write_old_history(old.env_prefix(env.name), old.path, env)
-    _withdraw(root)
-    _kernels(site)
-    (root / COMPLETE).parent.mkdir(parents=True, exist_ok=True)
-    (root / COMPLETE).write_text(f"built in {time.monotonic() - started:.1f}s\ncatalog {catalog_digest()}\n",
-                                 encoding="utf-8")
-    progress(f"demo: site ready at {root} ({time.monotonic() - started:.1f}s)")
-
-
-def _channels_and_wheels(root: Path) -> None:
-    platform = str(rattler.Subdir.current())
-    main, mpc, wheelhouse = root / "main", root / "mpc", root / "wheelhouse"
-    write_package(main, python_package(platform))
-    write_kernel_channel(main, platform, leave_out=catalog.KERNEL_OPTIONAL)
-    for wheel in sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl")):
-        write_package(main, python_build(wheel_to_package(wheel), platform))
-    staging = root / ".condaqa" / "wheels"
-    for lib in catalog.LIBRARIES:
-        target = wheelhouse if lib.channel == "wheelhouse" else staging
-        wheel = write_wheel(target, lib.name, lib.version, {f"{lib.module}/__init__.py": lib.source()})
-        if lib.channel != "wheelhouse":
-            write_package(root / lib.channel, wheel_to_package(wheel, depends=["python", *lib.depends]))
-    shutil.rmtree(staging)
-    for channel in (main, mpc):
-        (channel / platform).mkdir(exist_ok=True)
-        index_channel(channel)
-
-
-def _log_file(site: Site, env: catalog.DemoEnv) -> Path:
-    path = site.root / ".condaqa" / "demo-logs" / f"{env.name}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _create_env(site: Site, installation: Installation, env: catalog.DemoEnv) -> None:
-    with open(_log_file(site, env), "w", encoding="utf-8") as log:
-        prefix = installation.env_prefix(env.name)
-        get_engine("rattler").create(site, installation, BuildPlan(env.name, env.conda), prefix, log)
-
-
-def _pip_installs(site: Site, installation: Installation, env: catalog.DemoEnv, commits: dict[str, str]) -> None:
-    """The environment's pip section, then its installs from git (a commit of a local repository)."""
-    python, home = installation.env_prefix(env.name) / "bin" / "python", site.private_home(installation.name)
-    args = ("--no-index", "--find-links", str(site.root / "wheelhouse"))
-    with open(_log_file(site, env), "a", encoding="utf-8") as log:
-        if env.pip:
-            pip_install(python, list(env.pip), (*args, *env.pip_args), log, Stage.PIP, home)
-        for name in env.git:
-            pip_install(python, [f"git+{(site.root / 'git' / name).as_uri()}@{commits[name]}"], args, log, Stage.PIP,
-                        home)
-
-
-def _withdraw(root: Path) -> None:
-    """Remove the withdrawn versions from their channels, as an internal channel is cleaned up over the years."""
-    channels = set()
-    for lib in catalog.LIBRARIES:
-        if lib.withdrawn:
-            for archive in (root / lib.channel).glob(f"*/{lib.name}-{lib.version}-*.tar.bz2"):
-                archive.unlink()
-            channels.add(root / lib.channel)
-    for channel in sorted(channels):
-        index_channel(channel)
-
-
-def _write_old_history(prefix: Path, installation: Path, env: catalog.DemoEnv) -> None:
-    """Rewrite history as conda 4.3 wrote it: `channel::dist` lines and comma-joined install specs."""
-    dists = []
-    for record in sorted((prefix / "conda-meta").glob("*.json")):
-        data = json.loads(record.read_text(encoding="utf-8"))
-        channel = data["channel"].rstrip("/").rsplit("/", 1)[-1]
-        dists.append(f"+{channel}::{data['name']}-{data['version']}-{data['build']}")
-    text = (
-        "==> 2019-06-03 09:14:27 <==\n"
-        f"# cmd: {installation}/bin/conda create -n {env.name} {' '.join(env.history)}\n"
-        + "\n".join(dists)
-        + f"\n# install specs: {','.join(env.history)}\n"
-    )
-    (prefix / "conda-meta" / "history").write_text(text, encoding="utf-8")
-
-
-def _kernels(site: Site) -> None:
-    for env in catalog.ENVIRONMENTS:
-        if not env.kernel:
-            continue
-        via = site.current_name if env.kernel == "current" else catalog.OLD
-        python = site.root / via / "envs" / env.name / "bin" / "python"
-        spec: dict[str, object] = {
-            "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": f"Python ({env.name})",
-            "language": "python",
-            "metadata": {"debugger": True},
-        }
-        if env.kernel == "versioned":  # as the hub admins wrote it: the data folder and PATH of that very prefix
-            bin_dir = python.parent
-            spec["env"] = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LINKAGE_DATA": str(bin_dir.parent / "share" / env.name)}
-        folder = site.kernels_dir / env.name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
 

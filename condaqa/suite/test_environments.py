@@ -14,19 +14,18 @@ from typing import NoReturn
 import pytest
 
 from condaqa import qualification, triage
-from condaqa.checks.imports import import_modules, key_modules
+from condaqa.checks.imports import import_modules
 from condaqa.checks.owner import run_owner_check
 from condaqa.checks.versions import version_differences
-from condaqa.fence import CurrentChanged, Fence
+from condaqa.fence import Fence
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.plan.findings import explained_packages, load_findings
-from condaqa.plugin import Replicated
+from condaqa.plugin import Replicated, key_modules_or_fail
 from condaqa.prefix import is_environment, read_prefix
 from condaqa.site import Site
 from condaqa.spec.export import export_environment, spec_path, write_export
 from condaqa.spec.format import load_spec
-from condaqa.vocab import Category
 
 Fail = Callable[[triage.Triage], NoReturn]
 
@@ -60,10 +59,7 @@ def test_key_packages_import(replicated_env: Replicated, fence: Fence, fail_tria
     """Each key package imports with qa's python in a fresh process (and is rechecked in current if not)."""
     replicated_env.require_built()
     env = replicated_env.env
-    try:
-        modules = key_modules(fence, env)
-    except CurrentChanged as exc:
-        fail_triaged(triage.triaged(Category.CURRENT_CHANGED, env.name, str(exc)))
+    modules = key_modules_or_fail(fence, env, fail_triaged)
     failures = [run for run in import_modules(fence, env.name, replicated_env.prefix / "bin" / "python", modules)
                 if not run.passed]
     if failures:

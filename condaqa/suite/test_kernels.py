@@ -15,13 +15,11 @@ from typing import NoReturn
 import pytest
 
 from condaqa import qualification, triage
-from condaqa.checks.imports import key_modules
-from condaqa.fence import CurrentChanged, Fence
+from condaqa.fence import Fence
 from condaqa.kernels.launch import after_cutover, start
 from condaqa.kernels.specs import Kernel
-from condaqa.plugin import STARTED_IN_CURRENT_KEY, Replicated
+from condaqa.plugin import STARTED_IN_CURRENT_KEY, Replicated, key_modules_or_fail
 from condaqa.site import Site
-from condaqa.vocab import Category
 
 Fail = Callable[[triage.Triage], NoReturn]
 
@@ -38,10 +36,7 @@ def test_kernel_starts(replicated_env: Replicated, kernel: Kernel, site: Site, f
     current's spec is started too, the baseline that tells a regression from old breakage."""
     replicated_env.require_built()
     env, expected = replicated_env.env, str(replicated_env.prefix)
-    try:
-        modules = key_modules(fence, env)
-    except CurrentChanged as exc:
-        fail_triaged(triage.triaged(Category.CURRENT_CHANGED, env.name, str(exc)))
+    modules = key_modules_or_fail(fence, env, fail_triaged)
     argv, variables = after_cutover(site, kernel)
     qa = start(fence, env.name, kernel, argv, variables, modules, env.timeout)
     baseline = start(fence, env.name, kernel, kernel.argv, kernel.env, modules, env.timeout)
