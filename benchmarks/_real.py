@@ -10,14 +10,14 @@ from pathlib import Path
 from _common import BENCH, PYTHON, Run, condaqa_cmd, log, pytest_cmd, run
 from synthetic import RealSite
 
-from condaqa import qualification
 from condaqa.build.stamp import read_stamp
 from condaqa.checks.imports import key_modules
 from condaqa.engines.rattler import cache_dir
-from condaqa.fence import fence_for
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plan.planning import plan_environment
+from condaqa.qualification import store, verdict
+from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
 from condaqa.vocab import Verdict
 
@@ -25,7 +25,7 @@ from condaqa.vocab import Verdict
 def write_plans(site: RealSite, n: int, *, modules: bool) -> Path:
     """What condaqa builds for the first n environments, for the plain loop (untimed)."""
     loaded = load_site(site.site_toml(n), base=site.work)
-    fence = fence_for(loaded)
+    sandbox = sandbox_for(loaded)
     plans = {}
     for env in load_manifest(loaded.manifest):
         if not env.replicate:
@@ -33,7 +33,7 @@ def write_plans(site: RealSite, n: int, *, modules: bool) -> Path:
         plan, _ = plan_environment(loaded, env)
         plans[env.name] = {
             "conda": list(plan.conda), "pip": list(plan.pip), "pip_args": list(plan.pip_args),
-            "channels": loaded.channel_urls(), "modules": key_modules(fence, env) if modules else [],
+            "channels": loaded.channel_urls(), "modules": key_modules(sandbox, env) if modules else [],
         }
     path = site.work / f"plans-{n}{'-modules' if modules else ''}.json"
     path.write_text(json.dumps(plans, indent=1), encoding="utf-8")
@@ -128,10 +128,10 @@ def qualify_at(site_toml: Path, work: Path, workers: int | str, *extra: str) -> 
     measured = run(pytest_cmd(site_toml, workers, *extra), cwd=work).check()
     kernels = find_kernels(site)
     qa = site.qa_installation().name
-    results = {env.name: qualification.load(site, qa, env.name) for env in chosen}
+    results = {env.name: store.load(site, qa, env.name) for env in chosen}
     summary = {
         "environments": len(chosen),
-        "passed": sum(1 for env in chosen if qualification.standing(site, qa, env, kernels).verdict is Verdict.PASSED),
+        "passed": sum(1 for env in chosen if verdict.standing(site, qa, env, kernels).verdict is Verdict.PASSED),
         "rebuilt": sum(1 for name, r in results.items()
                        if r and r.build and r.build.rebuilt and r.build.build_id != before[name]),
     }
@@ -141,5 +141,5 @@ def qualify_at(site_toml: Path, work: Path, workers: int | str, *extra: str) -> 
 def build_id(site: Site, env: str) -> str:
     """The build `env`'s qa result is about ("" if none). A result keeps the record of the build it judges,
     `rebuilt` included, until another build replaces it: a build made by a run is one whose id is new."""
-    result = qualification.load(site, site.qa_installation().name, env)
+    result = store.load(site, site.qa_installation().name, env)
     return result.build.build_id if result and result.build else ""

@@ -28,9 +28,9 @@ from _common import REPO, WORK, Run, condaqa_cmd, log, run, table, write_results
 from _real import qualify, qualify_at, warm_cache, write_plans
 from synthetic import real_site
 
-from condaqa import qualification
 from condaqa.demo.site import ensure_demo
 from condaqa.manifest import load_manifest
+from condaqa.qualification import store
 from condaqa.site import Site, load_site
 
 DEMO_ROOT = 'root = "../.condaqa-demo"'  # the line of manifests/site.toml that names the demo's root
@@ -63,7 +63,7 @@ def clear_qa(site: Site, work: Path) -> None:
     qa = site.qa_installation()
     for child in qa.envs_dir.iterdir():
         shutil.rmtree(child)
-    for folder in (qualification.results_dir(site, qa.name), work / "reports"):
+    for folder in (store.results_dir(site, qa.name), work / "reports"):
         shutil.rmtree(folder, ignore_errors=True)
 
 

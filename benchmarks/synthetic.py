@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WORK, log
 
 from condaqa.build.pip import pip_install
+from condaqa.build.replicate import pip_home
 from condaqa.demo.packages import (
     Package,
     PackageFile,
@@ -61,6 +62,7 @@ from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.lifecycle.installations import create_bare
 from condaqa.plan.model import BuildPlan
+from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
 from condaqa.vocab import Stage
 
@@ -380,8 +382,9 @@ def _finish_env(site: Site, installation: Installation, env: RealEnv) -> None:
     prefix = installation.env_prefix(env.name)
     if env.pip:
         with open(_bench_log(site, env), "a", encoding="utf-8") as out:
-            pip_install(prefix / "bin" / "python", list(env.pip), tuple(site.expand(a) for a in site.pip_args), out,
-                        stage=Stage.PIP, home=site.private_home(installation.name))
+            pip_install(sandbox_for(site), env.name, prefix / "bin" / "python", list(env.pip),
+                        tuple(site.expand(a) for a in site.pip_args), out, stage=Stage.PIP,
+                        home=pip_home(site, installation.name, env.name))
     (prefix / "conda-meta" / "condaqa-bench-complete").write_text("", encoding="utf-8")
 
 

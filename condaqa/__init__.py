@@ -1,3 +1,5 @@
 """condaqa: qualify a new shared conda installation, then cut over to it atomically."""
 
-__version__ = "0.1.0"
+from condaqa.version import VERSION as __version__
+
+__all__ = ["__version__"]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from condaqa.commands import COMMANDS
 from condaqa.errors import CondaqaError
 from condaqa.site import SITE_ENV_VAR
+from condaqa.version import VERSION
 
 SITE_HELP = f"site.toml to use (default: ${SITE_ENV_VAR}, else manifests/site.toml); accepted anywhere on the line"
 _DISK = (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG, errno.EIO)
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 1 failures found or action refused (a failed build, the cutover gate), "
         "2 bad input or a refusal that names the file, line, environment or path.",
     )
+    parser.add_argument("--version", action="version", version=f"condaqa {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (handler, help_text, arguments) in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)

@@ -6,9 +6,9 @@ Reports go under the folder pytest runs from (its invocation folder, as --junitx
 unless site.toml names a folder.
 The qualification suite ships in `condaqa.suite` (`pytest --pyargs condaqa.suite --site
 PATH`). Each of its tests carries the required check it runs; the plugin parametrizes them
-from qualification.required_checks, builds each environment once per worker process through
-qualification.build, and forwards every test's outcome to qualification.record: what passing
-means is the library's. All tests of one environment run in one xdist worker.
+from qualification/required.py, builds each environment once per worker process through
+qualification/builds.py, and forwards every test's outcome to qualification/store.py: what
+passing means is the library's. All tests of one environment run in one xdist worker.
 """
 
 from __future__ import annotations
@@ -24,15 +24,26 @@ from typing import Any, NoReturn
 
 import pytest
 
-from condaqa import locks, qualification, report
+from condaqa import locks, report
 from condaqa.build.replicate import BuildResult
 from condaqa.checks.imports import key_modules
 from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
-from condaqa.fence import CurrentChanged, Fence, fence_for
 from condaqa.kernels.specs import Kernel, find_kernels
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan.findings import load_findings
+from condaqa.qualification import builds, store
+from condaqa.qualification.required import (
+    BUILD,
+    EXPORT,
+    IMPORTS,
+    KERNEL,
+    OWNER,
+    VERSIONS,
+    check_manifest,
+    required_checks,
+)
+from condaqa.sandbox.box import CurrentChanged, Sandbox, sandbox_for
 from condaqa.site import SITE_ENV_VAR, Site, load_site
 from condaqa.triage import Triage, triaged
 from condaqa.vocab import Category, Outcome, Verdict
@@ -44,9 +55,8 @@ TRIAGE_KEY = pytest.StashKey[Triage]()
 STARTED_IN_CURRENT_KEY = pytest.StashKey[bool]()  # a kernel test's baseline: did current's spec start
 REQUIRES = "condaqa_requires"  # marker of a suite test: the kind of required check it runs
 CHECK = "condaqa_check"  # marker of a parametrized test: (environment, check id)
-_FALLBACK = {qualification.BUILD: Category.BUILD_FAILED, qualification.VERSIONS: Category.VERSION_MISMATCH,
-             qualification.IMPORTS: Category.IMPORT_FAILED, qualification.OWNER: Category.OWNER_CHECK_FAILED,
-             qualification.KERNEL: Category.KERNEL_FAILED, qualification.EXPORT: Category.BUILD_FAILED}
+_FALLBACK = {BUILD: Category.BUILD_FAILED, VERSIONS: Category.VERSION_MISMATCH, IMPORTS: Category.IMPORT_FAILED,
+             OWNER: Category.OWNER_CHECK_FAILED, KERNEL: Category.KERNEL_FAILED, EXPORT: Category.BUILD_FAILED}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -89,7 +99,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if site.demo and not hasattr(config, "workerinput"):
             ensure_demo(site, progress=lambda line: print(line, flush=True))
         kernels = find_kernels(site)
-        qualification.check_manifest(manifest, kernels)
+        check_manifest(manifest, kernels)
+        sandbox_for(site)  # a bad sandbox_user or $CONDAQA_SANDBOX is a usage error, before any test
     except CondaqaError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SITE_KEY], config.stash[MANIFEST_KEY], config.stash[KERNELS_KEY] = site, manifest, kernels
@@ -124,10 +135,10 @@ def _matches(kind: str, check: str) -> bool:
 
 
 def _param_id(env: Environment, check: str, kernels: Sequence[Kernel]) -> str:
-    if check.startswith(qualification.OWNER):
-        return f"{env.name}-{check.removeprefix(qualification.OWNER)}"
-    if check.startswith(qualification.KERNEL):
-        return check.removeprefix(qualification.KERNEL)
+    if check.startswith(OWNER):
+        return f"{env.name}-{check.removeprefix(OWNER)}"
+    if check.startswith(KERNEL):
+        return check.removeprefix(KERNEL)
     return env.name
 
 
@@ -138,13 +149,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or not active(config):
         return
     site, kernels, kind = _site(config), _kernels(config), str(marker.args[0])
-    params = []
+    params, qa = [], _qa_name(site)
     for env in _manifest(config):
-        for check in qualification.required_checks(site, env, kernels):
+        for check in required_checks(site, env, kernels, qa):
             if _matches(kind, check):
                 marks = [pytest.mark.xdist_group(env.name), pytest.mark.condaqa_check(env.name, check)]
                 params.append(pytest.param(env.name, id=_param_id(env, check, kernels), marks=marks))
-    target = "exported_env" if kind == qualification.EXPORT else "_condaqa_env"
+    target = "exported_env" if kind == EXPORT else "_condaqa_env"
     metafunc.parametrize(target, params, indirect=target == "_condaqa_env")
 
 
@@ -174,8 +185,13 @@ def kernels(request: pytest.FixtureRequest) -> list[Kernel]:
 
 
 @pytest.fixture(scope="session")
-def fence(site: Site) -> Fence:
-    return fence_for(site)
+def sandbox(site: Site) -> Sandbox:
+    """Where owner checks, probes, kernels and pip run: never as root, nothing writable but a scratch folder."""
+    return sandbox_for(site)
+
+
+def _qa_name(site: Site) -> str:
+    return site.link_target(site.qa_name) or ""
 
 
 @pytest.fixture(scope="session")
@@ -227,7 +243,8 @@ def _condaqa_env(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str, _qualifying: None) -> Replicated:
+def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str, _qualifying: None,
+                   sandbox: Sandbox) -> Replicated:
     """The environment built in qa, once per worker process whatever the fixture teardown order."""
     if _condaqa_env in _BUILT:
         return _BUILT[_condaqa_env]
@@ -235,9 +252,9 @@ def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str, _qualifyin
     env = next(e for e in _manifest(request.config) if e.name == _condaqa_env)
     started = time.monotonic()
     replicated = Replicated(env, site.qa_installation().env_prefix(env.name),
-                            qualification.required_checks(site, env, kernels))
+                            required_checks(site, env, kernels, _qa_name(site)))
     try:
-        replicated.build = qualification.build(site, env, kernels, rebuild=request.config.getoption("rebuild"))
+        replicated.build = builds.build(site, sandbox, env, rebuild=request.config.getoption("rebuild"))
     except BuildError as exc:
         replicated.error = exc
     replicated.seconds = time.monotonic() - started
@@ -271,10 +288,10 @@ def fail_triaged(request: pytest.FixtureRequest) -> Callable[[Triage], NoReturn]
     return fail
 
 
-def key_modules_or_fail(fence: Fence, env: Environment, fail: Callable[[Triage], NoReturn]) -> list[str]:
-    """The environment's key modules; finding them changed current (the fence only watches): current-changed."""
+def key_modules_or_fail(sandbox: Sandbox, env: Environment, fail: Callable[[Triage], NoReturn]) -> list[str]:
+    """The environment's key modules; finding them changed current (where nothing isolates): current-changed."""
     try:
-        return key_modules(fence, env)
+        return key_modules(sandbox, env)
     except CurrentChanged as exc:
         fail(triaged(Category.CURRENT_CHANGED, env.name, str(exc)))
 
@@ -309,8 +326,8 @@ def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestRepor
     if outcome is Outcome.FAILED and found is None:  # an error inside the test itself, not a triaged failure
         kind = next(k for k in _FALLBACK if _matches(k, check))
         found = triaged(_FALLBACK[kind], name, report_.longreprtext[-2000:])
-    required = replicated.required if replicated else qualification.required_checks(site, env, _kernels(item.config))
-    qualification.record(site, site.qa_installation().name, env, check, outcome,
+    required = replicated.required if replicated else required_checks(site, env, _kernels(item.config), _qa_name(site))
+    store.record(site, site.qa_installation().name, env, check, outcome,
                          build_id=replicated.build_id if replicated else "", required=required, triage=found,
                          qa_tail=found.qa_tail if found else "", current_tail=found.current_tail if found else "",
                          seconds=report_.duration, started_in_current=item.stash.get(STARTED_IN_CURRENT_KEY, None))
@@ -373,12 +390,16 @@ class Session:
         self.summary = ""
         self.rows: list[report.Row] = []  # the summary's rows, made once when the session finishes
         self.kept: Path | None = None  # the last junit.xml, put back if this run qualifies nothing
+        self.sandbox = sandbox_for(site).describe()
         if config.option.xmlpath is None:
             junit = site.reports_dir / "junit.xml"
             config.option.xmlpath = str(junit)
             if junit.is_file():
                 self.kept = junit.with_name(f".junit-{os.getpid()}.xml")
                 shutil.copy2(junit, self.kept)
+
+    def pytest_report_header(self) -> list[str]:
+        return [f"condaqa sandbox: {self.sandbox}"]
 
     def _reporter(self) -> Any:
         return self.config.pluginmanager.get_plugin("terminalreporter")
@@ -436,10 +457,12 @@ class Session:
         qa = report.qa_installation(self.site)
         self.rows = report.make_rows(self.site, self.manifest, qa, self.kernels)  # one verdict each, shown thrice
         with contextlib.suppress(OSError, CondaqaError):
-            self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, qa, self.rows)[0])
+            self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, self.sandbox, qa,
+                                                    self.rows)[0])
         xml = self._xml()
         if xml is None:
             return
+        xml.add_global_property("condaqa.sandbox", self.sandbox)
         for env, row in zip(self.manifest, self.rows, strict=True):
             xml.add_global_property(f"{env.name}.owner", env.owner or "-")
             xml.add_global_property(f"{env.name}.disposition", str(env.disposition))

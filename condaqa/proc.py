@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 # Variables that make a python, pip, conda or jupyter behave differently from one person to the next.
-_SCRUBBED = ("PYTHON", "PIP_", "CONDA", "MAMBA", "_CE_", "VIRTUAL_ENV", "JUPYTER", "IPYTHON", "XDG_CONFIG_HOME",
+_SCRUBBED = ("PYTHON", "PIP_", "CONDA", "MAMBA", "_CE_", "VIRTUAL_ENV", "JUPYTER", "JPY_", "IPYTHON", "XDG_CONFIG_HOME",
              "PYDEVD", "DEBUGPY")
 OUTPUT_LIMIT = 1 << 20  # bytes of each stream kept; a process that prints more keeps its tail
 

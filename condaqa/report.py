@@ -17,12 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from condaqa import atomic, qualification
+from condaqa import atomic
 from condaqa.inputs import guard
 from condaqa.kernels import names
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.plan.findings import FindingsFile, load_findings
+from condaqa.qualification.required import kernel_check
+from condaqa.qualification.store import CheckRecord, load
+from condaqa.qualification.verdict import first_failure, standing
 from condaqa.site import Site
 from condaqa.triage import HINTS
 from condaqa.vocab import Category, Outcome, Verdict
@@ -47,18 +50,18 @@ class Row:
 def make_rows(site: Site, manifest: Sequence[Environment], installation: str, kernels: Sequence[Kernel]) -> list[Row]:
     out = []
     for env in manifest:
-        standing = qualification.standing(site, installation, env, kernels)
-        result = qualification.load(site, installation, env.name)
+        found = standing(site, installation, env, kernels)
+        result = load(site, installation, env.name)
         saved = load_findings(site, env.name)
-        failure = qualification.first_failure(result) if standing.verdict is Verdict.FAILED else None
-        category = standing.category if standing.verdict is Verdict.FAILED else ""
+        failure = first_failure(result) if found.verdict is Verdict.FAILED else None
+        category = found.category if found.verdict is Verdict.FAILED else ""
         out.append(Row(
             environment=env.name,
             owner=env.owner or (result.owner if result else ""),
             disposition=str(env.disposition),
-            result=str(standing.verdict),
+            result=str(found.verdict),
             category=category,
-            first_error="" if standing.verdict in (Verdict.PASSED, Verdict.EXPORTED) else standing.reason,
+            first_error="" if found.verdict in (Verdict.PASSED, Verdict.EXPORTED) else found.reason,
             findings=len(saved.findings) if saved else (result.finding_count if result else 0),
             override=saved.override if saved else bool(result and result.override),
             build_seconds=round(result.build.seconds, 1) if result and result.build else 0.0,
@@ -91,14 +94,14 @@ def kernel_rows(site: Site, manifest: Sequence[Environment], installation: str,
         if spec is None:
             in_current, in_qa = "-", "-"
         else:
-            result = qualification.load(site, installation, spec.environment) if spec.environment in tested else None
-            in_current, in_qa = _started(result.checks.get(qualification.kernel_check(spec)) if result else None)
+            result = load(site, installation, spec.environment) if spec.environment in tested else None
+            in_current, in_qa = _started(result.checks.get(kernel_check(spec)) if result else None)
         rows.append(KernelRow(name, shown[-1].environment or "-", shown[-1].display_name or "-", in_current, in_qa,
                               change.get(name, "-")))
     return rows
 
 
-def _started(check: qualification.CheckRecord | None) -> tuple[str, str]:
+def _started(check: CheckRecord | None) -> tuple[str, str]:
     """(started in current, started in qa) from a kernel test's record: the test starts current's spec
     after qa's and records whether it started."""
     if check is None:
@@ -129,12 +132,13 @@ _GROUPS: tuple[tuple[str, Callable[[Row], bool]], ...] = (
 _HEADER = "| environment | owner | disposition | result | category | first error | findings | override | build s |"
 
 
-def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installation: str,
+def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installation: str, sandbox: str,
                     kernels: Sequence[KernelRow] = ()) -> str:
     counts = ", ".join(f"{sum(1 for r in rows if test(r))} {title.split(' (')[0].lower()}" for title, test in _GROUPS)
     lines = [f"# Qualification of {installation}", "",
              f"{len(rows)} environments: {counts}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}; "
-             "the same table is in summary.csv, every finding in findings/<env>.json.", ""]
+             "the same table is in summary.csv, every finding in findings/<env>.json.", "",
+             f"Owner checks, probes, kernels and pip ran in this sandbox: {sandbox}.", ""]
     for title, test in _GROUPS:
         group = [r for r in rows if test(r)]
         if not group:
@@ -185,7 +189,7 @@ def qa_installation(site: Site) -> str:
     return site.link_target(site.qa_name) or site.link_target(site.current_name) or ""
 
 
-def write_summary(site: Site, manifest: Sequence[Environment], kernels: Sequence[Kernel],
+def write_summary(site: Site, manifest: Sequence[Environment], kernels: Sequence[Kernel], sandbox: str,
                   installation: str | None = None, rows: list[Row] | None = None) -> tuple[Path, Path]:
     """Regenerate reports/summary.md and reports/summary.csv from `rows` (made here if not given: a
     verdict fingerprints the environment, so a caller that shows them too makes them once)."""
@@ -195,6 +199,6 @@ def write_summary(site: Site, manifest: Sequence[Environment], kernels: Sequence
     md, csv_path = (guard(site.reports_dir / name, [site.reports_dir], "write the summary")
                     for name in ("summary.md", "summary.csv"))
     table = kernel_rows(site, manifest, installation, kernels)
-    atomic.write_text(md, render_markdown(rows, findings, installation, table))
+    atomic.write_text(md, render_markdown(rows, findings, installation, sandbox, table))
     atomic.write_text(csv_path, render_csv(rows))
     return md, csv_path

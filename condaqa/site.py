@@ -38,6 +38,8 @@ _KEYS: dict[str, tuple[type, object]] = {
     "platform": (str, ""),
     "nb_conda_kernels": (bool, False),  # the hub finds kernels with nb_conda_kernels (names derive from prefixes)
     "offline": (bool, False),  # preflight reads remote channels' repodata from its cache only
+    "sandbox_user": (str, "nobody"),  # who foreign code runs as when root owns the environment
+    "unqualified_kernels": (list, []),  # kernel specs the gate does not require a start of (none can be found)
 }
 
 
@@ -61,6 +63,8 @@ class Site:
     platform: str = field(default="")
     nb_conda_kernels: bool = False
     offline: bool = False
+    sandbox_user: str = "nobody"
+    unqualified_kernels: tuple[str, ...] = ()
 
     @property
     def current_link(self) -> Path:
@@ -228,6 +232,8 @@ def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None 
         platform=values["platform"],
         nb_conda_kernels=values["nb_conda_kernels"],
         offline=values["offline"],
+        sandbox_user=values["sandbox_user"],
+        unqualified_kernels=tuple(v.lower() for v in values["unqualified_kernels"]),
     )
 
 

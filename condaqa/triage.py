@@ -3,7 +3,7 @@
 A build failure is classified from its BuildError (stage and message: condaqa's own words,
 py-rattler's, or conda's error class as conda 4.3 to 25.x print it) and the preflight
 findings; a check failure from what failed. A failing import or owner check is run again with
-current's python, fenced: one that fails there too is `already-broken` — kept visible, but
+current's python, sandboxed: one that fails there too is `already-broken` — kept visible, but
 not a regression of the migration — so owners see what the new installation broke and what
 was broken before.
 """
@@ -19,10 +19,10 @@ from condaqa.checks.imports import import_module
 from condaqa.checks.owner import run_owner_check
 from condaqa.checks.runs import CheckRun
 from condaqa.errors import BuildError
-from condaqa.fence import Fence
 from condaqa.kernels.launch import KernelRun
 from condaqa.manifest import Environment
 from condaqa.plan.findings import Finding, errors
+from condaqa.sandbox.box import Sandbox
 from condaqa.vocab import Category, Rule, Stage
 
 OVERRIDE = "manifests/overrides/{env}.yml"
@@ -182,18 +182,18 @@ def _matching_line(text: str, pattern: re.Pattern[str]) -> str:
     return next((line.strip() for line in text.splitlines() if pattern.search(line)), _head(text))
 
 
-def _current_python(fence: Fence, env: str) -> tuple[Path, Path]:
-    prefix = fence.site.current_installation().env_prefix(env)
+def _current_python(sandbox: Sandbox, env: str) -> tuple[Path, Path]:
+    prefix = sandbox.site.current_installation().env_prefix(env)
     return prefix, prefix / "bin" / "python"
 
 
-def classify_imports(fence: Fence, env: Environment, failures: list[CheckRun]) -> Triage:
+def classify_imports(sandbox: Sandbox, env: Environment, failures: list[CheckRun]) -> Triage:
     """Failed imports in qa: already-broken when every one of them fails with current's python too."""
     changed = next((run for run in failures if run.current_changed), None)
     if changed is not None:
         return triaged(Category.CURRENT_CHANGED, env.name, changed.current_changed)
-    _, python = _current_python(fence, env.name)
-    before = {run.name: import_module(fence, env.name, python, run.name) for run in failures}
+    _, python = _current_python(sandbox, env.name)
+    before = {run.name: import_module(sandbox, env.name, python, run.name) for run in failures}
     changed = next((run for run in before.values() if run.current_changed), None)
     if changed is not None:
         return triaged(Category.CURRENT_CHANGED, env.name, changed.current_changed)
@@ -211,12 +211,12 @@ def classify_imports(fence: Fence, env: Environment, failures: list[CheckRun]) -
     return triaged(Category.IMPORT_FAILED, env.name, detail, run.tail(TAIL))
 
 
-def classify_owner_check(fence: Fence, env: Environment, check: Path, run: CheckRun) -> Triage:
+def classify_owner_check(sandbox: Sandbox, env: Environment, check: Path, run: CheckRun) -> Triage:
     """A failed owner check: already-broken when it fails with current's python too."""
     if run.current_changed:
         return triaged(Category.CURRENT_CHANGED, env.name, run.current_changed, run.tail(TAIL))
-    prefix, python = _current_python(fence, env.name)
-    before = run_owner_check(fence, check, python, env.name, prefix, env.timeout)
+    prefix, python = _current_python(sandbox, env.name)
+    before = run_owner_check(sandbox, check, python, env.name, prefix, env.timeout)
     if before.current_changed:
         return triaged(Category.CURRENT_CHANGED, env.name, before.current_changed, run.tail(TAIL))
     qa_words, current_words = run.tail(TAIL), before.tail(TAIL)

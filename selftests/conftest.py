@@ -30,15 +30,17 @@ from typing import Any
 import pytest
 from helpers_sites import tree_state
 
-from condaqa.build.stamp import STAMP, fingerprint
+from condaqa.build.stamp import STAMP
 from condaqa.demo.site import ensure_demo
+from condaqa.fingerprint import cache_file, fingerprint
 from condaqa.site import Site, load_site
 
 REPO = Path(__file__).resolve().parent.parent
 # What real conda wrote and printed (its README.md says what each file is): beside the repository, or a copy.
 REALCONDA = Path(os.environ.get("CONDAQA_REALCONDA") or REPO.parent / "shared" / "realconda")
 QA = "v4.8"
-_KEPT_STATE = {"demo-complete", "demo-logs", "demo.lock", "key-modules"}  # current is as built
+# what stays as built: current is, and so is the key that signs results, and the digests of unchanged files
+_KEPT_STATE = {"demo-complete", "demo-logs", "demo.lock", "key-modules", "digests", "results.key"}
 
 
 def write_project(folder: Path, root: Path, **site_overrides: str) -> Path:
@@ -205,7 +207,8 @@ class Qualified:
 
 def _fingerprints(envs: Path) -> dict[str, str]:
     """Each environment's fingerprint, with its stamp's state (which the fingerprint leaves out)."""
-    return {p.name: f"{fingerprint(p)} {_stamp_digest(p / STAMP)}" for p in sorted(envs.iterdir())}
+    return {p.name: f"{fingerprint(p, cache_file(envs.parent / '.digests', p))} {_stamp_digest(p / STAMP)}"
+            for p in sorted(envs.iterdir())}
 
 
 def _stamp_digest(stamp: Path) -> str:

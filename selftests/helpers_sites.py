@@ -12,11 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from condaqa import qualification
 from condaqa.build.stamp import write_stamp
 from condaqa.kernels.specs import find_kernels
 from condaqa.lifecycle import audit
 from condaqa.manifest import load_manifest
+from condaqa.qualification import required, store
 from condaqa.site import Site, load_site
 from condaqa.triage import triaged
 from condaqa.vocab import Action, Category, Outcome
@@ -99,15 +99,15 @@ def qualify(site: Site, installation: str = NEW, outcome: Outcome = Outcome.PASS
     for env in load_manifest(site.manifest):
         if env.name not in envs:
             continue
-        stamp = write_stamp(site.root / installation / "envs" / env.name, env.name, "selftest")
-        qualification.record_build(site, installation, env, stamp, rebuilt=True, seconds=0.1)
-        required = qualification.required_checks(site, env, kernels)
-        for check in required:
-            failed = outcome is Outcome.FAILED and check == qualification.IMPORTS
+        stamp = write_stamp(site.root / installation / "envs" / env.name, env.name, "selftest", site.state_dir)
+        store.record_build(site, installation, env, stamp, rebuilt=True, seconds=0.1)
+        needed = required.required_checks(site, env, kernels, installation)
+        for check in needed:
+            failed = outcome is Outcome.FAILED and check == required.IMPORTS
             words = f"ImportError: no module named {env.name}_mod"
             found = triaged(Category.IMPORT_FAILED, env.name, words) if failed else None
-            qualification.record(site, installation, env, check, outcome if check == qualification.IMPORTS else
-                                 Outcome.PASSED, build_id=stamp.build_id, required=required, triage=found)
+            store.record(site, installation, env, check, outcome if check == required.IMPORTS else
+                         Outcome.PASSED, build_id=stamp.build_id, required=needed, triage=found)
 
 
 def audit_state(site: Site, start: str = OLD) -> str:
@@ -155,3 +155,17 @@ def tree_state(root: Path, *, skip: str = "", folder_times: bool = False) -> dic
 def tree_listing(path: Path) -> list[str]:
     """Every path below `path`, to show that nothing was deleted."""
     return sorted(os.path.relpath(p, path) for p in tree_state(path))
+
+
+def processes_with(marker: str) -> list[int]:
+    """The live processes whose command line holds `marker` (zombies waiting to be reaped are not): how a
+    test sees the processes of a sandbox, whose own PID namespace and read-only files tell it nothing."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            alive = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            if entry.name.isdigit() and alive and marker in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found

@@ -10,13 +10,13 @@ import pytest
 
 from condaqa import proc
 from condaqa.build.replicate import refuse_unsafe_target, replicate
-from condaqa.build.stamp import fingerprint, read_stamp
+from condaqa.build.stamp import env_fingerprint, read_stamp
 from condaqa.checks.imports import import_modules
 from condaqa.engines import records
 from condaqa.errors import BuildError
-from condaqa.fence import fence_for
 from condaqa.manifest import load_manifest
 from condaqa.prefix import read_history, read_prefix
+from condaqa.sandbox.box import sandbox_for
 
 
 def env_named(site, name):
@@ -25,7 +25,7 @@ def env_named(site, name):
 
 def test_replicate_writes_conda_history_and_is_idempotent(demo_site):
     env = env_named(demo_site, "nhis_reformat")
-    first = replicate(demo_site, env)
+    first = replicate(demo_site, sandbox_for(demo_site), env)
     assert first.rebuilt and first.prefix == demo_site.root / "v4.8" / "envs" / "nhis_reformat"
     contents = read_prefix(first.prefix)
     assert {(p.name, p.version) for p in contents.conda} >= {("tabular", "1.1.0"), ("fixedwidth", "0.4.0")}
@@ -35,10 +35,10 @@ def test_replicate_writes_conda_history_and_is_idempotent(demo_site):
     assert f"+{(demo_site.root / 'main').as_uri()}/noarch::tabular-1.1.0-pyh_0" in history  # conda's dist format
     [revision] = read_history(first.prefix)
     assert "tabular=1.1.0" in revision.specs["update"]
-    again = replicate(demo_site, env)
+    again = replicate(demo_site, sandbox_for(demo_site), env)
     stamp = read_stamp(again.prefix)
     assert not again.rebuilt and stamp is not None and stamp.digest == again.plan.digest()
-    assert replicate(demo_site, env, rebuild=True).rebuilt
+    assert replicate(demo_site, sandbox_for(demo_site), env, rebuild=True).rebuilt
     assert "up to date" in first.log.read_text()
 
 
@@ -47,7 +47,7 @@ def test_unsatisfiable_pins_fail_in_the_solver_with_its_explanation(demo_site):
     override = demo_site.manifest.parent / "overrides" / "hlink.yml"
     override.write_text("name: hlink\ndependencies: [python, pip, linkage=2.2.0, ipumsdata=0.4.1]\n")
     with pytest.raises(BuildError) as caught:
-        replicate(demo_site, env_named(demo_site, "hlink"))
+        replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "hlink"))
     assert caught.value.stage == "solve"
     assert "linkage" in str(caught.value) and "ipumsdata >=0.5" in str(caught.value)
     assert caught.value.log and "FAILED at solve" in Path(caught.value.log).read_text()
@@ -57,7 +57,7 @@ def test_never_builds_under_current(demo_site):
     with pytest.raises(BuildError, match="refusing to write there"):
         refuse_unsafe_target(demo_site, demo_site.root / "current" / "envs" / "x")
     with pytest.raises(BuildError, match="refusing to write there"):
-        replicate(demo_site, env_named(demo_site, "hlink"), target="v4.3")
+        replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "hlink"), target="v4.3")
 
 
 def test_an_environment_condaqa_did_not_build_is_not_replaced_without_rebuild(demo_site):
@@ -66,10 +66,10 @@ def test_an_environment_condaqa_did_not_build_is_not_replaced_without_rebuild(de
     (prefix / "conda-meta" / "history").write_text("")
     (prefix / "notes.txt").write_text("someone's work")
     with pytest.raises(BuildError, match="was not built by condaqa") as caught:
-        replicate(demo_site, env_named(demo_site, "hlink"))
+        replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "hlink"))
     assert caught.value.stage == "guard" and str(prefix) in str(caught.value)
     assert (prefix / "notes.txt").read_text() == "someone's work"
-    assert replicate(demo_site, env_named(demo_site, "hlink"), rebuild=True).rebuilt
+    assert replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "hlink"), rebuild=True).rebuilt
     assert not (prefix / "notes.txt").exists()
 
 
@@ -83,16 +83,16 @@ def test_what_a_failed_build_left_is_replaced_by_the_next_build_without_rebuild(
                         "  - tabular=2.0.0\n  - pip:\n      - surveyweights==9.9\n")
     env = env_named(demo_site, "survey_weights")
     with pytest.raises(BuildError) as failed:
-        replicate(demo_site, env)
+        replicate(demo_site, sandbox_for(demo_site), env)
     prefix = demo_site.root / "v4.8" / "envs" / "survey_weights"
     assert failed.value.stage == "pip" and (prefix / "conda-meta").is_dir() and read_stamp(prefix) is None
     override.unlink()
-    built = replicate(demo_site, env)
+    built = replicate(demo_site, sandbox_for(demo_site), env)
     assert built.rebuilt and read_stamp(prefix) == built.stamp
     (prefix / "conda-meta" / "condaqa-build").unlink()  # a finished build leaves no mark: without its stamp,
     (prefix / "notes.txt").write_text("someone's work")  # the prefix is someone else's again
     with pytest.raises(BuildError, match="was not built by condaqa"):
-        replicate(demo_site, env)
+        replicate(demo_site, sandbox_for(demo_site), env)
     assert (prefix / "notes.txt").exists()
 
 
@@ -119,13 +119,13 @@ def test_bytecode_of_more_files_than_a_process_may_print_is_all_listed(tmp_path,
 
 
 def test_bytecode_is_compiled_at_link_time_and_listed_as_conda_does(demo_site):
-    built = replicate(demo_site, env_named(demo_site, "hlink"))
+    built = replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "hlink"))
     record = json.loads(next((built.prefix / "conda-meta").glob("linkage-*.json")).read_text())
     pycs = [f for f in record["files"] if f.endswith(".pyc")]
     assert pycs and all((built.prefix / f).is_file() for f in pycs)
     assert {"_path": pycs[0], "path_type": "pyc_file"} in record["paths_data"]["paths"]
     assert record["requested_spec"] == "linkage=2.2.0"
-    fence = fence_for(demo_site)
-    runs = import_modules(fence, "hlink", built.prefix / "bin" / "python", ["linkage", "ipumsdata", "ipykernel"])
+    runs = import_modules(sandbox_for(demo_site), "hlink", built.prefix / "bin" / "python",
+                          ["linkage", "ipumsdata", "ipykernel"])
     assert [r.name for r in runs if not r.passed] == []
-    assert fingerprint(built.prefix) == built.stamp.fingerprint  # importing wrote nothing untracked
+    assert env_fingerprint(built.prefix, demo_site.state_dir) == built.stamp.fingerprint  # nothing written

@@ -30,18 +30,19 @@ import yaml
 from helpers_sites import make_site
 from standins.conda_standin import install
 
-from condaqa import channels, qualification
+from condaqa import channels
 from condaqa.build.replicate import replicate
 from condaqa.cli import main
 from condaqa.engines import ENGINES, Engine, conda, get_engine, worker
 from condaqa.errors import BuildError, ConfigError
-from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan import planning
 from condaqa.plan.findings import load_findings
 from condaqa.plan.model import BuildPlan
 from condaqa.plan.rules import Context, conda_version
 from condaqa.prefix import read_prefix
+from condaqa.qualification import builds, store
+from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site
 from condaqa.triage import classify_build
 from condaqa.vocab import Category, Rule, Severity, Stage
@@ -123,7 +124,7 @@ def listed(site: Site) -> list[str]:
 def test_conda_engine_needs_a_conda(demo_site):
     site = replace(demo_site, engine="conda")
     with pytest.raises(BuildError, match="has neither conda nor mamba") as caught:
-        replicate(site, env_named(site, "survey_weights"))
+        replicate(site, sandbox_for(site), env_named(site, "survey_weights"))
     assert caught.value.stage is Stage.ENGINE
 
 
@@ -133,7 +134,7 @@ def test_conda_25_builds_in_its_own_home(demo_site, tmp_path, monkeypatch):
     (invoker / ".condarc").write_text("create_default_packages:\n  - datefmt\n")
     monkeypatch.setenv("HOME", str(invoker))
     site = conda_site(demo_site, "25.11.1")
-    built = replicate(site, env_named(site, "survey_weights"))
+    built = replicate(site, sandbox_for(site), env_named(site, "survey_weights"))
     prefix, qa = built.prefix, site.qa_installation().path
 
     found = records(prefix)
@@ -160,7 +161,7 @@ def test_conda_25_builds_in_its_own_home(demo_site, tmp_path, monkeypatch):
     # new build fails before conda creates the prefix again.
     override(site, "survey_weights", ["python", "pip", "linkage=2.2.0", "ipumsdata=0.4.1"])
     with pytest.raises(BuildError) as caught:
-        replicate(site, env_named(site, "survey_weights"), rebuild=True)
+        replicate(site, sandbox_for(site), env_named(site, "survey_weights"), rebuild=True)
     assert not prefix.exists() and listed(site) == []
     found = classify_build("survey_weights", caught.value)
     assert (caught.value.stage, found.category) == (Stage.SOLVE, Category.UNSATISFIABLE)
@@ -174,7 +175,7 @@ def test_conda_4_8_builds_and_its_python_limit_is_a_preflight_error(demo_site):
     site = conda_site(demo_site, "4.8.5")
     env = env_named(site, "nhis_reformat")
     with pytest.raises(BuildError) as caught:  # exported with python=3.11.7, which conda 4.8 cannot handle
-        replicate(site, env)
+        replicate(site, sandbox_for(site), env)
     assert caught.value.stage is Stage.PREFLIGHT
     assert f"python={PY} needs conda 4.11 or newer; the qa installation has conda 4.8.5" in str(caught.value)
     assert "/bin/conda create" not in Path(caught.value.log or "").read_text()
@@ -183,7 +184,7 @@ def test_conda_4_8_builds_and_its_python_limit_is_a_preflight_error(demo_site):
     # python 3.10+ packages: the reason for the preflight rule); the records and history are 4.8's.
     override(site, "nhis_reformat", ["python", "pip=23.2.1", "tabular=1.1.0", "fixedwidth=0.4.0"],
              ["codebook==1.2.0"])
-    built = replicate(site, env)
+    built = replicate(site, sandbox_for(site), env)
     tabular = records(built.prefix)["tabular"]
     assert tabular["requested_spec"] == "tabular=1.1.0" and "package_type" not in tabular
     assert not (built.prefix / "conda-meta" / "created_at").exists()
@@ -195,9 +196,9 @@ def test_conda_4_8_builds_and_its_python_limit_is_a_preflight_error(demo_site):
 def test_a_missing_version_stops_at_preflight_and_conda_says_the_same(demo_site, monkeypatch):
     site = conda_site(demo_site, "25.11.1")
     planning.override_path(site, "missing_pin").unlink(missing_ok=True)  # the export: ipumsdata=0.4.0 is withdrawn
-    env, kernels = env_named(site, "missing_pin"), find_kernels(site)
+    env = env_named(site, "missing_pin")
     with pytest.raises(BuildError) as caught:
-        qualification.build(site, env, kernels)
+        builds.build(site, sandbox_for(site), env)
     saved = load_findings(site, "missing_pin")
     found = classify_build("missing_pin", caught.value, saved.findings if saved else ())
     assert (caught.value.stage, found.category) == (Stage.PREFLIGHT, Category.MISSING_VERSION)
@@ -211,12 +212,12 @@ def test_a_missing_version_stops_at_preflight_and_conda_says_the_same(demo_site,
 
     monkeypatch.setattr(planning, "RepodataIndex", Unreadable)  # the preflight cannot tell: conda has to say it
     with pytest.raises(BuildError) as caught:
-        qualification.build(site, env, kernels)
+        builds.build(site, sandbox_for(site), env)
     found = classify_build("missing_pin", caught.value)
     assert (caught.value.stage, found.category) == (Stage.SOLVE, Category.MISSING_VERSION)
     first = "PackagesNotFoundError: The following packages are not available from current channels: ipumsdata=0.4.0"
     assert found.detail.splitlines()[0] == first
-    result = qualification.load(site, site.qa_installation().name, "missing_pin")
+    result = store.load(site, site.qa_installation().name, "missing_pin")
     assert result is not None and result.build is not None
     assert (result.build.category, result.build.error) == ("missing-version", first)  # the summary's first error
     log = Path(caught.value.log or "").read_text()
@@ -228,7 +229,7 @@ def test_a_pip_failure_after_conda_is_pip_failed(demo_site):
     site = conda_site(demo_site, "25.11.1")
     override(site, "noarch_in_pip", ["python", "pip", "tabular=1.1.0"], ["codebook==9.9"])
     with pytest.raises(BuildError) as caught:
-        replicate(site, env_named(site, "noarch_in_pip"))
+        replicate(site, sandbox_for(site), env_named(site, "noarch_in_pip"))
     found = classify_build("noarch_in_pip", caught.value)
     assert (caught.value.stage, found.category) == (Stage.PIP, Category.PIP_FAILED)
     assert found.detail.startswith("pip could not install codebook==9.9:") and "from versions: 1.2.0" in found.detail
@@ -237,7 +238,7 @@ def test_a_pip_failure_after_conda_is_pip_failed(demo_site):
 
 def test_legacy_packages_are_added_with_freeze_installed(demo_site):
     site = conda_site(demo_site, "25.11.1")
-    built = replicate(site, env_named(site, "legacy_noarch"))
+    built = replicate(site, sandbox_for(site), env_named(site, "legacy_noarch"))
     log, qa = built.log.read_text(), site.qa_installation().path
     assert f"{qa}/bin/conda install --yes --quiet --prefix {built.prefix} --override-channels" in log
     assert "--freeze-installed varlabels=0.2.0" in log
@@ -423,7 +424,7 @@ def test_a_missing_version_in_a_remote_channel_stops_at_preflight(demo_site, ser
     site = remote(demo_site, base)
     planning.override_path(site, "missing_pin").unlink(missing_ok=True)
     with pytest.raises(BuildError) as caught:
-        replicate(site, env_named(site, "missing_pin"))
+        replicate(site, sandbox_for(site), env_named(site, "missing_pin"))
     saved = load_findings(site, "missing_pin")
     found = classify_build("missing_pin", caught.value, saved.findings if saved else ())
     assert (caught.value.stage, found.category) == (Stage.PREFLIGHT, Category.MISSING_VERSION)

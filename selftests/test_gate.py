@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers_sites import processes_with
 
 QA_ONLY_FAILURE = 'import sys\nsys.exit(1 if "v4.8" in sys.prefix else 0)\n'
 OWNER_CHECKS_OF_HLINK = "hlink and test_owner_check"  # its build (up to date) and owner checks, not the slow rest
@@ -116,16 +117,15 @@ def test_a_cutover_during_a_qualification_is_refused(qualified_project, demo_sit
 
 def test_an_interrupted_run_does_not_pass_the_gate(qualified_project):
     project = qualified_project
-    ready = project / "slow-check-started"
-    (project / "env_checks" / "hlink" / "check_slow.py").write_text(
-        f"import pathlib, time\npathlib.Path({str(ready)!r}).touch()\ntime.sleep(60)\n")
+    slow = f"check_slow_{os.getpid()}.py"  # a name no other test's process has
+    (project / "env_checks" / "hlink" / slow).write_text("import time\ntime.sleep(60)\n")
     running = in_background(project, "-n", "0", "-k", OWNER_CHECKS_OF_HLINK)
     deadline = time.monotonic() + 120
-    while not ready.exists():
+    while not processes_with(f"hlink/{slow}"):  # its copy, as the sandbox runs it
         assert time.monotonic() < deadline and running.poll() is None, "the slow check never started"
         time.sleep(0.05)
     assert interrupt(running) == pytest.ExitCode.INTERRUPTED, "the run was not interrupted"
-    assert_refused(project, "hlink:", "check_slow.py")
+    assert_refused(project, "hlink:", slow)
 
 
 def test_a_full_run_passes_and_a_new_check_makes_its_environment_stale(pytester, qualified_project, demo_site):

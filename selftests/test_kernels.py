@@ -15,23 +15,26 @@ import os
 import pwd
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers_sites import NEW, OLD, PY, make_site, qualify
+from helpers_sites import NEW, OLD, PY, make_site, processes_with, qualify
 
-from condaqa import atomic, qualification, report, triage
+from condaqa import atomic, report, triage
 from condaqa.cli import main
-from condaqa.fence import fence_for
 from condaqa.kernels import names, users
-from condaqa.kernels.launch import KernelRun, after_cutover, start
+from condaqa.kernels.launch import KernelRun, after_cutover
+from condaqa.kernels.launch import start as start_kernel
 from condaqa.kernels.specs import Kernel, find_kernels
 from condaqa.lifecycle import installations
 from condaqa.lifecycle.gate import gate
 from condaqa.manifest import Environment, load_manifest
+from condaqa.qualification import required, store
+from condaqa.sandbox.box import Sandbox, sandbox_for
 from condaqa.site import Site
 from condaqa.vocab import Category, Outcome
 
@@ -61,32 +64,38 @@ def write_spec(site: Site, name: str, argv: list[str], env: dict[str, str] | Non
     (folder / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
 
 
+def start(sandbox: Sandbox, env: str, spec: Kernel, argv: list[str] | tuple[str, ...], variables: dict[str, str],
+          modules: list[str], timeout: float) -> KernelRun:
+    """A kernel started as the suite starts it, `argv`'s first word being the python it runs."""
+    return start_kernel(sandbox, env, spec, argv, variables, modules, timeout, python=Path(argv[0]))
+
+
 def ipykernel_argv(python: Path) -> list[str]:
     return [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 
 def test_a_kernel_starts_in_its_environment_from_current_and_as_the_cutover_leaves_it(demo_site: Site) -> None:
-    fence, sij, hlink = fence_for(demo_site), kernel(demo_site, SIJ), kernel(demo_site, "hlink")
-    run = start(fence, SIJ, sij, sij.argv, sij.env, ["tabular", "datefmt"], 60)
+    sandbox, sij, hlink = sandbox_for(demo_site), kernel(demo_site, SIJ), kernel(demo_site, "hlink")
+    run = start(sandbox, SIJ, sij, sij.argv, sij.env, ["tabular", "datefmt"], 60)
     assert run.ok, f"{run.problem}\n{run.stderr}"
     assert os.path.realpath(run.prefix) == os.path.realpath(demo_site.current_installation().env_prefix(SIJ))
     qa_prefix = link_copy(demo_site, "hlink")
     argv, variables = after_cutover(demo_site, hlink)
     assert argv[0] == f"{qa_prefix}/bin/python" and argv[1:] == list(hlink.argv[1:])
     assert variables == {"PATH": f"{qa_prefix}/bin:/usr/bin:/bin", "LINKAGE_DATA": f"{qa_prefix}/share/hlink"}
-    run = start(fence, "hlink", hlink, argv, variables, ["linkage"], 60)
+    run = start(sandbox, "hlink", hlink, argv, variables, ["linkage"], 60)
     assert run.ok, f"{run.problem}\n{run.stderr}"
     assert run.prefix == str(qa_prefix) and run.failed == ()
 
 
 def test_a_kernel_without_ipykernel_fails_clearly_and_triage_tells_regression_from_old_breakage(
         demo_site: Site) -> None:
-    fence, hlink = fence_for(demo_site), kernel(demo_site, "hlink")
+    sandbox, hlink = sandbox_for(demo_site), kernel(demo_site, "hlink")
     expected = link_copy(demo_site, "hlink", "ipykernel", "ipykernel_launcher.py")
-    qa = start(fence, "hlink", hlink, *after_cutover(demo_site, hlink), [], 60)
+    qa = start(sandbox, "hlink", hlink, *after_cutover(demo_site, hlink), [], 60)
     assert not qa.ok and not qa.timed_out and qa.problem.startswith("the kernel died")
     assert "No module named ipykernel_launcher" in qa.stderr
-    baseline = start(fence, "hlink", hlink, hlink.argv, hlink.env, [], 60)
+    baseline = start(sandbox, "hlink", hlink, hlink.argv, hlink.env, [], 60)
     assert baseline.ok, baseline.stderr
     found = triage.classify_kernel(environment(demo_site, "hlink"), qa, baseline, str(expected))
     assert found.category is Category.KERNEL_FAILED and "No module named ipykernel_launcher" in found.detail
@@ -94,8 +103,8 @@ def test_a_kernel_without_ipykernel_fails_clearly_and_triage_tells_regression_fr
     write_spec(demo_site, "nhis", ipykernel_argv(demo_site.current_link / "envs" / "nhis_reformat" / "bin" / "python"))
     nhis = kernel(demo_site, "nhis")
     expected = link_copy(demo_site, "nhis_reformat")
-    qa = start(fence, "nhis_reformat", nhis, *after_cutover(demo_site, nhis), [], 60)
-    baseline = start(fence, "nhis_reformat", nhis, nhis.argv, nhis.env, [], 60)
+    qa = start(sandbox, "nhis_reformat", nhis, *after_cutover(demo_site, nhis), [], 60)
+    baseline = start(sandbox, "nhis_reformat", nhis, nhis.argv, nhis.env, [], 60)
     assert not qa.ok and not baseline.ok and "No module named ipykernel_launcher" in baseline.stderr
     found = triage.classify_kernel(environment(demo_site, "nhis_reformat"), qa, baseline, str(expected))
     assert found.category is Category.ALREADY_BROKEN and "fails from current's spec too" in found.detail
@@ -110,8 +119,8 @@ def test_a_kernel_gets_the_env_variables_of_its_spec(demo_copy: Site) -> None:
     argv = ipykernel_argv(demo_copy.current_link / "envs" / SIJ / "bin" / "python")
     write_spec(demo_copy, "with-token", argv, {"CONDAQA_TOKEN": "granted"})
     write_spec(demo_copy, "without-token", argv)
-    fence = fence_for(demo_copy)
-    runs = {name: start(fence, SIJ, k, k.argv, k.env, ["needs_token"], 60)
+    sandbox = sandbox_for(demo_copy)
+    runs = {name: start(sandbox, SIJ, k, k.argv, k.env, ["needs_token"], 60)
             for name, k in ((n, kernel(demo_copy, n)) for n in ("with-token", "without-token"))}
     assert runs["with-token"].ok, runs["with-token"].stderr
     without = runs["without-token"]
@@ -128,23 +137,23 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_a_kernel_that_hangs_times_out_and_leaves_no_process_or_connection_file(demo_site: Site,
-                                                                                tmp_path: Path) -> None:
-    pids = tmp_path / "pids"
-    code = ("import os, subprocess, sys, time\n"
-            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-            f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}} {{sys.argv[1]}}')\n"
+def test_a_kernel_that_hangs_times_out_and_leaves_no_process_or_connection_file(demo_site: Site, tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    marker = f"condaqa-selftest-{os.getpid()}-{time.monotonic_ns()}"
+    code = ("import subprocess, sys, time\n"
+            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {marker!r}])\n"
             "time.sleep(600)\n")
-    argv = (sys.executable, "-c", code, "{connection_file}")
+    argv = (sys.executable, "-c", code, marker, "{connection_file}")
     hangs = Kernel("hangs", tmp_path / "kernel.json", argv, "", "")
-    run = start(fence_for(demo_site), SIJ, hangs, argv, {}, [], 3)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the kernel's scratch folder goes
+    (tmp_path / "tmp").mkdir()
+    run = start(sandbox_for(demo_site), SIJ, hangs, argv, {}, [], 3)
     assert not run.ok and run.timed_out and run.problem == "the kernel did not answer kernel_info within 3s"
-    kernel_pid, child_pid, connection_file = pids.read_text().split()
-    deadline = time.monotonic() + 5
-    while any(_running(int(p)) for p in (kernel_pid, child_pid)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _running(int(kernel_pid)) and not _running(int(child_pid))
-    assert not Path(connection_file).exists() and not Path(connection_file).parent.exists()
+    deadline = time.monotonic() + 5  # killed at once; the kernel reaps what it killed in its own time
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(marker) == [], "the kernel or its child outlived it"
+    assert list((tmp_path / "tmp").iterdir()) == [], "its scratch folder and connection file are left"
     found = triage.classify_kernel(environment(demo_site, SIJ), run, replace(run, ok=True), "")
     assert found.category is Category.TIMEOUT
 
@@ -232,12 +241,12 @@ def test_the_summary_and_status_show_each_kernel_started_and_its_name(tmp_path: 
                        "ModuleNotFoundError: No module named 'ipykernel_launcher'")
         baseline = replace(qa, ok=baseline_ok, problem="" if baseline_ok else qa.problem)
         found = triage.classify_kernel(env, qa, baseline, "")
-        result = qualification.load(site, NEW, env.name)
+        result = store.load(site, NEW, env.name)
         assert result is not None and result.build is not None
-        qualification.record(site, NEW, env, qualification.kernel_check(spec), Outcome.FAILED,
+        store.record(site, NEW, env, required.kernel_check(spec), Outcome.FAILED,
                              build_id=result.build.build_id, required=result.required, triage=found,
                              started_in_current=baseline_ok)
-    md, _ = report.write_summary(site, load_manifest(site.manifest), find_kernels(site))
+    md, _ = report.write_summary(site, load_manifest(site.manifest), find_kernels(site), "bwrap: a test's words")
     table = md.read_text().split("## Kernels\n")[1]
     gone = f"vanishes: alpha in {NEW} has no share/jupyter/kernels/python3/kernel.json"
     for row in ("| alpha-current | alpha | alpha-current | yes | no | - |",

@@ -10,10 +10,10 @@ import pytest
 from conftest import Demo, Qualified, put_qualification, write_project
 from lxml import etree
 
-from condaqa import qualification
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plugin import environment_of
+from condaqa.qualification.required import required_checks
 from condaqa.site import Site, load_site
 
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
@@ -29,7 +29,7 @@ def junit(folder: Path) -> etree._ElementTree:
 def required_tests(site: Site, *names: str) -> int:
     """How many tests the suite runs on `site` (or for the environments `names`): one per required check."""
     kernels = find_kernels(site)
-    return sum(len(qualification.required_checks(site, env, kernels)) for env in load_manifest(site.manifest)
+    return sum(len(required_checks(site, env, kernels, "v4.8")) for env in load_manifest(site.manifest)
                if env.name in names or not names)
 
 
@@ -152,9 +152,9 @@ def test_a_missing_pin_fails_only_its_environment_at_preflight(pytester, demo_co
     result.stdout.fnmatch_lines(["condaqa: survey_weights: FAILED at preflight in *s"])
 
 
-def test_where_the_fence_only_watches_a_probe_that_writes_into_current_fails_its_environment(
+def test_where_nothing_isolates_a_probe_that_writes_into_current_fails_its_environment(
         pytester, demo_copy, monkeypatch):
-    monkeypatch.setenv("CONDAQA_FENCE", "detect")  # as where no mount namespace is possible
+    monkeypatch.setenv("CONDAQA_SANDBOX", "none")  # as where no sandbox works
     write_project(pytester.path, demo_copy.root)
     env = demo_copy.root / "v4.3" / "envs" / "survey_weights"
     planted = env / "conda-meta" / "planted.json"

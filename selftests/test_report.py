@@ -7,7 +7,7 @@ import json
 
 from helpers_sites import NEW, make_site, qualify
 
-from condaqa import qualification, report, triage
+from condaqa import report, triage
 from condaqa.build.stamp import write_stamp
 from condaqa.cli import main
 from condaqa.kernels.specs import find_kernels
@@ -15,6 +15,7 @@ from condaqa.manifest import load_manifest
 from condaqa.plan import findings
 from condaqa.plan.findings import Finding
 from condaqa.plan.model import BuildPlan, PostStep
+from condaqa.qualification import required, store
 from condaqa.site import Site
 from condaqa.vocab import Category, Outcome, PlanSource, Rule, Severity, StepKind
 
@@ -24,28 +25,28 @@ ENVS = ("alpha", "beta", "gamma", "delta")
 def fail(site: Site, name: str, check: str, category: Category, detail: str, qa: str = "", current: str = "") -> None:
     """Qualify `name`, then record `check` failed as the plugin would after triage."""
     env = next(e for e in load_manifest(site.manifest) if e.name == name)
-    if check.startswith(qualification.OWNER):
-        script = site.checks_dir / check.removeprefix(qualification.OWNER)
+    if check.startswith(required.OWNER):
+        script = site.checks_dir / check.removeprefix(required.OWNER)
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text("raise KeyError('x')\n")
-    stamp = write_stamp(site.root / NEW / "envs" / name, name, "selftest")
-    qualification.record_build(site, NEW, env, stamp, rebuilt=True, seconds=0.4)
-    required = qualification.required_checks(site, env, find_kernels(site))
+    stamp = write_stamp(site.root / NEW / "envs" / name, name, "selftest", site.state_dir)
+    store.record_build(site, NEW, env, stamp, rebuilt=True, seconds=0.4)
+    needed = required.required_checks(site, env, find_kernels(site), NEW)
     found = triage.triaged(category, name, detail, qa, current)
-    qualification.record(site, NEW, env, check, Outcome.FAILED, build_id=stamp.build_id, required=required,
-                         triage=found, qa_tail=qa, current_tail=current)
+    store.record(site, NEW, env, check, Outcome.FAILED, build_id=stamp.build_id, required=needed,
+                 triage=found, qa_tail=qa, current_tail=current)
 
 
 def qualified_site(tmp_path):
     """alpha passed with findings and an override, beta failed, gamma already broken, delta not run."""
     site = make_site(tmp_path, ENVS, kernels=False)
     qualify(site, envs=("alpha",))
-    fail(site, "beta", qualification.VERSIONS, Category.VERSION_MISMATCH,
+    fail(site, "beta", required.VERSIONS, Category.VERSION_MISMATCH,
          "versions differ: tabular | pinned twice\nmore")
     fail(site, "gamma", "owner:gamma/check_x.py", Category.ALREADY_BROKEN, "check_x.py fails in current too",
          qa="Traceback\nKeyError: 'x'", current="Traceback\nKeyError: 'x' (current)")
     legacy = next(e for e in load_manifest(site.manifest) if e.name == "legacy")
-    qualification.record(site, NEW, legacy, qualification.EXPORT, Outcome.PASSED, build_id="", required={})
+    store.record(site, NEW, legacy, required.EXPORT, Outcome.PASSED, build_id="", required={})
     alpha = [Finding(Rule.OVERRIDE, "alpha", "*", "built from alpha.yml", "hand-fixed"),
              Finding(Rule.MISSING_VERSION, "alpha", "numpy", "fixed by the override", "numpy=1.0: no such version")]
     findings.save_findings(site, "alpha", BuildPlan("alpha", ("numpy=1.1",), source=PlanSource.OVERRIDE,
@@ -56,7 +57,7 @@ def qualified_site(tmp_path):
 
 
 def rows_of(site: Site) -> dict[str, dict[str, str]]:
-    _, csv_path = report.write_summary(site, load_manifest(site.manifest), [])
+    _, csv_path = report.write_summary(site, load_manifest(site.manifest), [], "bwrap: a test's words")
     with csv_path.open(newline="") as handle:  # a cell holds the check's last lines, newlines kept
         return {r["environment"]: r for r in csv.DictReader(handle)}
 
@@ -78,7 +79,7 @@ def test_csv_has_one_row_per_environment_with_the_spreadsheet_columns(tmp_path):
 
 def test_markdown_puts_failures_first_and_lists_findings_and_the_checks_words_under_them(tmp_path):
     site = qualified_site(tmp_path)
-    md, _ = report.write_summary(site, load_manifest(site.manifest), [])
+    md, _ = report.write_summary(site, load_manifest(site.manifest), [], "bwrap: a test's words")
     text = md.read_text()
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == ["## Failed", "## Already broken in current (not a regression of the migration)",

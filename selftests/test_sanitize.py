@@ -16,13 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from condaqa import qualification
 from condaqa.build.replicate import replicate
 from condaqa.channels import RepodataIndex
 from condaqa.checks.drift import history_drift
 from condaqa.cli import main
 from condaqa.errors import BuildError, ConfigError, SpecError
-from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plan import rules
 from condaqa.plan.findings import Finding, explained_packages, load_findings
@@ -31,6 +29,8 @@ from condaqa.plan.model import BuildPlan, PostStep
 from condaqa.plan.planning import legacy_path, load_legacy, override_path, plan_environment
 from condaqa.plan.rules import Context
 from condaqa.prefix import CondaPackage, PipDistribution, PrefixContents
+from condaqa.qualification import builds
+from condaqa.sandbox.box import sandbox_for
 from condaqa.site import load_site
 from condaqa.spec.export import export_from_history
 from condaqa.spec.format import EnvSpec, load_spec, parse_spec
@@ -599,7 +599,7 @@ def test_a_bare_relative_folder_in_an_override_is_a_local_source_too(demo_site, 
 def test_without_its_override_a_missing_pin_stops_at_preflight_without_a_solve(demo_site):
     override_path(demo_site, "missing_pin").unlink()
     with pytest.raises(BuildError) as caught:
-        replicate(demo_site, env_named(demo_site, "missing_pin"))
+        replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "missing_pin"))
     assert caught.value.stage is Stage.PREFLIGHT and "nearest available: 0.4.1, 0.5.0" in str(caught.value)
     assert "specs against" not in Path(caught.value.log).read_text()  # the engine never started a solve
     saved = load_findings(demo_site, "missing_pin")
@@ -607,13 +607,13 @@ def test_without_its_override_a_missing_pin_stops_at_preflight_without_a_solve(d
 
 
 def test_a_history_build_lists_its_drift(demo_copy):
-    """The build the plugin runs (qualification.build) adds the drift to the findings it saves.
+    """The build the plugin runs (qualification/builds.py) adds the drift to the findings it saves.
     It edits a record of current's hlink, so it gets a demo of its own."""
     demo_site = demo_copy
     toml = demo_site.manifest.with_suffix(".toml")
     toml.write_text(toml.read_text().replace('[hlink]\n', '[hlink]\nstrategy = "history"\n'))
-    env, kernels = env_named(demo_site, "hlink"), find_kernels(demo_site)
-    built = qualification.build(demo_site, env, kernels)
+    env = env_named(demo_site, "hlink")
+    built = builds.build(demo_site, sandbox_for(demo_site), env)
     assert built.plan.source is PlanSource.HISTORY and built.plan.conda == ("ipykernel", "linkage", "pip", "python")
     assert any(f.rule is Rule.HISTORY and f.package == "*" for f in built.findings)
     drift = [f for f in built.findings if f.rule is Rule.HISTORY and f.package != "*"]
@@ -623,7 +623,7 @@ def test_a_history_build_lists_its_drift(demo_copy):
     record.rename(record.with_name("tabular-1.1.0-pyh_0.json"))
     record = record.with_name("tabular-1.1.0-pyh_0.json")
     record.write_text(record.read_text().replace('"version": "2.0.0"', '"version": "1.1.0"'))
-    again = qualification.build(demo_site, env, kernels)
+    again = builds.build(demo_site, sandbox_for(demo_site), env)
     [moved] = [f for f in again.findings if f.rule is Rule.HISTORY and f.package != "*"]
     assert moved.package == "tabular" and moved.action == "1.1.0 -> 2.0.0"
     assert "tabular" in explained_packages(load_findings(demo_site, "hlink").findings)

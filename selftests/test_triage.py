@@ -23,11 +23,11 @@ from condaqa.checks.imports import import_module
 from condaqa.checks.owner import run_owner_check
 from condaqa.checks.runs import CheckRun
 from condaqa.errors import BuildError
-from condaqa.fence import Fence, fence_for
 from condaqa.kernels.launch import KernelRun
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan.findings import Finding, load_findings
 from condaqa.plan.planning import override_path
+from condaqa.sandbox.box import Sandbox, sandbox_for
 from condaqa.site import Site
 from condaqa.vocab import Category, Disposition, Rule, Severity, Stage
 
@@ -39,8 +39,8 @@ def site(demo_site: Site) -> Site:
 
 
 @pytest.fixture
-def fence(site: Site) -> Fence:
-    return fence_for(site)
+def sandbox(site: Site) -> Sandbox:
+    return sandbox_for(site)
 
 
 def env_named(site: Site, name: str):
@@ -58,7 +58,7 @@ def override(site: Site, env: str, conda: list[str], pip: list[str] = ()) -> Non
 
 def build_failure(site: Site, env: str) -> tuple[BuildError, triage.Triage]:
     with pytest.raises(BuildError) as caught:
-        replicate(site, env_named(site, env))
+        replicate(site, sandbox_for(site), env_named(site, env))
     saved = load_findings(site, env)
     return caught.value, triage.classify_build(env, caught.value, saved.findings if saved else ())
 
@@ -118,44 +118,44 @@ def write_check(folder: Path, name: str, source: str) -> Path:
     return path
 
 
-def qa_run(site: Site, fence: Fence, env: str, check: Path, timeout: float = 60) -> CheckRun:
-    prefix = replicate(site, env_named(site, env)).prefix
-    return run_owner_check(fence, check, prefix / "bin" / "python", env, prefix, timeout)
+def qa_run(site: Site, sandbox: Sandbox, env: str, check: Path, timeout: float = 60) -> CheckRun:
+    prefix = replicate(site, sandbox_for(site), env_named(site, env)).prefix
+    return run_owner_check(sandbox, check, prefix / "bin" / "python", env, prefix, timeout)
 
 
-def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(site, fence, tmp_path):
+def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(site, sandbox, tmp_path):
     env = env_named(site, "listed_twice")
     pip_build = write_check(tmp_path, "check_describe.py",  # current has pip's DateFmt, qa conda's datefmt
                             "import datefmt\nassert datefmt.describe() == 'DateFmt 1.0.0', datefmt.describe()\n")
-    run = qa_run(site, fence, env.name, pip_build)
+    run = qa_run(site, sandbox, env.name, pip_build)
     assert not run.passed
-    found = triage.classify_owner_check(fence, env, pip_build, run)
+    found = triage.classify_owner_check(sandbox, env, pip_build, run)
     assert found.category is Category.OWNER_CHECK_FAILED and "datefmt 1.0.0" in found.detail
     assert "datefmt 1.0.0" in found.qa_tail and not found.current_tail  # current passed, printing nothing
     broken = write_check(tmp_path, "check_weights.py", "import surveyweights\n")
-    found = triage.classify_owner_check(fence, env, broken, qa_run(site, fence, env.name, broken))
+    found = triage.classify_owner_check(sandbox, env, broken, qa_run(site, sandbox, env.name, broken))
     assert found.category is Category.ALREADY_BROKEN and "fails in current too" in found.detail
     assert "surveyweights" in found.qa_tail and "surveyweights" in found.current_tail
 
 
-def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site, fence, tmp_path):
+def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site, sandbox, tmp_path):
     env = replace(env_named(site, "listed_twice"), timeout=1.0)
     slow = write_check(tmp_path, "check_slow.py",
                        "import os, sys, time\nif '/v4.8/' in os.path.realpath(sys.prefix):\n    time.sleep(30)\n")
-    run = qa_run(site, fence, env.name, slow, timeout=env.timeout)
+    run = qa_run(site, sandbox, env.name, slow, timeout=env.timeout)
     assert run.timed_out
-    assert triage.classify_owner_check(fence, env, slow, run).category is Category.TIMEOUT
+    assert triage.classify_owner_check(sandbox, env, slow, run).category is Category.TIMEOUT
 
 
-def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site, fence):
+def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site, sandbox):
     override(site, "noarch_in_pip", ["python", "pip", "tabular=1.1.0"])  # fixedwidth forgotten
     env = env_named(site, "noarch_in_pip")
-    python = replicate(site, env).prefix / "bin" / "python"
-    failures = [import_module(fence, env.name, python, m) for m in ("fixedwidth", "surveyweights")]
-    found = triage.classify_imports(fence, env, failures)
+    python = replicate(site, sandbox_for(site), env).prefix / "bin" / "python"
+    failures = [import_module(sandbox, env.name, python, m) for m in ("fixedwidth", "surveyweights")]
+    found = triage.classify_imports(sandbox, env, failures)
     assert found.category is Category.IMPORT_FAILED and "import fixedwidth failed in qa" in found.detail
     assert "ModuleNotFoundError" in found.detail and "already broken in current: surveyweights" in found.detail
-    assert triage.classify_imports(fence, env, failures[1:]).category is Category.ALREADY_BROKEN
+    assert triage.classify_imports(sandbox, env, failures[1:]).category is Category.ALREADY_BROKEN
 
 
 _PERMISSION_PROBE = """
@@ -164,11 +164,12 @@ from condaqa import triage
 from condaqa.build.replicate import replicate
 from condaqa.errors import BuildError
 from condaqa.manifest import load_manifest
+from condaqa.sandbox.box import sandbox_for
 from condaqa.site import load_site
 site = load_site(sys.argv[1])
 env = next(e for e in load_manifest(site.manifest) if e.name == sys.argv[2])
 try:
-    replicate(site, env)
+    replicate(site, sandbox_for(site), env)
 except BuildError as exc:
     found = triage.classify_build(env.name, exc)
     print(json.dumps({"stage": exc.stage, "category": found.category, "detail": found.detail}))
@@ -290,10 +291,10 @@ def test_a_run_that_changed_current_is_current_changed_whatever_it_returned(tmp_
     from helpers_sites import make_site
 
     small = make_site(tmp_path)
-    fence, env = fence_for(small), Environment("alpha", Disposition.REPLICATE, 1)
+    sandbox, env = sandbox_for(small), Environment("alpha", Disposition.REPLICATE, 1)
     changed = CheckRun("alpha_mod", 0, "", current_changed="/s/conda/v4.3/envs/alpha/bin/x appeared")
-    assert triage.classify_imports(fence, env, [changed]).category is Category.CURRENT_CHANGED
-    found = triage.classify_owner_check(fence, env, tmp_path / "check_x.py", changed)
+    assert triage.classify_imports(sandbox, env, [changed]).category is Category.CURRENT_CHANGED
+    found = triage.classify_owner_check(sandbox, env, tmp_path / "check_x.py", changed)
     assert found.category is Category.CURRENT_CHANGED and "bin/x appeared" in found.detail
 
 

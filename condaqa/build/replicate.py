@@ -16,7 +16,7 @@ from typing import TextIO
 
 from condaqa import atomic, locks
 from condaqa.build.pip import pip_install
-from condaqa.build.stamp import Stamp, fingerprint, read_stamp, write_stamp
+from condaqa.build.stamp import Stamp, env_fingerprint, read_stamp, write_stamp
 from condaqa.engines import get_engine
 from condaqa.errors import BuildError, CondaqaError, SiteError
 from condaqa.inputs import guard, inside
@@ -25,6 +25,7 @@ from condaqa.permissions import inherit_permissions
 from condaqa.plan.findings import Finding, errors, findings_path, save_findings
 from condaqa.plan.model import BuildPlan
 from condaqa.plan.planning import plan_environment
+from condaqa.sandbox.box import Sandbox
 from condaqa.site import Installation, Site
 from condaqa.vocab import Stage, StepKind
 
@@ -80,19 +81,18 @@ def _plan(site: Site, env: Environment, out: TextIO) -> tuple[BuildPlan, list[Fi
     return plan, findings
 
 
-def up_to_date(prefix: Path, plan: BuildPlan) -> Stamp | None:
+def up_to_date(prefix: Path, plan: BuildPlan, state_dir: Path) -> Stamp | None:
     """The stamp of a build of this very plan that nothing changed since, else None."""
     stamp = read_stamp(prefix)
-    if stamp is None or stamp.digest != plan.digest() or fingerprint(prefix) != stamp.fingerprint:
+    if stamp is None or stamp.digest != plan.digest() or env_fingerprint(prefix, state_dir) != stamp.fingerprint:
         return None
     return stamp
 
 
-def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: str | None = None,
+def replicate(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool = False, target: str | None = None,
               before_build: Callable[[], None] = lambda: None) -> BuildResult:
-    """Build `env` in qa (or the installation `target`) unless it is built from the same plan and unchanged.
-
-    `before_build` runs once the build is decided, before anything under the prefix changes.
+    """Build `env` in qa (or the installation `target`) unless it is built from the same plan and unchanged;
+    pip runs in `sandbox`. `before_build` runs once the build is decided, before anything under the prefix changes.
     """
     installation = site.installation(target or site.qa_name)
     prefix = installation.env_prefix(env.name)
@@ -105,7 +105,7 @@ def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: st
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} replicate {env.name} into {prefix}\n")
         try:
             plan, findings = _plan(site, env, out)
-            stamp = None if rebuild else up_to_date(prefix, plan)
+            stamp = None if rebuild else up_to_date(prefix, plan, site.state_dir)
             if stamp is not None:
                 out.write(f"up to date (plan {plan.digest()}); nothing rebuilt\n")
                 return BuildResult(env.name, prefix, plan, False, time.monotonic() - started, log, stamp, findings)
@@ -113,9 +113,9 @@ def replicate(site: Site, env: Environment, *, rebuild: bool = False, target: st
             _refuse_foreign(prefix, rebuild or unfinished.exists())
             before_build()
             atomic.write_text(unfinished, f"{prefix} started {locks.now()}\n")
-            _build(site, installation, plan, prefix, out)
+            _build(site, sandbox, installation, plan, prefix, out)
             _inherit_permissions(site, installation, env.name)
-            stamp = write_stamp(prefix, env.name, plan.digest())
+            stamp = write_stamp(prefix, env.name, plan.digest(), site.state_dir)
             unfinished.unlink()
         except BuildError as exc:
             exc.log = str(log)
@@ -147,7 +147,8 @@ def _inherit_permissions(site: Site, installation: Installation, env: str) -> No
         raise BuildError(str(exc), stage=Stage.PERMISSION) from None
 
 
-def _build(site: Site, installation: Installation, plan: BuildPlan, prefix: Path, out: TextIO) -> None:
+def _build(site: Site, sandbox: Sandbox, installation: Installation, plan: BuildPlan, prefix: Path,
+           out: TextIO) -> None:
     engine = get_engine(site.engine)
     if prefix.exists():
         out.write(f"removing the previous build at {prefix}\n")
@@ -160,9 +161,15 @@ def _build(site: Site, installation: Installation, plan: BuildPlan, prefix: Path
     for step in plan.post:  # legacy noarch packages, one at a time, before pip needs them
         if step.kind is StepKind.CONDA:
             engine.add(site, installation, plan.env, prefix, step.requirement, out)
-    python, home = prefix / "bin" / "python", site.private_home(installation.name)
+    python, home = prefix / "bin" / "python", pip_home(site, installation.name, plan.env)
     if plan.pip:
-        pip_install(python, plan.pip, plan.pip_args, out, Stage.PIP, home)
+        pip_install(sandbox, plan.env, python, plan.pip, plan.pip_args, out, Stage.PIP, home)
     for step in plan.post:  # git, archive and directory installs, after the pip section they may need
         if step.kind is StepKind.PIP:
-            pip_install(python, [step.requirement], plan.pip_args, out, Stage.POST_STEP, home)
+            pip_install(sandbox, plan.env, python, [step.requirement], plan.pip_args, out, Stage.POST_STEP, home)
+
+
+def pip_home(site: Site, installation: str, env: str) -> Path:
+    """pip's HOME and cache for one environment: what one environment's build code leaves there cannot reach
+    another's build."""
+    return site.private_home(installation) / "pip" / env

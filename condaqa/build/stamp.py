@@ -3,27 +3,24 @@
 condaqa writes conda-meta/condaqa-build into each environment it builds (not *.json: conda
 loads every conda-meta/*.json as a package record). It holds the plan's digest (an unchanged
 plan is not rebuilt), a build id unique to that build, and the fingerprint of the prefix as
-the build left it. The fingerprint covers every path, its type, size and modification time
-(bytecode caches aside; permissions are readiness.py's business at the cutover), so a
+the build left it. The fingerprint (fingerprint.py) covers every path, its type, size and
+content, bytecode included (permissions are readiness.py's business at the cutover), so a
 rebuild, a failed rebuild, a deletion, a `conda install` or a `pip install` into the
-environment afterwards all change it.
+environment afterwards, or a same-size edit with its mtime put back, all change it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import stat
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from condaqa import atomic
+from condaqa.fingerprint import ABSENT, cache_file, fingerprint
 
 STAMP = Path("conda-meta") / "condaqa-build"
-ABSENT = "absent"
 
 
 @dataclass(frozen=True)
@@ -44,37 +41,15 @@ def read_stamp(prefix: Path) -> Stamp | None:
         return None
 
 
-def write_stamp(prefix: Path, env: str, digest: str) -> Stamp:
-    stamp = Stamp(digest, uuid.uuid4().hex, fingerprint(prefix), time.time(), env)
+def write_stamp(prefix: Path, env: str, digest: str, state_dir: Path) -> Stamp:
+    stamp = Stamp(digest, uuid.uuid4().hex, env_fingerprint(prefix, state_dir), time.time(), env)
     atomic.write_text(prefix / STAMP, json.dumps(asdict(stamp)) + "\n")
     return stamp
 
 
-def fingerprint(prefix: Path) -> str:
-    """A digest of every path under `prefix` with its type, size and mtime (folders: their name);
-    "absent" without conda-meta."""
+def env_fingerprint(prefix: Path, state_dir: Path) -> str:
+    """The fingerprint of environment `prefix` without the stamp that holds it; "absent" without conda-meta.
+    File digests are kept under `state_dir` (the site's .condaqa)."""
     if not (prefix / "conda-meta").is_dir():
         return ABSENT
-    stamp = str(prefix / STAMP)
-    lines: list[str] = []
-    folders = [str(prefix)]
-    while folders:
-        folder = folders.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            lines.append(f"unreadable {folder}\n")
-            continue
-        for entry in entries:
-            if entry.name == "__pycache__" or entry.path == stamp:
-                continue
-            if entry.is_dir(follow_symlinks=False):  # its entries are listed below; its mtime only says that
-                lines.append(f"{entry.path}/\n")
-                folders.append(entry.path)
-                continue
-            st = entry.stat(follow_symlinks=False)
-            target = os.readlink(entry.path) if entry.is_symlink() else ""
-            lines.append(f"{entry.path}\0{stat.S_IFMT(st.st_mode)}\0{st.st_size}\0{st.st_mtime_ns}\0{target}\n")
-    digest = hashlib.sha256("".join(lines).encode())
-    return digest.hexdigest()[:24]
-
+    return fingerprint(prefix, cache_file(state_dir, prefix), skip=frozenset({STAMP.as_posix()}))

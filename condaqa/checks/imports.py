@@ -12,11 +12,11 @@ import json
 from pathlib import Path
 
 from condaqa import atomic
-from condaqa.build.stamp import fingerprint
+from condaqa.build.stamp import env_fingerprint
 from condaqa.checks.runs import CheckRun, run_python
-from condaqa.fence import CurrentChanged, Fence
 from condaqa.manifest import Environment
 from condaqa.prefix import read_prefix, top_level_modules
+from condaqa.sandbox.box import CurrentChanged, Sandbox
 from condaqa.site import Site
 
 IMPORT_TIMEOUT = 120.0
@@ -34,12 +34,12 @@ print(json.dumps(ok))
 """
 
 
-def importable_in(fence: Fence, env: str, python: Path, modules: list[str]) -> list[str] | None:
+def importable_in(sandbox: Sandbox, env: str, python: Path, modules: list[str]) -> list[str] | None:
     """Which of `modules` import with `python` (one process for all: a probe, not the check);
     None when the probe itself did not finish."""
     if not modules:
         return []
-    run = run_python(fence, env, "the import probe", python, ["-c", _PROBE, *modules], IMPORT_TIMEOUT)
+    run = run_python(sandbox, env, "the import probe", python, ["-c", _PROBE, *modules], IMPORT_TIMEOUT)
     if run.current_changed:
         raise CurrentChanged(run.current_changed)
     if not run.passed:
@@ -51,16 +51,16 @@ def importable_in(fence: Fence, env: str, python: Path, modules: list[str]) -> l
     return [m for m in found if m in modules] if isinstance(found, list) else None
 
 
-def key_modules(fence: Fence, env: Environment) -> list[str]:
+def key_modules(sandbox: Sandbox, env: Environment) -> list[str]:
     """The manifest's `imports`, else the top-level modules that import with current's python.
 
-    Raises CurrentChanged when asking current changed it (where the fence can only watch)."""
+    Raises CurrentChanged when asking current changed it (where no sandbox isolates)."""
     if env.imports is not None:
         return list(env.imports)
-    prefix = fence.site.current_installation().env_prefix(env.name)
+    prefix = sandbox.site.current_installation().env_prefix(env.name)
     candidates = top_level_modules(read_prefix(prefix))
-    kept = probe_path(fence.site, env.name)
-    answer = {"fingerprint": fingerprint(prefix), "candidates": candidates}
+    kept = probe_path(sandbox.site, env.name)
+    answer = {"fingerprint": env_fingerprint(prefix, sandbox.site.state_dir), "candidates": candidates}
     try:
         known = json.loads(kept.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -68,9 +68,9 @@ def key_modules(fence: Fence, env: Environment) -> list[str]:
     if isinstance(known, dict) and {k: known.get(k) for k in answer} == answer:
         return [m for m in known.get("importable", []) if m in candidates]
     python = prefix / "bin" / "python"
-    found = importable_in(fence, env.name, python, candidates)
+    found = importable_in(sandbox, env.name, python, candidates)
     if found is None:  # a module ended the probe's interpreter: ask each in a process of its own
-        runs = import_modules(fence, env.name, python, candidates)
+        runs = import_modules(sandbox, env.name, python, candidates)
         if changed := next((r.current_changed for r in runs if r.current_changed), ""):
             raise CurrentChanged(changed)
         found = [r.name for r in runs if r.passed]
@@ -83,9 +83,10 @@ def probe_path(site: Site, env: str) -> Path:
     return site.state_dir / "key-modules" / site.current_installation().name / f"{env}.json"
 
 
-def import_module(fence: Fence, env: str, python: Path, module: str, timeout: float = IMPORT_TIMEOUT) -> CheckRun:
+def import_module(sandbox: Sandbox, env: str, python: Path, module: str,
+                  timeout: float = IMPORT_TIMEOUT) -> CheckRun:
     """Import `module` with `python` in a fresh process."""
-    return run_python(fence, env, module, python, ["-c", f"import {module}"], timeout)
+    return run_python(sandbox, env, module, python, ["-c", f"import {module}"], timeout)
 
 
 # Imports each module in a fresh process forked from one interpreter started for all of them:
@@ -129,7 +130,7 @@ else:
 _SIGALRM = 14
 
 
-def import_modules(fence: Fence, env: str, python: Path, modules: list[str],
+def import_modules(sandbox: Sandbox, env: str, python: Path, modules: list[str],
                    timeout: float = IMPORT_TIMEOUT) -> list[CheckRun]:
     """Import each of `modules` with `python`, each in a fresh process (see _FORKED_IMPORTS).
 
@@ -137,13 +138,13 @@ def import_modules(fence: Fence, env: str, python: Path, modules: list[str],
     """
     if not modules:
         return []
-    run = run_python(fence, env, "the imports", python, ["-c", _FORKED_IMPORTS, str(timeout), *modules],
+    run = run_python(sandbox, env, "the imports", python, ["-c", _FORKED_IMPORTS, str(timeout), *modules],
                      timeout * len(modules) + 30)
     if run.current_changed:
         return [CheckRun(m, -1, run.output, current_changed=run.current_changed) for m in modules]
     found = _forked_results(run) if run.passed else None
     if found is None or [row[0] for row in found] != list(modules):
-        return [import_module(fence, env, python, m, timeout) for m in modules]
+        return [import_module(sandbox, env, python, m, timeout) for m in modules]
     runs = []
     for name, code, output in found:
         if code == -_SIGALRM:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from condaqa import locks
-from condaqa.commands import EXIT_OK, command, site_of
+from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.lifecycle import audit, installations, journal, switch
 from condaqa.site import Site
 from condaqa.vocab import Action, QaLink
@@ -49,17 +49,45 @@ def _cutover_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="switch even if the gate refuses (needs --reason)")
     parser.add_argument("--reason", metavar="TEXT", default="", help="why; recorded in the audit log")
     parser.add_argument("--keep-qa", action="store_true", help="keep the qa link after the swap")
+    parser.add_argument("--dry-run", action="store_true", help="print the gate's verdict and everything the cutover "
+                        "would change (kernel specs, environments leaving current, qa), and change nothing; exit 1 "
+                        "if the gate would refuse")
 
 
 @command("cutover", "switch current to the qualified installation (gated, atomic, audited)", _cutover_args)
 def cutover_command(args: argparse.Namespace) -> int:
     site = site_of(args)
+    if args.dry_run:
+        return _dry_run(site, switch.preview(site, args.to, keep_qa=args.keep_qa))
     where = f" --to {args.to}" if args.to else ""
     outcome = switch.cutover(
         site, args.to, force=args.force, reason=args.reason, keep_qa=args.keep_qa, command=f"condaqa cutover{where}"
     )
     _report(site, outcome)
     return EXIT_OK
+
+
+def _dry_run(site: Site, seen: switch.Assessment) -> int:
+    """What `condaqa cutover` would do, in the words it would use; nothing changed."""
+    print(f"dry run: nothing is changed. condaqa cutover would switch {site.current_link} from {seen.old.name} "
+          f"to {seen.new.name}")
+    if seen.failures:
+        print(f"gate: refuses, {len(seen.failures)} problem(s):")
+        print("\n".join(f"  - {f}" for f in seen.failures))
+    else:
+        print("gate: passes")
+    for warning in seen.warnings[:MAX_WARNINGS]:
+        print(f"warning: {warning}")
+    if len(seen.warnings) > MAX_WARNINGS:
+        print(f"warning: ... and {len(seen.warnings) - MAX_WARNINGS} more like these")
+    for change in seen.kernels:
+        print(f"kernel spec {change['spec']} would be rewritten: {change['from']} -> {change['to']}")
+    for env in seen.leaving:
+        print(f"environment {env} would leave {site.current_link}/envs ({seen.new.name} does not hold it; it stays "
+              f"in {seen.old.name})")
+    qa = {QaLink.REMOVE: "would be removed", QaLink.KEEP: "would be kept"}.get(seen.qa, "would stay as it is")
+    print(f"{site.qa_link}: {qa}")
+    return EXIT_FAILED if seen.failures else EXIT_OK
 
 
 def _rollback_args(parser: argparse.ArgumentParser) -> None:

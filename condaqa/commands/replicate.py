@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from condaqa import locks, qualification
+from condaqa import locks
 from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.commands.specs import EXIT_BAD_INPUT, selected
 from condaqa.errors import BuildError
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plan.findings import load_findings
+from condaqa.qualification.builds import build
+from condaqa.qualification.required import check_manifest
+from condaqa.sandbox.box import sandbox_for
 from condaqa.triage import classify_build
 
 
@@ -26,15 +29,15 @@ def _replicate_args(parser: argparse.ArgumentParser) -> None:
 def replicate_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     qa, current = site.qa_installation(), site.current_installation()
-    kernels = find_kernels(site)
-    qualification.check_manifest(load_manifest(site.manifest), kernels)
+    check_manifest(load_manifest(site.manifest), find_kernels(site))
+    sandbox = sandbox_for(site)
     chosen = selected(site, args.env, replicate_only=True)
     failed, disk = 0, ""
     with locks.qualifying(site, (qa.name, current.name), "condaqa replicate"):
         for number, env in enumerate(chosen, 1):
             print(f"[{number}/{len(chosen)}] {env.name}: ", end="", flush=True)
             try:
-                built = qualification.build(site, env, kernels, rebuild=args.rebuild)
+                built = build(site, sandbox, env, rebuild=args.rebuild)
             except BuildError as exc:
                 failed += 1
                 saved = load_findings(site, env.name)

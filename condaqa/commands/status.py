@@ -6,12 +6,14 @@ import argparse
 import os
 from pathlib import Path
 
-from condaqa import qualification, report
+from condaqa import report
 from condaqa.commands import EXIT_OK, command, site_of
 from condaqa.commands.lifecycle import lifecycle_status
-from condaqa.fence import fence_for
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
+from condaqa.qualification.store import results_dir
+from condaqa.qualification.verdict import standing
+from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Site
 from condaqa.vocab import Category, Verdict
 
@@ -25,7 +27,7 @@ def status(args: argparse.Namespace) -> int:
         print(f"{link:9} -> {site.link_target(link) or '(absent)'}")
     for inst in site.installations():
         print(f"  {inst.name:12} {len(inst.environments()):3} environments  conda {inst.conda_version() or '-'}")
-    print(f"fence     {fence_for(site).describe()}")
+    print(f"sandbox   {sandbox_for(site).describe()}")
     for line in _qualification_lines(site):
         print(line)
     for line in _kernel_lines(site):
@@ -42,11 +44,11 @@ def _qualification_lines(site: Site) -> list[str]:
         target = site.link_target(link)
         if target is None:
             continue
-        folder = qualification.results_dir(site, target)
+        folder = results_dir(site, target)
         if not _readable(folder):
             lines.append(f"qualification of {target} ({link}): {folder} is not readable by you")
             continue
-        standings = [qualification.standing(site, target, env, kernels) for env in manifest]
+        standings = [standing(site, target, env, kernels) for env in manifest]
         if all(s.verdict is Verdict.NEVER for s in standings):
             continue
         lines.append(f"qualification of {target} ({link}):")
@@ -99,7 +101,7 @@ def report_command(args: argparse.Namespace) -> int:
     manifest, kernels = load_manifest(site.manifest), find_kernels(site)
     installation = args.installation or report.qa_installation(site)
     rows = report.make_rows(site, manifest, installation, kernels)
-    md, csv_path = report.write_summary(site, manifest, kernels, installation, rows)
+    md, csv_path = report.write_summary(site, manifest, kernels, sandbox_for(site).describe(), installation, rows)
     broken = sum(1 for r in rows if r.category == Category.ALREADY_BROKEN)
     failed = sum(1 for r in rows if r.result == Verdict.FAILED) - broken
     print(f"{len(rows)} environments of {installation}: {failed} failed, {broken} already broken in current; "

@@ -20,6 +20,7 @@ from pathlib import Path
 import rattler
 
 from condaqa.build.pip import pip_install
+from condaqa.build.replicate import pip_home
 from condaqa.demo import catalog
 from condaqa.demo.distributions import write_kernel_channel
 from condaqa.demo.gitrepo import make_repo
@@ -29,6 +30,7 @@ from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.lifecycle.installations import create_bare
 from condaqa.plan.model import BuildPlan
+from condaqa.sandbox.box import Sandbox, sandbox_for
 from condaqa.site import Installation, Site
 from condaqa.vocab import Stage
 
@@ -50,8 +52,9 @@ def build_demo(site: Site, progress: Callable[[str], object] = print) -> None:
         progress(f"demo: creating environment {env.name} in {catalog.OLD}")
         _create_env(site, old, env)
     progress("demo: pip installs into the environments")
+    sandbox = sandbox_for(site)
     with ThreadPoolExecutor(max_workers=4) as pool:  # pip spends most of a second starting up: overlap them
-        list(pool.map(lambda env: _pip_installs(site, old, env, commits), catalog.ENVIRONMENTS))
+        list(pool.map(lambda env: _pip_installs(site, sandbox, old, env, commits), catalog.ENVIRONMENTS))
     for env in catalog.ENVIRONMENTS:
         _write_old_history(old.env_prefix(env.name), old.path, env)
     _withdraw(root)
@@ -93,16 +96,17 @@ def _create_env(site: Site, installation: Installation, env: catalog.DemoEnv) ->
         get_engine("rattler").create(site, installation, BuildPlan(env.name, env.conda), prefix, log)
 
 
-def _pip_installs(site: Site, installation: Installation, env: catalog.DemoEnv, commits: dict[str, str]) -> None:
+def _pip_installs(site: Site, sandbox: Sandbox, installation: Installation, env: catalog.DemoEnv,
+                  commits: dict[str, str]) -> None:
     """The environment's pip section, then its installs from git (a commit of a local repository)."""
-    python, home = installation.env_prefix(env.name) / "bin" / "python", site.private_home(installation.name)
+    python, home = installation.env_prefix(env.name) / "bin" / "python", pip_home(site, installation.name, env.name)
     args = ("--no-index", "--find-links", str(site.root / "wheelhouse"))
     with open(_log_file(site, env), "a", encoding="utf-8") as log:
         if env.pip:
-            pip_install(python, list(env.pip), (*args, *env.pip_args), log, Stage.PIP, home)
+            pip_install(sandbox, env.name, python, list(env.pip), (*args, *env.pip_args), log, Stage.PIP, home)
         for name in env.git:
-            pip_install(python, [f"git+{(site.root / 'git' / name).as_uri()}@{commits[name]}"], args, log, Stage.PIP,
-                        home)
+            pip_install(sandbox, env.name, python, [f"git+{(site.root / 'git' / name).as_uri()}@{commits[name]}"],
+                        args, log, Stage.PIP, home)
 
 
 def _withdraw(root: Path) -> None:

@@ -3,8 +3,10 @@
 jupyter_client reads a kernel spec (argv with `{connection_file}`, `env`), starts the kernel
 process, and its client waits for `kernel_info` before it runs code. condaqa does exactly
 that with the spec as the cutover will leave it (after_cutover) or as it is (the baseline),
-fenced like every foreign process (fence.py), with the kernel's own stderr kept for the
-failure message. The kernel is shut down and its connection file removed whatever happens.
+in the sandbox like every foreign process (sandbox/box.py): jupyter_client starts the
+sandbox, and the spec's argv and `env` apply only inside it, so a spec's PATH or LD_PRELOAD
+never reaches a privileged helper. The kernel's own stderr is kept for the failure message;
+it is shut down, with everything it started, and its connection file removed whatever happens.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import os
 import re
 import signal
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from condaqa import proc
-from condaqa.fence import CurrentChanged, Fence, watching
 from condaqa.kernels.specs import Kernel
+from condaqa.sandbox.box import CurrentChanged, Room, Sandbox
 from condaqa.site import Site
 
 if TYPE_CHECKING:
@@ -72,19 +73,16 @@ def after_cutover(site: Site, kernel: Kernel) -> tuple[list[str], dict[str, str]
     return [moved(a) for a in kernel.argv], {k: moved(v) for k, v in kernel.env.items()}
 
 
-def start(fence: Fence, env: str, kernel: Kernel, argv: Sequence[str], variables: dict[str, str],
-          modules: Sequence[str], timeout: float) -> KernelRun:
-    """Start `kernel` with `argv` and `variables`, wait for it, run the import probe, shut it down."""
+def start(sandbox: Sandbox, env: str, kernel: Kernel, argv: Sequence[str], variables: dict[str, str],
+          modules: Sequence[str], timeout: float, *, python: Path) -> KernelRun:
+    """Start `kernel` with `argv` and `variables` (which run `python`), wait for it, run the import probe,
+    shut it down."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="condaqa-kernel-") as scratch:
-        folder = Path(scratch) / "kernels" / kernel.name
-        folder.mkdir(parents=True)
-        spec = {"argv": fence.wrap(argv), "display_name": kernel.display_name, "language": "python", "env": variables}
-        (folder / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
-        log = Path(scratch) / "kernel.log"
+    with sandbox.room(env, python=python) as room:
+        log = room.scratch.parent / "kernel.log"
         try:
-            with watching(fence.site, env, f"kernel {kernel.name}"):
-                answer, problem, timed_out = _run(kernel.name, Path(scratch), log, modules, timeout)
+            with sandbox.watching(env, f"kernel {kernel.name}"):
+                answer, problem, timed_out = _run(room, kernel, argv, variables, log, modules, timeout)
         except CurrentChanged as exc:
             return KernelRun(kernel.name, False, "", (), time.monotonic() - started, str(exc), _tail(log),
                              current_changed=str(exc))
@@ -97,21 +95,32 @@ def start(fence: Fence, env: str, kernel: Kernel, argv: Sequence[str], variables
                      "" if not failed else "cannot import " + ", ".join(m for m, _ in failed), stderr)
 
 
-def _run(name: str, scratch: Path, log: Path, modules: Sequence[str],
-         timeout: float) -> tuple[dict[str, Any] | None, str, bool]:
+def _run(room: Room, kernel: Kernel, argv: Sequence[str], variables: dict[str, str], log: Path,
+         modules: Sequence[str], timeout: float) -> tuple[dict[str, Any] | None, str, bool]:
     """(the probe's answer, or None with why and whether it timed out)."""
     from jupyter_client.kernelspec import KernelSpecManager  # a fifth of a second: only when a kernel starts
     from jupyter_client.manager import KernelManager
 
-    manager = KernelManager(kernel_name=name, connection_file=str(scratch / "connection.json"),
-                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(scratch / "kernels")],
-                                                                  ensure_native_kernel=False))
-    environ = proc.foreign_environ({"PYTHONDONTWRITEBYTECODE": "1", "IPYTHONDIR": str(scratch / "ipython"),
-                                    "JUPYTER_RUNTIME_DIR": str(scratch), "JUPYTER_PLATFORM_DIRS": "1"})
+    class SandboxedKernel(KernelManager):
+        def write_connection_file(self, **kwargs: Any) -> None:
+            super().write_connection_file(**kwargs)
+            room.give(Path(self.connection_file))  # secret to all but the kernel, which runs as the sandbox user
+
+    scratch = room.scratch
+    inside = proc.foreign_environ({"PYTHONDONTWRITEBYTECODE": "1", "IPYTHONDIR": str(scratch / "ipython"),
+                                   "JUPYTER_RUNTIME_DIR": str(scratch), "JUPYTER_PLATFORM_DIRS": "1", **variables})
+    command, helper_environ = room.command(argv, inside)
+    folder = scratch.parent / "kernels" / kernel.name
+    folder.mkdir(parents=True)
+    spec = {"argv": command, "display_name": kernel.display_name, "language": "python", "env": {}}
+    (folder / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    manager = SandboxedKernel(kernel_name=kernel.name, connection_file=str(scratch / "connection.json"),
+                              kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder.parent)],
+                                                                    ensure_native_kernel=False))
     with open(log, "wb") as err:
         try:
-            manager.start_kernel(env=environ, stdout=err, stderr=err)
-        except Exception as exc:  # the launcher raises what Popen raises: the interpreter is not there
+            manager.start_kernel(env=helper_environ, stdout=err, stderr=err)
+        except Exception as exc:  # the launcher raises what Popen raises: the sandbox tool is not there
             return None, f"the kernel did not start: {type(exc).__name__}: {exc}", False
         client = manager.blocking_client()
         try:

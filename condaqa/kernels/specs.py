@@ -2,7 +2,9 @@
 
 Only the site's own folder is read (never jupyter_client's search path, whose native
 `python3` spec belongs to whatever Python runs condaqa), each kernel.json with the input
-policy: bounded, text, a JSON object whose argv is a non-empty list of strings.
+policy: bounded, text, a JSON object whose argv is a non-empty list of strings. The
+environment a spec runs is the one whose python its argv names: as its first word, or
+anywhere in it (`["/bin/sh", "-c", "exec ROOT/envs/x/bin/python -m ipykernel_launcher ..."]`).
 """
 
 from __future__ import annotations
@@ -22,19 +24,28 @@ from condaqa.site import Site
 SPEC_LIMIT = 1 << 20
 
 
+_PYTHON = re.compile(r"/[^\s'\"`;|&<>()]*?/bin/python[0-9.]*(?![\w.])")
+
+
 @dataclass(frozen=True)
 class Kernel:
-    name: str
+    name: str  # as Jupyter names it: the folder's name, lowercased
     spec_file: Path
     argv: tuple[str, ...]
     installation: str  # the path component after ROOT: "current", "v4.3", ... or "" if outside ROOT
-    environment: str  # the envs/<name> the interpreter lives in, or "" for a base or foreign prefix
+    environment: str  # the envs/<name> its python lives in, or "" for a base or foreign prefix
     display_name: str = ""
     env: dict[str, str] = field(default_factory=dict, hash=False)
+    python: str = ""  # the environment's python its argv names, else its first word
 
     @property
     def interpreter(self) -> str:
-        return self.argv[0] if self.argv else ""
+        return self.python or (self.argv[0] if self.argv else "")
+
+    @property
+    def folder(self) -> str:
+        """The spec's folder name as on disk (HLINK and hlink are two specs Jupyter shows as one)."""
+        return self.spec_file.parent.name
 
 
 def find_kernels(site: Site) -> list[Kernel]:
@@ -62,8 +73,16 @@ def read_kernel(root: Path, name: str, spec_file: Path) -> Kernel:
     if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise ConfigError(f"{spec_file}: env must map names to strings")
     display = spec.get("display_name", name)
-    installation, environment = locate(root, argv[0])
-    return Kernel(name, spec_file, tuple(argv), installation, environment, str(display), dict(env))
+    python = python_of(root, argv)
+    installation, environment = locate(root, python)
+    return Kernel(name, spec_file, tuple(argv), installation, environment, str(display), dict(env), python)
+
+
+def python_of(root: Path, argv: list[str]) -> str:
+    """The python of an environment under `root` that `argv` runs: its first word, else the first such
+    path anywhere in it (a spec that runs through a shell); else its first word."""
+    candidates = [argv[0], *(found for word in argv for found in _PYTHON.findall(word))]
+    return next((c for c in candidates if locate(root, c)[1]), argv[0])
 
 
 def load_kernel_json(spec_file: Path) -> dict[str, object]:
@@ -110,6 +129,18 @@ def rewrite_kernel(site: Site, spec_file: Path, old: Path, new: Path) -> bool:
     """
     guard(spec_file, writable_roots(site), "rewrite the kernel spec")
     spec = load_kernel_json(spec_file)
+    changed = rewritten(spec, old, new)
+    if changed == spec:
+        return False
+    before = spec_file.stat()
+    atomic.write_text(spec_file, json.dumps(changed, indent=1) + "\n")
+    with contextlib.suppress(OSError):  # keep the owner and group an admin gave the spec, where allowed
+        os.chown(spec_file, before.st_uid, before.st_gid)
+    return True
+
+
+def rewritten(spec: dict[str, object], old: Path, new: Path) -> dict[str, object]:
+    """`spec` with every path under installation `old` in argv and env pointing at `new`."""
     pattern = _path_pattern(old)
 
     def moved(value: object) -> object:
@@ -121,13 +152,7 @@ def rewrite_kernel(site: Site, spec_file: Path, old: Path, new: Path) -> bool:
     env = spec.get("env")
     if isinstance(env, dict):
         changed["env"] = {k: moved(v) for k, v in env.items()}
-    if changed == spec:
-        return False
-    before = spec_file.stat()
-    atomic.write_text(spec_file, json.dumps(changed, indent=1) + "\n")
-    with contextlib.suppress(OSError):  # keep the owner and group an admin gave the spec, where allowed
-        os.chown(spec_file, before.st_uid, before.st_gid)
-    return True
+    return changed
 
 
 def _path_pattern(installation: Path) -> re.Pattern[str]:

@@ -1,42 +1,75 @@
 """The cutover gate: what must be true of an installation before `current` may point to it.
 
-It reads only the library's facts: the verdict of each REPLICATE environment and of each
-environment a kernel spec runs (qualification.py), and the kernel names Jupyter would show
-after the cutover (kernels/names.py: a name notebooks use that changes, vanishes or collides).
-Anything but `passed` is a reason, in words, naming the environment or the kernel name.
+It reads only the library's facts and covers everything the cutover changes:
+- every environment of current is in the manifest (one that is not would vanish from
+  `current/envs` unannounced), and every REPLICATE one has the verdict `passed`
+  (qualification/verdict.py);
+- every kernel spec of the kernels folder was started for real: it names the python of a
+  REPLICATE environment (as its first word, or inside a shell command), or site.toml's
+  `unqualified_kernels` lists it as one the site accepts untested;
+- no two kernels take one name (Jupyter lowercases folder names: HLINK and hlink collide), and
+  no name notebooks use changes, vanishes or collides after the cutover (kernels/names.py).
+Anything else is a reason, in words, naming the environment or the kernel.
 (switch.py adds readiness.py's readability problems.)
 """
 
 from __future__ import annotations
 
-from condaqa import qualification
 from condaqa.kernels import names
-from condaqa.kernels.specs import find_kernels
-from condaqa.manifest import load_manifest
+from condaqa.kernels.specs import Kernel, find_kernels
+from condaqa.manifest import Environment, load_manifest
+from condaqa.qualification.required import check_manifest, kernels_of
+from condaqa.qualification.verdict import standing
 from condaqa.site import Site
 from condaqa.vocab import Verdict
 
 
 def gate(site: Site, installation: str) -> list[str]:
-    """Why `installation` may not become current: one line per environment or kernel name, empty when it may."""
+    """Why `installation` may not become current: one line per environment or kernel, empty when it may."""
     manifest = load_manifest(site.manifest)
     kernels = find_kernels(site)
-    qualification.check_manifest(manifest, kernels)
+    check_manifest(manifest, kernels)
+    problems = _unlisted(site, manifest) + _kernel_problems(site, manifest, kernels)
+    for env in manifest:
+        if not env.replicate:
+            continue
+        found = standing(site, installation, env, kernels)
+        if found.verdict is not Verdict.PASSED:
+            runs = [k.name for k in kernels_of(env, kernels)]
+            note = f" (runs kernel {', '.join(runs)})" if runs else ""
+            problems.append(f"{env.name}: {found.verdict}: {found.reason}{note}")
+    return problems + _collisions(kernels) + names.continuity(site, site.installation(installation), kernels)
+
+
+def _collisions(kernels: list[Kernel]) -> list[str]:
+    """Kernel specs whose folders Jupyter reads as one name: it shows one of them, and the cutover rewrites both."""
+    by_name: dict[str, list[Kernel]] = {}
+    for kernel in kernels:
+        by_name.setdefault(kernel.name, []).append(kernel)
+    return [f"kernel name {name}: {', '.join(str(k.spec_file) for k in taken)} all take it (Jupyter lowercases "
+            "folder names); Jupyter shows only one of them"
+            for name, taken in sorted(by_name.items()) if len(taken) > 1]
+
+
+def _unlisted(site: Site, manifest: list[Environment]) -> list[str]:
+    listed = {e.name for e in manifest}
+    missing = [env for env in site.current_installation().environments() if env not in listed]
+    return [f"{env}: in {site.current_link}/envs but not in {site.manifest}: mark it REPLICATE or export, or it "
+            "vanishes from current at the cutover unannounced" for env in missing]
+
+
+def _kernel_problems(site: Site, manifest: list[Environment], kernels: list[Kernel]) -> list[str]:
     by_name = {e.name: e for e in manifest}
     problems = []
     for kernel in kernels:
         env = by_name.get(kernel.environment)
-        if kernel.environment and env is None:
-            problems.append(f"{kernel.environment}: kernel {kernel.name} runs it, but the manifest does not list it")
-        elif env is not None and not env.replicate:
-            problems.append(f"{env.name}: export-only, but kernel {kernel.name} runs it; mark it REPLICATE")
-    for env in manifest:
-        if not env.replicate:
-            continue
-        found = qualification.standing(site, installation, env, kernels)
-        if found.verdict is not Verdict.PASSED:
-            runs = [k.name for k in qualification.kernels_of(env, kernels)]
-            note = f" (runs kernel {', '.join(runs)})" if runs else ""
-            problems.append(f"{env.name}: {found.verdict}: {found.reason}{note}")
-    return problems + names.continuity(site, site.installation(installation), kernels)
-
+        if not kernel.environment:
+            if kernel.name not in site.unqualified_kernels:
+                problems.append(f"kernel {kernel.folder} ({kernel.spec_file}): its argv names no environment's "
+                                "python, so no qualification can start it as the cutover leaves it; list it in "
+                                f"{site.file} unqualified_kernels to cut over without that")
+        elif env is None:
+            problems.append(f"{kernel.environment}: kernel {kernel.folder} runs it, but the manifest does not list it")
+        elif not env.replicate:
+            problems.append(f"{env.name}: export-only, but kernel {kernel.folder} runs it; mark it REPLICATE")
+    return problems

@@ -66,21 +66,48 @@ def cutover(
         if old.name == new.name:
             raise CutoverError(f"{site.current_link} already points to {new.name}")
         with locks.no_qualification(site, (old.name, new.name), f"cut over to {new.name}"):
-            failures = gate(site, new.name) + readiness.readability_problems(old, new)
-            if failures and not force:
-                raise GateRefused(new.name, failures)
-            qa_points_here = site.link_target(site.qa_name) == new.name
-            warnings = readiness.group_warnings(old, new)
-            warnings += readiness.prefix_references(site, old, new, qa_goes=qa_points_here and not keep_qa)
+            seen = assess(site, old, new, keep_qa=keep_qa)
+            if seen.failures and not force:
+                raise GateRefused(new.name, seen.failures)
             journal.reached("gate")
-            kernels = [
-                _change(guard(k.spec_file, writable_roots(site), "rewrite the kernel spec"), old.path, new.path)
-                for k in find_kernels(site)
-                if names_installation(k.spec_file, old.path)
-            ]
-            qa = (QaLink.KEEP if keep_qa else QaLink.REMOVE) if qa_points_here else QaLink.UNTOUCHED
-            intent = _intent(Action.CUTOVER, old, new, kernels, qa, force, reason, failures)
-            return Outcome(_run(site, intent), warnings, notes)
+            intent = _intent(Action.CUTOVER, old, new, seen.kernels, seen.qa, force, reason, seen.failures)
+            return Outcome(_run(site, intent), seen.warnings, notes)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What a cutover from `old` to `new` would find and do, before it changes anything."""
+
+    old: Installation
+    new: Installation
+    failures: list[str]  # the gate's and readiness's problems: the cutover refuses unless forced
+    warnings: list[str]
+    kernels: list[dict[str, str]]  # the kernel specs it would rewrite
+    qa: QaLink
+    leaving: list[str]  # environments of current that the new installation does not hold
+
+
+def assess(site: Site, old: Installation, new: Installation, *, keep_qa: bool = False) -> Assessment:
+    failures = gate(site, new.name) + readiness.readability_problems(old, new)
+    qa_points_here = site.link_target(site.qa_name) == new.name
+    warnings = readiness.group_warnings(old, new)
+    warnings += readiness.prefix_references(site, old, new, qa_goes=qa_points_here and not keep_qa)
+    kernels = [
+        _change(guard(k.spec_file, writable_roots(site), "rewrite the kernel spec"), old.path, new.path)
+        for k in find_kernels(site)
+        if names_installation(k.spec_file, old.path)
+    ]
+    qa = (QaLink.KEEP if keep_qa else QaLink.REMOVE) if qa_points_here else QaLink.UNTOUCHED
+    leaving = sorted(set(old.environments()) - set(new.environments()))
+    return Assessment(old, new, failures, warnings, kernels, qa, leaving)
+
+
+def preview(site: Site, to: str | None = None, *, keep_qa: bool = False) -> Assessment:
+    """What `cutover` would do now, changing nothing (`condaqa cutover --dry-run`)."""
+    old, new = _installation(site, journal.current_target(site)), _installation(site, _target(site, to))
+    if old.name == new.name:
+        raise CutoverError(f"{site.current_link} already points to {new.name}")
+    return assess(site, old, new, keep_qa=keep_qa)
 
 
 def rollback(site: Site, *, reason: str = "", command: str = "condaqa rollback") -> Outcome:

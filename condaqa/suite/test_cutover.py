@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from condaqa.checks.imports import import_module, key_modules
 from condaqa.errors import CondaqaError
-from condaqa.fence import Fence
 from condaqa.kernels.launch import start
 from condaqa.kernels.specs import find_kernels
 from condaqa.lifecycle import switch
 from condaqa.manifest import Environment
+from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
 
 pytestmark = pytest.mark.cutover
@@ -33,7 +34,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names = [e.name for e in metafunc.config.stash.get(MANIFEST_KEY, []) if e.replicate]
         metafunc.parametrize("smoke_env", names, ids=str)
     if "smoke_kernel" in metafunc.fixturenames:
-        metafunc.parametrize("smoke_kernel", [k.name for k in metafunc.config.stash.get(KERNELS_KEY, [])], ids=str)
+        metafunc.parametrize("smoke_kernel", [k.folder for k in metafunc.config.stash.get(KERNELS_KEY, [])], ids=str)
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,13 @@ class Switched:
 
 
 @pytest.fixture(scope="module")
-def cutover_outcome(request: pytest.FixtureRequest, site: Site, fence: Fence,
+def cutover_outcome(request: pytest.FixtureRequest, site: Site, sandbox: Sandbox,
                     manifest: list[Environment]) -> Iterator[Switched]:
     """The gated cutover of what `qa` points to; rolled back after the module if a smoke test failed."""
     if hasattr(request.config, "workerinput"):  # how pytest-xdist marks a worker process
         pytest.fail("run `pytest -m cutover -n 0`: one process must own the cutover and its rollback", pytrace=False)
     try:
-        modules = {e.name: key_modules(fence, e) for e in manifest if e.replicate}
+        modules = {e.name: key_modules(sandbox, e) for e in manifest if e.replicate}
         outcome = switch.cutover(site, command="pytest -m cutover")
     except CondaqaError as exc:
         pytest.fail(f"cutover not performed:\n{exc}", pytrace=False)
@@ -62,21 +63,22 @@ def cutover_outcome(request: pytest.FixtureRequest, site: Site, fence: Fence,
         _show(request, [f"rolled back: current -> {back.intent.new}, {failed} smoke test(s) failed"])
 
 
-def test_environment_imports(cutover_outcome: Switched, site: Site, fence: Fence, smoke_env: str) -> None:
+def test_environment_imports(cutover_outcome: Switched, site: Site, sandbox: Sandbox, smoke_env: str) -> None:
     """Through current/envs/<env>/bin/python, the environment imports its key packages."""
     python = site.current_link / "envs" / smoke_env / "bin" / "python"
     modules = cutover_outcome.modules[smoke_env]
-    failures = [run for run in (import_module(fence, smoke_env, python, m) for m in modules) if not run.passed]
+    failures = [run for run in (import_module(sandbox, smoke_env, python, m) for m in modules) if not run.passed]
     assert not failures, "\n\n".join(f"{python} cannot import {run.name}:\n{run.tail()}" for run in failures)
 
 
-def test_kernel_starts_through_current(cutover_outcome: Switched, site: Site, fence: Fence,
+def test_kernel_starts_through_current(cutover_outcome: Switched, site: Site, sandbox: Sandbox,
                                       manifest: list[Environment], smoke_kernel: str) -> None:
     """Each kernel, as its spec now reads, starts through `current`, imports its modules and runs there."""
-    kernel = {k.name: k for k in find_kernels(site)}[smoke_kernel]  # the specs as the cutover rewrote them
+    kernel = {k.folder: k for k in find_kernels(site)}[smoke_kernel]  # the specs as the cutover rewrote them
     env = next((e for e in manifest if e.name == kernel.environment), None)
     modules = cutover_outcome.modules.get(kernel.environment, [])
-    run = start(fence, kernel.environment, kernel, kernel.argv, kernel.env, modules, env.timeout if env else 120)
+    run = start(sandbox, kernel.environment, kernel, kernel.argv, kernel.env, modules, env.timeout if env else 120,
+                python=Path(kernel.python))
     assert run.ok, f"{kernel.spec_file}: {run.problem}\n{run.stderr}"
     expected = site.current_link / "envs" / kernel.environment
     assert os.path.realpath(run.prefix) == os.path.realpath(expected), f"the kernel ran in {run.prefix}, not {expected}"

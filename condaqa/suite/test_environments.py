@@ -13,16 +13,17 @@ from typing import NoReturn
 
 import pytest
 
-from condaqa import qualification, triage
+from condaqa import triage
 from condaqa.checks.imports import import_modules
 from condaqa.checks.owner import run_owner_check
 from condaqa.checks.versions import version_differences
-from condaqa.fence import Fence
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.plan.findings import explained_packages, load_findings
 from condaqa.plugin import Replicated, key_modules_or_fail
 from condaqa.prefix import is_environment, read_prefix
+from condaqa.qualification.required import BUILD, EXPORT, IMPORTS, OWNER, VERSIONS
+from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
 from condaqa.spec.export import export_environment, spec_path, write_export
 from condaqa.spec.format import load_spec
@@ -30,7 +31,7 @@ from condaqa.spec.format import load_spec
 Fail = Callable[[triage.Triage], NoReturn]
 
 
-@pytest.mark.condaqa_requires(qualification.BUILD)
+@pytest.mark.condaqa_requires(BUILD)
 def test_builds(replicated_env: Replicated, site: Site, fail_triaged: Fail) -> None:
     """The environment builds in qa from its spec (exported, override or history) after sanitation."""
     error = replicated_env.error
@@ -42,7 +43,7 @@ def test_builds(replicated_env: Replicated, site: Site, fail_triaged: Fail) -> N
     assert is_environment(replicated_env.prefix)
 
 
-@pytest.mark.condaqa_requires(qualification.VERSIONS)
+@pytest.mark.condaqa_requires(VERSIONS)
 def test_versions_match_current(replicated_env: Replicated, site: Site, fail_triaged: Fail) -> None:
     """Every conda and pip package of current is in qa at the same version, unless a finding explains why not."""
     replicated_env.require_built()
@@ -54,35 +55,38 @@ def test_versions_match_current(replicated_env: Replicated, site: Site, fail_tri
         fail_triaged(triage.classify_versions(replicated_env.env.name, differences))
 
 
-@pytest.mark.condaqa_requires(qualification.IMPORTS)
-def test_key_packages_import(replicated_env: Replicated, fence: Fence, fail_triaged: Fail) -> None:
+@pytest.mark.condaqa_requires(IMPORTS)
+def test_key_packages_import(replicated_env: Replicated, sandbox: Sandbox, fail_triaged: Fail) -> None:
     """Each key package imports with qa's python in a fresh process (and is rechecked in current if not)."""
     replicated_env.require_built()
     env = replicated_env.env
-    modules = key_modules_or_fail(fence, env, fail_triaged)
-    failures = [run for run in import_modules(fence, env.name, replicated_env.prefix / "bin" / "python", modules)
+    modules = key_modules_or_fail(sandbox, env, fail_triaged)
+    failures = [run for run in import_modules(sandbox, env.name, replicated_env.prefix / "bin" / "python", modules)
                 if not run.passed]
     if failures:
-        fail_triaged(triage.classify_imports(fence, env, failures))
+        fail_triaged(triage.classify_imports(sandbox, env, failures))
 
 
 @pytest.fixture
 def owner_check(site: Site, condaqa_check_id: str) -> Path:
-    return site.checks_dir / condaqa_check_id.removeprefix(qualification.OWNER)
+    return site.checks_dir / condaqa_check_id.removeprefix(OWNER)
 
 
-@pytest.mark.condaqa_requires(qualification.OWNER)
-def test_owner_check(replicated_env: Replicated, owner_check: Path, fence: Fence, fail_triaged: Fail) -> None:
+@pytest.mark.condaqa_requires(OWNER)
+def test_owner_check(replicated_env: Replicated, owner_check: Path, sandbox: Sandbox, fail_triaged: Fail,
+                     condaqa_check_id: str) -> None:
     """An owner's check (env_checks/<env>/check_*.py or _all/) passes with qa's python (else rerun in current)."""
     replicated_env.require_built()
     env = replicated_env.env
-    run = run_owner_check(fence, owner_check, replicated_env.prefix / "bin" / "python", env.name,
+    run = run_owner_check(sandbox, owner_check, replicated_env.prefix / "bin" / "python", env.name,
                           replicated_env.prefix, env.timeout)
     if not run.passed:
-        fail_triaged(triage.classify_owner_check(fence, env, owner_check, run))
+        fail_triaged(triage.classify_owner_check(sandbox, env, owner_check, run))
+    assert run.code == replicated_env.required[condaqa_check_id], (
+        f"{owner_check.parent} changed while this qualification ran: run it again")
 
 
-@pytest.mark.condaqa_requires(qualification.EXPORT)
+@pytest.mark.condaqa_requires(EXPORT)
 def test_export_only(exported_env: str, site: Site, manifest: list[Environment]) -> None:
     """An export-only environment gets a valid spec and no build in qa."""
     path = spec_path(site, exported_env)

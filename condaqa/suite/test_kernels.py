@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
-from condaqa import qualification, triage
-from condaqa.fence import Fence
+from condaqa import triage
 from condaqa.kernels.launch import after_cutover, start
 from condaqa.kernels.specs import Kernel
 from condaqa.plugin import STARTED_IN_CURRENT_KEY, Replicated, key_modules_or_fail
+from condaqa.qualification.required import KERNEL
+from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
 
 Fail = Callable[[triage.Triage], NoReturn]
@@ -26,20 +28,22 @@ Fail = Callable[[triage.Triage], NoReturn]
 
 @pytest.fixture
 def kernel(kernels: list[Kernel], condaqa_check_id: str) -> Kernel:
-    return {k.name: k for k in kernels}[condaqa_check_id.removeprefix(qualification.KERNEL)]
+    return {k.folder: k for k in kernels}[condaqa_check_id.removeprefix(KERNEL)]
 
 
-@pytest.mark.condaqa_requires(qualification.KERNEL)
-def test_kernel_starts(replicated_env: Replicated, kernel: Kernel, site: Site, fence: Fence,
+@pytest.mark.condaqa_requires(KERNEL)
+def test_kernel_starts(replicated_env: Replicated, kernel: Kernel, site: Site, sandbox: Sandbox,
                        fail_triaged: Fail, request: pytest.FixtureRequest) -> None:
     """The kernel starts as the cutover will leave it, imports the key modules and runs in qa's environment;
     current's spec is started too, the baseline that tells a regression from old breakage."""
     replicated_env.require_built()
     env, expected = replicated_env.env, str(replicated_env.prefix)
-    modules = key_modules_or_fail(fence, env, fail_triaged)
+    modules = key_modules_or_fail(sandbox, env, fail_triaged)
     argv, variables = after_cutover(site, kernel)
-    qa = start(fence, env.name, kernel, argv, variables, modules, env.timeout)
-    baseline = start(fence, env.name, kernel, kernel.argv, kernel.env, modules, env.timeout)
+    qa = start(sandbox, env.name, kernel, argv, variables, modules, env.timeout,
+               python=replicated_env.prefix / "bin" / "python")
+    baseline = start(sandbox, env.name, kernel, kernel.argv, kernel.env, modules, env.timeout,
+                     python=Path(kernel.python))
     request.node.stash[STARTED_IN_CURRENT_KEY] = baseline.ok
     if qa.ok and os.path.realpath(qa.prefix) == os.path.realpath(expected):
         return

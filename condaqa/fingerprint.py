@@ -1,0 +1,109 @@
+"""A fingerprint of a folder tree that no edit can dodge: every path, its type, size and content.
+
+Size and modification time alone miss a same-size edit whose mtime was put back, and the
+bytecode in `__pycache__` is code too. So every regular file counts by a digest of its
+content. Hashing a whole environment on every look would make a warm re-run slow, so each
+file's digest is kept in a cache under the site's state, keyed by what an edit cannot
+preserve: inode, size, mtime and ctime (which only the kernel sets). A file whose ctime moved
+without its content changing (another environment hard-linked the same package file, or
+changed its group) is hashed again and counts the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+from condaqa import atomic
+
+ABSENT = "absent"
+_CHUNK = 1 << 20
+
+
+def fingerprint(prefix: Path, cache: Path | None, *, skip: frozenset[str] = frozenset(),
+                skip_names: frozenset[str] = frozenset()) -> str:
+    """A digest of every path under `prefix` (relative paths in `skip`, and entries named as in
+    `skip_names`, left out); "absent" if `prefix` is not a folder. `cache` keeps file digests between
+    calls (None: hash every file)."""
+    if not prefix.is_dir():
+        return ABSENT
+    found = listing(prefix, cache, skip=skip, skip_names=skip_names)
+    text = "".join(f"{path}\0{found[path]}\n" for path in sorted(found))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+def listing(prefix: Path, cache: Path | None, *, skip: frozenset[str] = frozenset(),
+            skip_names: frozenset[str] = frozenset()) -> dict[str, str]:
+    """relative path -> what it is (folder, link and target, or size and content digest), for every path
+    under `prefix`."""
+    known = _load(cache)
+    seen: dict[str, list[object]] = {}
+    found: dict[str, str] = {}
+    folders = [""]
+    while folders:
+        relative = folders.pop()
+        try:
+            entries = list(os.scandir(prefix / relative if relative else prefix))
+        except OSError:
+            found[relative or "."] = "unreadable"
+            continue
+        for entry in entries:
+            path = f"{relative}/{entry.name}" if relative else entry.name
+            if path not in skip and entry.name not in skip_names:
+                found[path] = _describe(entry, path, known, seen, folders)
+    if cache is not None and seen != known:
+        with contextlib.suppress(OSError):  # a cache that cannot be written costs time, never correctness
+            atomic.write_text(cache, json.dumps(seen, separators=(",", ":")))
+    return found
+
+
+def _describe(entry: os.DirEntry[str], path: str, known: dict[str, list[object]], seen: dict[str, list[object]],
+              folders: list[str]) -> str:
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return "vanished"
+    if stat.S_ISDIR(st.st_mode):
+        folders.append(path)
+        return "folder"
+    if stat.S_ISLNK(st.st_mode):
+        return f"link\0{os.readlink(entry.path)}"
+    if not stat.S_ISREG(st.st_mode):
+        return f"type {stat.S_IFMT(st.st_mode)}"
+    key: list[object] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    old = known.get(path)
+    digest = old[4] if isinstance(old, list) and len(old) == 5 and old[:4] == key else _digest(entry.path)
+    seen[path] = [*key, digest]
+    return f"{st.st_size}\0{digest}"
+
+
+def _digest(path: str) -> str:
+    sha = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"unreadable:{exc.errno}"
+    with os.fdopen(fd, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()[:32]
+
+
+def _load(cache: Path | None) -> dict[str, list[object]]:
+    if cache is None:
+        return {}
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cache_file(state_dir: Path, prefix: Path) -> Path:
+    """Where the digests of `prefix`'s files are kept: one file per real path, under condaqa's state."""
+    real = os.path.realpath(prefix)
+    return state_dir / "digests" / f"{hashlib.sha256(real.encode()).hexdigest()[:16]}-{Path(real).name}.json"

@@ -1,0 +1,40 @@
+"""A qualification's build: replicate an environment in qa (build/replicate.py) and record what was built.
+
+The plugin and `condaqa replicate` build through here; neither decides what passing means.
+"""
+
+from __future__ import annotations
+
+from condaqa import locks
+from condaqa.build.replicate import BuildResult, replicate
+from condaqa.checks.drift import history_drift
+from condaqa.errors import BuildError
+from condaqa.manifest import Environment
+from condaqa.plan.findings import load_findings, save_findings
+from condaqa.prefix import read_prefix
+from condaqa.qualification import store
+from condaqa.sandbox.box import Sandbox
+from condaqa.site import Site
+from condaqa.triage import classify_build
+from condaqa.vocab import PlanSource
+
+
+def build(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool = False) -> BuildResult:
+    """Build `env` in qa and record what was built; a failed build records why."""
+    installation = site.qa_installation().name
+    started = locks.now()
+    try:
+        built = replicate(site, sandbox, env, rebuild=rebuild,
+                          before_build=lambda: store.invalidate(site, installation, env, started))
+    except BuildError as exc:
+        saved = load_findings(site, env.name)
+        found = classify_build(env.name, exc, saved.findings if saved else ())
+        store.record_failed_build(site, installation, env, started, str(exc.stage), found)
+        raise
+    if built.plan.source is PlanSource.HISTORY:
+        built.findings = [*built.findings, *history_drift(env.name, read_prefix(
+            site.current_installation().env_prefix(env.name)), read_prefix(built.prefix))]
+        save_findings(site, env.name, built.plan, built.findings)
+    store.record_build(site, installation, env, built.stamp, rebuilt=built.rebuilt, seconds=built.seconds,
+                       started=started)
+    return built
