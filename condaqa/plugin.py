@@ -159,8 +159,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(target, params, indirect=target == "_condaqa_env")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Cutover tests change the site for every user: they run only when `-m` names them."""
+    """`-k ENV` selects every test of an environment, a kernel's named otherwise too (before -k applies).
+    Cutover tests change the site for every user: they run only when `-m` names them."""
+    for item in items:
+        marker = item.get_closest_marker(CHECK)
+        if marker is not None:
+            item.extra_keyword_matches.add(str(marker.args[0]))
     if "cutover" in (config.option.markexpr or "") and "not cutover" not in config.option.markexpr:
         return
     chosen = [i for i in items if i.get_closest_marker("cutover") is None]

@@ -9,7 +9,10 @@ the cutover through.
 
 from __future__ import annotations
 
+import json
+import marshal
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from helpers_sites import processes_with
+
+from condaqa.site import Site
 
 QA_ONLY_FAILURE = 'import sys\nsys.exit(1 if "v4.8" in sys.prefix else 0)\n'
 OWNER_CHECKS_OF_HLINK = "hlink and test_owner_check"  # its build (up to date) and owner checks, not the slow rest
@@ -175,3 +180,181 @@ def test_a_kernel_that_runs_an_export_only_environment_is_reported(pytester, qua
     toml.write_text(toml.read_text().replace('kernel = "hlink"\n', ""))
     assert qualify(pytester, "-k", "hlink").ret == 1
     assert_refused(project, "hlink: export-only, but kernel hlink runs it")
+
+
+# What the gate trusts cannot be changed after the qualification without it noticing (issue #18, cases 7 to 14).
+
+def _replace(path: Path, data: bytes, *, keep_mtime: bool = False) -> None:
+    """Write `data` as `path` through a new file (qa's environments here are hard links to the kept copy)."""
+    before = path.stat()
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(data)
+    os.replace(fresh, path)
+    if keep_mtime:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _tabular(demo_site: Site, *parts: str) -> Path:
+    return next((demo_site.root / "v4.8" / "envs" / "hlink").glob("lib/python*/site-packages/tabular")).joinpath(*parts)
+
+
+def test_a_trojan_pyc_in_qa_after_the_qualification_makes_it_stale(qualified_project, demo_site):
+    pyc = next(_tabular(demo_site, "__pycache__").glob("__init__.*.pyc"))
+    trojan = compile("import os\nos.system('id > /tmp/condaqa-trojan')\n", "__init__.py", "exec")
+    _replace(pyc, pyc.read_bytes()[:16] + marshal.dumps(trojan))  # the header Python checks stays as it was
+    assert_refused(qualified_project, "hlink: stale")
+
+
+def test_a_same_size_edit_with_its_mtime_put_back_makes_it_stale(qualified_project, demo_site):
+    source = _tabular(demo_site, "__init__.py")
+    text = source.read_bytes()
+    _replace(source, text.replace(b"tabular", b"TABULAR", 1), keep_mtime=True)
+    assert source.stat().st_size == len(text)
+    assert_refused(qualified_project, "hlink: stale")
+
+
+def test_an_edited_helper_of_an_owner_check_makes_it_stale(pytester, qualified_project):
+    checks = qualified_project / "env_checks" / "hlink"
+    (checks / "helper_lib.py").write_text("OK = True\n")
+    (checks / "check_helped.py").write_text("import sys\nimport helper_lib\nsys.exit(0 if helper_lib.OK else 1)\n")
+    assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 0
+    (checks / "helper_lib.py").write_text("OK = False\n")
+    assert_refused(qualified_project, "hlink: stale", "hlink/check_helped.py changed since it ran")
+
+
+def test_a_kernel_spec_edited_after_the_qualification_makes_it_stale(qualified_project, demo_site):
+    spec = demo_site.kernels_dir / "hlink" / "kernel.json"
+    spec.write_text(spec.read_text().replace(f"{demo_site.root}/v4.3/", f"{demo_site.root}/v9.9/"))
+    assert_refused(qualified_project, "hlink: stale", "kernel:hlink changed since it ran")
+
+
+def test_a_result_edited_by_hand_to_passed_is_no_result(pytester, qualified_project, demo_site):
+    (qualified_project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
+    assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 1
+    path = demo_site.state_dir / "results" / "v4.8" / "hlink.json"
+    data = json.loads(path.read_text())
+    result = data.get("result", data)  # as signed, or as an older condaqa wrote it
+    for check in result["checks"].values():
+        check.update(outcome="passed", category="", detail="")
+    path.write_text(json.dumps(data))
+    assert_refused(qualified_project, "hlink: never", "does not verify")
+
+
+def test_an_environment_of_current_missing_from_the_manifest_is_named(qualified_project, demo_site):
+    envs = demo_site.root / "v4.3" / "envs"
+    subprocess.run(["cp", "-al", str(envs / "survey_weights"), str(envs / "unlisted_env")], check=True)
+    try:
+        assert_refused(qualified_project, "unlisted_env: in", "not in")
+    finally:
+        shutil.rmtree(envs / "unlisted_env")
+
+
+def test_kernel_folders_whose_names_collide_are_refused(qualified_project, demo_site):
+    shadow = demo_site.kernels_dir / "HLINK"
+    shadow.mkdir()
+    (shadow / "kernel.json").write_text(json.dumps({"argv": ["/no/such/python", "-f", "{connection_file}"],
+                                                    "display_name": "broken", "language": "python"}))
+    assert_refused(qualified_project, "kernel name hlink", str(shadow / "kernel.json"))
+
+
+def test_a_kernel_that_runs_through_a_shell_is_started_or_refused(pytester, qualified_project, demo_site):
+    python = f"{demo_site.root}/v4.3/envs/hlink/bin/python"
+    shelled = demo_site.kernels_dir / "shelled"
+    shelled.mkdir()
+    (shelled / "kernel.json").write_text(json.dumps({
+        "argv": ["/bin/sh", "-c", f'exec {python} -m ipykernel_launcher -f "$0"', "{connection_file}"],
+        "display_name": "through a shell", "language": "python"}))
+    assert_refused(qualified_project, "hlink: stale", "kernel:shelled is new")
+    ran = qualify(pytester, "-v", "-k", "hlink")  # -k ENV selects its kernels' tests, whatever their names
+    assert ran.ret == 0, ran.stdout.str()
+    ran.stdout.fnmatch_lines(["*test_kernel_starts?shelled? PASSED*"])
+    assert condaqa(qualified_project, "cutover", "--dry-run").returncode == 0
+    foreign = demo_site.kernels_dir / "system-python"
+    foreign.mkdir()
+    (foreign / "kernel.json").write_text(json.dumps({"argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f",
+                                                              "{connection_file}"], "language": "python"}))
+    assert_refused(qualified_project, "kernel system-python", "names no environment's python")
+    site_file = qualified_project / "manifests" / "site.toml"
+    site_file.write_text(site_file.read_text() + 'unqualified_kernels = ["system-python"]\n')
+    dry = condaqa(qualified_project, "cutover", "--dry-run")
+    assert dry.returncode == 0 and "gate: passes" in dry.stdout, dry.stdout + dry.stderr
+
+
+# A check cannot change the verdict it is judged by (issue #18, cases 4 and 5).
+
+DAEMON = """import json, pathlib, subprocess, sys, time
+root = pathlib.Path(sys.argv[1])
+results = root / ".condaqa" / "results" / "v4.8" / "survey_weights.json"
+subprocess.run(["mount", "-o", "remount,rw,bind", str(root)], capture_output=True)
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        data = json.loads(results.read_text())
+        checks = data.get("result", data)["checks"]
+        if any(k.endswith("check_daemon.py") and v["outcome"] == "failed" for k, v in checks.items()):
+            for check in checks.values():
+                check.update(outcome="passed", category="", detail="")
+            results.write_text(json.dumps(data))
+            break
+    except (OSError, ValueError, KeyError):
+        pass
+    time.sleep(0.1)
+"""
+FORKS_A_DAEMON = """import os, pathlib, sys
+root = pathlib.Path(os.environ["CONDAQA_ENV_PREFIX"]).parents[2]
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", {daemon!r}, str(root), {marker!r}])
+    os._exit(0)
+sys.exit(1)
+"""
+
+
+def test_a_daemon_left_by_a_check_cannot_rewrite_its_result(pytester, qualified_project):
+    """Case 4: a failing check double-forks a daemon that waits for its failure to be recorded, then sets every
+    outcome to passed (before the fix, it outlived pytest and did, and the cutover went through)."""
+    marker = f"condaqa-daemon-{os.getpid()}-{time.monotonic_ns()}"
+    check = qualified_project / "env_checks" / "survey_weights" / "check_daemon.py"
+    check.write_text(FORKS_A_DAEMON.format(daemon=DAEMON, marker=marker))
+    assert qualify(pytester, "-k", "survey_weights and owner").ret == 1
+    deadline = time.monotonic() + 150  # the daemon gives up after 120 s
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(marker) == []
+    assert_refused(qualified_project, "survey_weights: failed", "check_daemon.py")
+
+
+def test_a_check_cannot_take_its_environment_out_of_the_manifest(pytester, qualified_project):
+    """Case 5: a check that marks its own environment export-only in environments.ini (before the fix, the
+    qualification project was writable, and the cutover went through)."""
+    ini = qualified_project / "manifests" / "environments.ini"
+    before = ini.read_text()
+    (qualified_project / "env_checks" / "survey_weights" / "check_manifest.py").write_text(
+        f"import pathlib, sys\nini = pathlib.Path({str(ini)!r})\n"
+        "try:\n    ini.write_text(ini.read_text().replace('survey_weights = REPLICATE', 'survey_weights = export'))\n"
+        "except OSError as exc:\n    print('could not write:', exc)\nsys.exit(1)\n")
+    assert qualify(pytester, "-k", "survey_weights and owner").ret == 1
+    assert ini.read_text() == before
+    assert_refused(qualified_project, "survey_weights: failed", "check_manifest.py")
+
+
+def test_a_dry_run_shows_the_gate_and_every_change_and_makes_none(qualified_project, demo_site):
+    audit = demo_site.state_dir / "audit.log"
+    before = audit.read_text() if audit.exists() else ""
+    specs = {p: p.read_text() for p in demo_site.kernels_dir.glob("*/kernel.json")}
+    dry = condaqa(qualified_project, "cutover", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    out = dry.stdout
+    assert "dry run: nothing is changed" in out and "gate: passes" in out
+    assert f"kernel spec {demo_site.kernels_dir / 'hlink' / 'kernel.json'} would be rewritten" in out
+    for env in ("old_not_used", "scratch_jdoe"):  # export-only: not in v4.8
+        assert f"environment {env} would leave {demo_site.root / 'current'}/envs" in out
+    assert f"{demo_site.root / 'qa'}: would be removed" in out
+    assert os.readlink(demo_site.root / "current") == "v4.3"
+    assert (audit.read_text() if audit.exists() else "") == before
+    assert {p: p.read_text() for p in demo_site.kernels_dir.glob("*/kernel.json")} == specs
+    (qualified_project / "env_checks" / "hlink" / "check_added_later.py").write_text("print('fine')\n")
+    refused = condaqa(qualified_project, "cutover", "--dry-run")
+    assert refused.returncode == 1 and "gate: refuses, 1 problem(s):" in refused.stdout
+    assert "hlink: stale" in refused.stdout
