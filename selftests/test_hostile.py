@@ -11,7 +11,9 @@ README's reliability table is rendered from CASES (test_the_readme_lists_every_c
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 from helpers_sites import make_site, qualify, tree_state
 
+from condaqa import inputs
 from condaqa.site import Site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,6 +225,125 @@ def cutover_on_a_full_disk(world: World) -> list[str]:
     return _full(world, world.site.kernels_dir, world.condaqa("cutover"))
 
 
+# --- second round (issue 19): only regular files, every parser bounded, no secret, no write where production lives
+
+
+DEEP = "[" * 200_000
+
+
+def _alpha(world: World) -> Path:
+    return world.site.root / "v4.3" / "envs" / "alpha"
+
+
+def _site_packages(prefix: Path) -> Path:
+    return next((prefix / "lib").glob("python*/site-packages"))
+
+
+def _record(world: World, name: str, text: str) -> Path:
+    return _write(_alpha(world) / "conda-meta" / name, text)
+
+
+def _good_record(world: World) -> None:
+    _record(world, "tabular-2.0.0-0.json", '{"name": "tabular", "version": "2.0.0", "build": "0", "channel": "main"}')
+
+
+def fifo_record(world: World) -> list[str]:
+    os.mkfifo(_alpha(world) / "conda-meta" / "zz-1-0.json")
+    return world.condaqa("export", "--env", "alpha")
+
+
+def fifo_metadata(world: World) -> list[str]:
+    info = _site_packages(_alpha(world)) / "evil-1.0.dist-info"
+    info.mkdir()
+    os.mkfifo(info / "METADATA")
+    return world.condaqa("export", "--env", "alpha")
+
+
+def fifo_manifest(world: World) -> list[str]:
+    world.site.manifest.unlink()
+    os.mkfifo(world.site.manifest)
+    return world.condaqa("status")
+
+
+def socket_kernel(world: World) -> list[str]:
+    folder = world.site.kernels_dir / "odd"
+    folder.mkdir()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(folder / "kernel.json"))
+    return world.condaqa("inventory")
+
+
+def device_record(world: World) -> list[str]:
+    (_alpha(world) / "conda-meta" / "zz-1-0.json").symlink_to("/dev/zero")
+    return world.condaqa("export", "--env", "alpha")
+
+
+def huge_history(world: World) -> list[str]:
+    _good_record(world)
+    with open(_alpha(world) / "conda-meta" / "history", "w", encoding="utf-8") as history:
+        history.write("==> 2020-01-01 00:00:00 <==\n# cmd: conda create -n alpha tabular\n"
+                      "# update specs: ['tabular']\n+main/noarch::tabular-2.0.0-0\n")
+        history.truncate(300 << 20)  # sparse: 300 MB of history for the reader, no disk for the test
+    return world.condaqa("export", "--env", "alpha", "--from-history")
+
+
+def record_field(key: str, value: str) -> Prepare:
+    def prepare(world: World) -> list[str]:
+        _good_record(world)
+        fields = {"name": '"codebook"', "version": '"1.0"', "build": '"0"', key: value}
+        _record(world, "codebook-1.0-0.json", "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}")
+        return world.condaqa("export", "--env", "alpha")
+    return prepare
+
+
+def deep_record(world: World) -> list[str]:
+    _record(world, "zz-1-0.json", '{"x":' + DEEP)
+    return world.condaqa("export", "--env", "alpha")
+
+
+def deep_direct_url(world: World) -> list[str]:
+    info = _site_packages(_alpha(world)) / "deep-1.0.dist-info"
+    _write(info / "METADATA", "Metadata-Version: 2.1\nName: deep\nVersion: 1.0\n")
+    _write(info / "direct_url.json", '{"url":' + DEEP)
+    return world.condaqa("export", "--env", "alpha")
+
+
+def deep_kernel(world: World) -> list[str]:
+    _write(world.site.kernels_dir / "odd" / "kernel.json", '{"argv":' + DEEP)
+    return world.condaqa("inventory")
+
+
+def deep_site_toml(world: World) -> list[str]:
+    world.site.file.write_text(world.site.file.read_text() + "channels = " + DEEP + "\n")
+    return world.condaqa("status")
+
+
+def deep_environments_toml(world: World) -> list[str]:
+    _in_toml(world, "pip_args = " + DEEP + "\n")
+    return world.condaqa("export")
+
+
+def duplicate_keys(world: World) -> list[str]:
+    spec = _write(world.tmp / "twice.yml", "name: first\ndependencies: [python=3.11, numpy=1.26]\n"
+                  "name: second\ndependencies: [python=3.12]\n")
+    return world.condaqa("sanitize", str(spec), "--out", str(world.tmp / "out"))
+
+
+def byte_order_marks(world: World) -> list[str]:
+    for path in (world.site.file, world.site.manifest):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    return world.condaqa("export", "--env", "alpha")
+
+
+def site_packages_outside(world: World) -> list[str]:
+    info = world.outside / "x" / "stranger-6.6.6.dist-info"
+    _write(info / "METADATA", "Metadata-Version: 2.1\nName: stranger\nVersion: 6.6.6\n")
+    up = "../" * len(_alpha(world).parts)
+    _record(world, "python-3.11.0-0.json", '{"name": "python", "version": "3.11.0", "build": "0", '
+            f'"python_site_packages_path": "{up}{str(world.outside / "x").lstrip("/")}"}}')
+    return world.condaqa("export", "--env", "alpha")
+
+
 # --- cases that need real packages: the demo site ----------------------------------------------
 
 
@@ -328,6 +450,41 @@ CASES = (
     Case("full-disk-cutover", "`cutover` when the disk holding the kernel specs is full",
          "undone: current and every spec as before, exit 2", cutover_on_a_full_disk, 2,
          ("failed and was undone", "No space left on device"), unshare=True),
+    Case("fifo-record", "a FIFO as a conda-meta record (`export`)", "refused at once, naming the FIFO", fifo_record, 2,
+         ("{root}/v4.3/envs/alpha/conda-meta/zz-1-0.json: is a FIFO",)),
+    Case("fifo-metadata", "a FIFO as a dist-info METADATA (`export`)", "refused at once, naming the FIFO",
+         fifo_metadata, 2, ("evil-1.0.dist-info/METADATA: is a FIFO",)),
+    Case("fifo-manifest", "a FIFO as manifests/environments.ini (`status`)", "refused at once, naming the FIFO",
+         fifo_manifest, 2, ("environments.ini: is a FIFO",)),
+    Case("socket-kernel", "a socket where a kernel.json belongs (`inventory`)", "refused, naming the socket",
+         socket_kernel, 2, ("{root}/kernels/odd/kernel.json: is a socket",)),
+    Case("device-record", "a conda-meta record that is a symlink to /dev/zero", "refused without reading a byte",
+         device_record, 2, ("zz-1-0.json: is a character device",)),
+    Case("huge-history", "a 300 MB conda-meta/history (`export --from-history`)",
+         "refused at once: larger than any history (the cap is in the table above)", huge_history, 2,
+         ("conda-meta/history: larger than",)),
+    *(Case(f"record-{key}", f"a conda-meta record with `\"{key}\": {value}`", "exit 2 naming the record and the field",
+           record_field(key, value), 2, ("codebook-1.0-0.json:", f"{key} must be a string"))
+      for key, value in (("name", '["tabular"]'), ("version", '{"v": 1}'))),
+    Case("deep-record", "a conda-meta record of 200,000 nested `[`", "refused before parsing: nested too deep",
+         deep_record, 2, ("zz-1-0.json: nested deeper than",)),
+    Case("deep-direct-url", "a PEP 610 direct_url.json of 200,000 nested `[`",
+         "read as unreadable: the distribution is exported by its name and version", deep_direct_url, 0,
+         ("alpha: {root}/env_specs/alpha.yml",)),
+    Case("deep-kernel", "a kernel.json of 200,000 nested `[`", "exit 2 naming the kernel.json", deep_kernel, 2,
+         ("{root}/kernels/odd/kernel.json: nested deeper than",)),
+    Case("deep-site-toml", "`channels =` and 200,000 `[` in site.toml", "exit 2 naming the file", deep_site_toml, 2,
+         ("site.toml: nested deeper than",)),
+    Case("deep-environments-toml", "`pip_args =` and 200,000 `[` in environments.toml", "exit 2 naming the file",
+         deep_environments_toml, 2, ("environments.toml: nested deeper than",)),
+    Case("duplicate-keys", "an environment file with `name:` and `dependencies:` twice (`sanitize`)",
+         "exit 2 with file and line: conda refuses duplicate keys too", duplicate_keys, 2,
+         ("{tmp}/twice.yml:3", "duplicate key 'name'")),
+    Case("byte-order-mark", "a UTF-8 byte order mark at the start of site.toml and environments.ini",
+         "read as the same file without it", byte_order_marks, 0, ("alpha: {root}/env_specs/alpha.yml",)),
+    Case("site-packages-outside", "`python_site_packages_path` in a python record leading out of the prefix",
+         "exit 2 naming the record; nothing read there", site_packages_outside, 2,
+         ("python-3.11.0-0.json: python_site_packages_path", "leads out of the prefix")),
     Case("local-folder", "a pip package installed from a local folder (PEP 610 dir_info) in an owner's environment",
          "error finding `local-source`: its build code never runs unless environments.toml says local_sources = true",
          local_folder_source, 1, ("{outside}/src/evilpkg", "run that folder's or archive's own build code"),
@@ -351,6 +508,14 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, ...]]:
     return {path: st for root in roots for path, st in tree_state(root, folder_times=True).items()}
 
 
+MEMORY = 2 << 30  # bytes of address space for a command on the small site: a reader that is not bounded fails
+SECONDS = 120  # for a command on the small site, which reads and writes a few files: one that hangs fails
+
+
+def _bounded() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+
 def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:
     if case.unshare and subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
         pytest.skip("this machine cannot make a private mount namespace for a full tmpfs")
@@ -358,7 +523,8 @@ def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:
     current = Path(os.path.realpath(world.site.current_link)) if world.site.current_link.exists() else world.tmp / "x"
     before = snapshot(world.outside, world.home, current)
     environ = {**os.environ, "HOME": str(world.home), **world.env}
-    done = subprocess.run(argv, cwd=world.tmp, env=environ, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(argv, cwd=world.tmp, env=environ, capture_output=True, text=True,
+                          timeout=600 if case.demo else SECONDS, preexec_fn=None if case.demo else _bounded)
     words = done.stdout + done.stderr
     assert done.returncode == case.code, words
     for fragment in case.says:
@@ -402,11 +568,24 @@ def test_the_readme_lists_every_case() -> None:
     assert table in (REPO / "README.md").read_text(encoding="utf-8"), "regenerate it: python selftests/test_hostile.py"
 
 
+def test_the_readme_lists_every_size_cap() -> None:
+    """The README's table of size caps is the input policy's, kind for kind."""
+    table = render_caps()
+    assert table in (REPO / "README.md").read_text(encoding="utf-8"), "regenerate it: python selftests/test_hostile.py"
+
+
 def render_table() -> str:
     rows = ["| input | what condaqa does | exit |", "|---|---|---|"]
     rows += [f"| {c.given} | {c.does} | {c.code} |" for c in CASES]
     return "\n".join(rows) + "\n"
 
 
+def render_caps() -> str:
+    rows = ["| foreign file | read as | at most |", "|---|---|---|"]
+    rows += [f"| {k.files} | {k.what} | {inputs.size(k.limit)} |" for k in inputs.KINDS]
+    return "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
+    print(render_caps(), end="\n")
     print(render_table(), end="")

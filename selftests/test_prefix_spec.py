@@ -59,7 +59,7 @@ def test_corrupt_record_names_the_file(tmp_path):
     (tmp_path / "conda-meta").mkdir()
     (tmp_path / "conda-meta" / "history").touch()
     (tmp_path / "conda-meta" / "x-1-0.json").write_text("{not json")
-    with pytest.raises(PrefixError, match=r"x-1-0.json: unreadable conda-meta record"):
+    with pytest.raises(PrefixError, match=r"x-1-0.json: not valid JSON, so not a conda-meta record"):
         read_prefix(tmp_path)
 
 
