@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except CondaqaError as exc:
+        for note in exc.notes:
+            print(f"note: {note}")
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:

@@ -24,6 +24,7 @@ import pytest
 from helpers_sites import make_site, qualify, tree_state
 
 from condaqa import inputs
+from condaqa.lifecycle import journal
 from condaqa.site import Site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -344,6 +345,62 @@ def site_packages_outside(world: World) -> list[str]:
     return world.condaqa("export", "--env", "alpha")
 
 
+def _fresh_root(world: World, argv: list[str]) -> list[str]:
+    """`argv` chrooted into a tmpfs whose folders are the machine's own, bind-mounted: writes at / stay in
+    the tmpfs, and what the command made there is listed (the case fails, exit 99, if it made anything)."""
+    script = ('set -e; r="$1"; shift; mkdir -p "$r"; mount -t tmpfs tmpfs "$r"; '
+              'for d in /*; do if [ -L "$d" ]; then cp -P "$d" "$r$d"; elif [ -d "$d" ]; then mkdir "$r$d"; '
+              'mount --rbind "$d" "$r$d"; fi; done; '
+              'exec chroot "$r" sh -c \'cd "$0"; rc=0; "$@" || rc=$?; for n in /v9 /qa /.condaqa; do '
+              'if [ -e "$n" ]; then echo "made $n"; rc=99; fi; done; exit $rc\' "$PWD" "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "fresh-root",
+            str(world.tmp / "fresh-root"), *argv]
+
+
+def root_is_slash(world: World) -> list[str]:
+    world.site.file.write_text('[site]\nroot = "/"\n')
+    return _fresh_root(world, world.condaqa("new-installation", "v9", "--bare"))
+
+
+def killed_cutover(world: World) -> list[str]:
+    qualify(world.site)
+    environ = {**os.environ, "HOME": str(world.home), journal.CRASH_ENV: "swap"}
+    killed = subprocess.run(world.condaqa("cutover"), env=environ, capture_output=True, timeout=120)
+    assert killed.returncode == -9, killed
+    return world.condaqa("cutover")
+
+
+def retire_reached_by_current(world: World) -> list[str]:
+    old = world.site.root / "v4.1"
+    shutil.copytree(world.site.root / "v4.8", old, symlinks=True)
+    (old / "envs" / "alpha").rename(old / "envs" / "legacy_env")
+    (world.site.root / "v4.3" / "envs" / "legacy_env").symlink_to("../../v4.1/envs/legacy_env")
+    return world.condaqa("retire", "v4.1", "--yes")
+
+
+def _export_only(world: World) -> list[str]:
+    from helpers_sites import make_env
+
+    prefix = world.site.root / "v4.3" / "envs" / "legacy"
+    make_env(prefix, "legacy")
+    _write(prefix / "conda-meta" / "tabular-2.0.0-0.json", '{"name": "tabular", "version": "2.0.0", "build": "0"}')
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "condaqa.suite", "--site",
+            str(world.site.file), "-k", "legacy"]
+
+
+def specs_link_out(world: World) -> list[str]:
+    (world.outside / "specs").mkdir()
+    world.site.specs_dir.symlink_to(world.outside / "specs")
+    return _export_only(world)
+
+
+def specs_outside(world: World) -> list[str]:
+    (world.outside / "specs").mkdir()
+    up = os.path.relpath(world.outside / "specs", world.site.root)
+    world.site.file.write_text(world.site.file.read_text() + f'specs = "{up}"\n')
+    return _export_only(world)
+
+
 # --- cases that need real packages: the demo site ----------------------------------------------
 
 
@@ -394,6 +451,13 @@ def qa_environment_is_a_symlink(world: World) -> list[str]:
 
 def replicate_on_a_full_disk(world: World) -> list[str]:
     return _full(world, world.site.root / "v4.8" / "envs", world.condaqa("replicate", "--env", "hlink"))
+
+
+def pip_args_write_outside(world: World) -> list[str]:
+    toml = world.site.manifest.with_suffix(".toml")
+    args = f'pip_args = ["--target", "{world.outside}/t", "--log={world.outside}/pip.log", "-t{world.outside}/t2"]'
+    toml.write_text(toml.read_text().replace("[survey_weights]\n", f"[survey_weights]\n{args}\n"))
+    return world.condaqa("replicate", "--env", "survey_weights")
 
 
 CASES = (
@@ -485,6 +549,20 @@ CASES = (
     Case("site-packages-outside", "`python_site_packages_path` in a python record leading out of the prefix",
          "exit 2 naming the record; nothing read there", site_packages_outside, 2,
          ("python-3.11.0-0.json: python_site_packages_path", "leads out of the prefix")),
+    Case("root-is-slash", '`root = "/"` in site.toml, then `new-installation v9 --bare`',
+         "exit 2 like every other command: / is no site; nothing created", root_is_slash, 2,
+         ("/current: missing or not a symlink",), unshare=True),
+    Case("killed-cutover", "`cutover` again after a cutover was killed (SIGKILL) right after the swap",
+         "settles it first and says so in a `note:` line", killed_cutover, 2,
+         ("note: finished the interrupted cutover v4.3 -> v4.8", "{root}/qa does not exist")),
+    Case("retire-reached", "`retire v4.1` while `v4.3/envs/legacy_env -> ../../v4.1/envs/legacy_env` (current)",
+         "refuses, naming the link; nothing deleted", retire_reached_by_current, 2,
+         ("refusing to retire {root}/v4.1", "{root}/v4.3/envs/legacy_env")),
+    Case("export-only-specs-link", "`pytest` with ROOT/env_specs a link to a folder outside the site",
+         "the export-only environment's test fails, refused like `condaqa export`; nothing written there",
+         specs_link_out, 1, ("refusing to write the export",)),
+    Case("export-only-specs-outside", '`pytest` with `specs = "../../outside"` in site.toml',
+         "the same refusal", specs_outside, 1, ("refusing to write the export",)),
     Case("local-folder", "a pip package installed from a local folder (PEP 610 dir_info) in an owner's environment",
          "error finding `local-source`: its build code never runs unless environments.toml says local_sources = true",
          local_folder_source, 1, ("{outside}/src/evilpkg", "run that folder's or archive's own build code"),
@@ -500,6 +578,9 @@ CASES = (
          qa_environment_is_a_symlink, 1, ("{root}/v4.8/envs/hlink is a symlink",), demo=True),
     Case("full-disk-replicate", "`replicate` when qa's disk is full", "exit 2 naming the path",
          replicate_on_a_full_disk, 2, ("No space left on device",), demo=True, unshare=True),
+    Case("pip-args-paths", "`--target`, `--log=`, `-t` in an environment's pip_args in environments.toml",
+         "error findings naming each option; pip never runs", pip_args_write_outside, 1,
+         ("--target", "--log", "-t"), demo=True),
 )
 
 

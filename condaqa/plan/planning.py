@@ -155,5 +155,6 @@ def site_context(site: Site, env: Environment) -> tuple[Context, list[Finding]]:
     installed = read_prefix(prefix) if is_environment(prefix) else None
     conda = site.qa_installation().conda_version() or "" if site.engine == "conda" else ""
     return Context(env.name, load_legacy(legacy_path(site)), index, installed, platform=qa_platform(site),
-                   site_pip_args=tuple(site.expand(a) for a in (*site.pip_args, *env.pip_args)),
+                   site_pip_args=tuple(site.expand(a) for a in site.pip_args),
+                   env_pip_args=tuple(site.expand(a) for a in env.pip_args),
                    local_sources=env.local_sources, conda_version=conda), findings
