@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from condaqa.commands import COMMANDS
 from condaqa.errors import CondaqaError
+from condaqa.inputs import redact
 from condaqa.site import SITE_ENV_VAR
 
 SITE_HELP = f"site.toml to use (default: ${SITE_ENV_VAR}, else manifests/site.toml); accepted anywhere on the line"
@@ -45,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except CondaqaError as exc:
         for note in exc.notes:
-            print(f"note: {note}")
-        print(f"error: {exc}", file=sys.stderr)
+            print(f"note: {redact(note)}")
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         if exc.errno not in _DISK:

@@ -262,6 +262,34 @@ def load_yaml(text: str, source: str, error: type[CondaqaError]) -> object:
         loader.dispose()
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_USERINFO = re.compile(r"^(?P<scheme>[^:/]+://)(?P<info>[^/@?#]*)@")
+_TOKEN_PATH = re.compile(r"/t/[^/]+/")  # anaconda.org and conda's channel tokens
+_SECRET_QUERY = re.compile(r"(?P<key>[?&][^=&#]*(?:token|passw|secret|key|auth|sig|credential)[^=&#]*=)[^&#]*",
+                           re.IGNORECASE)
+
+
+def _masked(info: re.Match[str]) -> str:
+    """`user:password@` keeps the user; a lone user is as often a token (`ghp_...@github.com`)."""
+    user, colon, _ = info["info"].partition(":")
+    return f"{info['scheme']}{user + ':****' if colon else '****'}@"
+
+
+def _redacted_url(match: re.Match[str]) -> str:
+    url = _USERINFO.sub(_masked, match.group(0), count=1)
+    return _SECRET_QUERY.sub(r"\g<key>****", _TOKEN_PATH.sub("/t/****/", url))
+
+
+def redact(text: str) -> str:
+    """`text` with the credentials of every URL in it masked, as pip masks them: `user:****@`, a lone
+    user or token `****@`, a `/t/<token>/` path segment and `?token=`-like query values.
+
+    Site files and owners' specs carry them (an index URL with a password in pip_args, a channel
+    token); every report, log, result, export and line condaqa prints goes through here.
+    """
+    return _URL.sub(_redacted_url, text)
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be an environment, installation or kernel name (conda's rules, bounded), or None."""
     if not name:

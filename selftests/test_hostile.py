@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import resource
+import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -66,6 +68,7 @@ class Case:
     says: tuple[str, ...]  # fragments of the message; {root}, {outside} and {tmp} are filled in
     demo: bool = False  # needs the demo site (real packages) rather than the small one
     unshare: bool = False  # runs in a private mount namespace (a small full tmpfs)
+    never: tuple[str, ...] = ()  # in no output and no file the command wrote (secrets)
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -229,6 +232,7 @@ def cutover_on_a_full_disk(world: World) -> list[str]:
 # --- second round (issue 19): only regular files, every parser bounded, no secret, no write where production lives
 
 
+SECRET = "PipPassXYZ"
 DEEP = "[" * 200_000
 
 
@@ -370,6 +374,14 @@ def killed_cutover(world: World) -> list[str]:
     return world.condaqa("cutover")
 
 
+def credentials_in_sanitize(world: World) -> list[str]:
+    spec = _write(world.tmp / "creds.yml", f"name: creds\nchannels:\n  - https://carol:{SECRET}@conda.example.com/c\n"
+                  f"  - https://conda.anaconda.org/t/tk-{SECRET}/private\ndependencies:\n  - python=3.11\n  - pip:\n"
+                  f"      - --extra-index-url https://carol:{SECRET}@pypi.example.com/simple\n"
+                  f"      - pkg @ https://files.example.com/pkg-1.0-py3-none-any.whl?token={SECRET}\n")
+    return world.condaqa("sanitize", str(spec), "--out", str(world.tmp / "out"))
+
+
 def retire_reached_by_current(world: World) -> list[str]:
     old = world.site.root / "v4.1"
     shutil.copytree(world.site.root / "v4.8", old, symlinks=True)
@@ -451,6 +463,20 @@ def qa_environment_is_a_symlink(world: World) -> list[str]:
 
 def replicate_on_a_full_disk(world: World) -> list[str]:
     return _full(world, world.site.root / "v4.8" / "envs", world.condaqa("replicate", "--env", "hlink"))
+
+
+def credentials_in_reports(world: World) -> list[str]:
+    """The site's pip_args carry a password, and an override repeats that line: no report, log, result or
+    line of `condaqa status` may show it."""
+    index = f"https://carol:{SECRET}@pypi.example.com/simple"
+    text = world.site.file.read_text()
+    world.site.file.write_text(text.replace('pip_args = ["--no-index"', f'pip_args = ["--index-url", "{index}", '
+                                            '"--no-index"'))
+    _override(world, "survey_weights", f"dependencies:\n  - python\n  - pip\n  - tabular=2.0.0\n  - pip:\n"
+                                       f"      - --index-url {index}\n      - surveyweights==0.3.0\n")
+    pytest_argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "condaqa.suite", "--site",
+                   str(world.site.file), "-k", "survey_weights"]
+    return ["sh", "-c", f"{shlex.join(pytest_argv)}; exec {shlex.join(world.condaqa('status'))}"]
 
 
 def pip_args_write_outside(world: World) -> list[str]:
@@ -555,6 +581,9 @@ CASES = (
     Case("killed-cutover", "`cutover` again after a cutover was killed (SIGKILL) right after the swap",
          "settles it first and says so in a `note:` line", killed_cutover, 2,
          ("note: finished the interrupted cutover v4.3 -> v4.8", "{root}/qa does not exist")),
+    Case("credentials-sanitize", "passwords and tokens in channel URLs and pip lines (`sanitize`)",
+         "written and printed as `****`: in no spec, findings file or output", credentials_in_sanitize, 1,
+         ("{tmp}/out/creds.yml",), never=(SECRET,)),
     Case("retire-reached", "`retire v4.1` while `v4.3/envs/legacy_env -> ../../v4.1/envs/legacy_env` (current)",
          "refuses, naming the link; nothing deleted", retire_reached_by_current, 2,
          ("refusing to retire {root}/v4.1", "{root}/v4.3/envs/legacy_env")),
@@ -578,6 +607,9 @@ CASES = (
          qa_environment_is_a_symlink, 1, ("{root}/v4.8/envs/hlink is a symlink",), demo=True),
     Case("full-disk-replicate", "`replicate` when qa's disk is full", "exit 2 naming the path",
          replicate_on_a_full_disk, 2, ("No space left on device",), demo=True, unshare=True),
+    Case("credentials-reports", "a password in an index URL of the site's pip_args, repeated in an override",
+         "`****` in junit.xml, the summary, logs, findings, results and `condaqa status`", credentials_in_reports, 0,
+         ("survey_weights",), demo=True, never=(SECRET,)),
     Case("pip-args-paths", "`--target`, `--log=`, `-t` in an environment's pip_args in environments.toml",
          "error findings naming each option; pip never runs", pip_args_write_outside, 1,
          ("--target", "--log", "-t"), demo=True),
@@ -603,6 +635,7 @@ def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:
     argv = case.prepare(world)
     current = Path(os.path.realpath(world.site.current_link)) if world.site.current_link.exists() else world.tmp / "x"
     before = snapshot(world.outside, world.home, current)
+    written_before = snapshot(world.tmp, world.site.state_dir)
     environ = {**os.environ, "HOME": str(world.home), **world.env}
     done = subprocess.run(argv, cwd=world.tmp, env=environ, capture_output=True, text=True,
                           timeout=600 if case.demo else SECONDS, preexec_fn=None if case.demo else _bounded)
@@ -613,7 +646,16 @@ def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:
         assert expected in words, words
     assert "Traceback (most recent call last)" not in words, words
     assert snapshot(world.outside, world.home, current) == before, "something outside the site or under current changed"
+    for secret in case.never:
+        assert secret not in words, words
+        for path in _written(written_before, snapshot(world.tmp, world.site.state_dir)):
+            assert secret.encode() not in path.read_bytes(), f"{path} holds {secret}"
     return done
+
+
+def _written(before: dict[str, tuple[int, ...]], after: dict[str, tuple[int, ...]]) -> list[Path]:
+    """The regular files a command made or changed."""
+    return [Path(p) for p, st in after.items() if before.get(p) != st and stat.S_ISREG(st[0])]
 
 
 def _world(site: Site, tmp: Path) -> World:

@@ -18,7 +18,7 @@ import rattler
 
 from condaqa import atomic
 from condaqa.errors import PrefixError
-from condaqa.inputs import guard
+from condaqa.inputs import guard, redact
 from condaqa.prefix import PrefixContents, is_environment, read_history, read_prefix, requested_specs
 from condaqa.site import Site
 from condaqa.spec.format import EnvSpec, dump_spec
@@ -166,5 +166,5 @@ def write_export(site: Site, path: Path, spec: EnvSpec) -> None:
 
 def write_spec(site: Site, path: Path, text: str) -> None:
     """Every export is written here, by `condaqa export` and the qualification alike: inside the site,
-    through no link that leaves it."""
-    atomic.write_text(guard(path, [site.root], "write the export"), text)
+    through no link that leaves it, no credential of a channel URL in it."""
+    atomic.write_text(guard(path, [site.root], "write the export"), redact(text))
