@@ -115,8 +115,11 @@ def open_regular(path: Path, what: str, error: type[CondaqaError]) -> BinaryIO:
 def read_bytes(path: Path, kind: FileKind, error: type[CondaqaError]) -> bytes:
     """The bytes of a regular file of at most `kind.limit` bytes, else `error` naming it."""
     with open_regular(path, kind.what, error) as handle:
-        too_large = os.fstat(handle.fileno()).st_size > kind.limit
-        data = b"" if too_large else handle.read(kind.limit + 1)
+        stated = os.fstat(handle.fileno()).st_size
+        too_large = stated > kind.limit
+        data = b"" if too_large else handle.read(stated + 1)  # read(n) allocates n bytes: not the cap each time
+        if len(data) > stated:  # it grew, or its file system states no size (procfs)
+            data += handle.read(kind.limit + 1 - len(data))
     if too_large or len(data) > kind.limit:
         raise error(f"{path}: larger than {size(kind.limit)}, which no {_noun(kind.what)} needs; refusing to read it")
     return data
@@ -250,16 +253,17 @@ class _BoundedLoader(yaml.SafeLoader):
 
 def load_yaml(text: str, source: str, error: type[CondaqaError]) -> object:
     """Parse YAML safely and boundedly; `error` names `source` and the line of any problem."""
-    loader = _BoundedLoader(text)
     try:
-        return loader.get_single_data()
+        loader = _BoundedLoader(text)  # its reader already refuses control characters
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise error(f"{where}: not valid YAML: {problem}") from None
-    finally:
-        loader.dispose()
 
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")

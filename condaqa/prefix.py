@@ -399,7 +399,7 @@ def _parse_specs(text: str) -> list[str]:
     if text.startswith("["):
         try:
             value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, RecursionError):  # not a list of strings, or nested too deep
             return []
         return [str(v) for v in value]
     # conda 4.3: comma-joined, where a spec may itself hold commas ("numpy >=1.0,<2").
