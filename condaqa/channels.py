@@ -25,11 +25,10 @@ import rattler
 
 from condaqa import atomic
 from condaqa.errors import ConfigError
-from condaqa.inputs import read_text
+from condaqa.inputs import REPODATA, load_json, read_text, size
 from condaqa.site import Site
 
 FETCH_TIMEOUT = 60.0  # seconds for one repodata.json; a channel that takes longer is as good as unreachable
-REPODATA_LIMIT = 1 << 30  # bytes: conda-forge's linux-64 repodata.json is about 250 MiB
 REMOTE = ("http", "https")
 
 Versions = dict[str, list[str]]  # package name -> versions in one subdir of one channel
@@ -101,9 +100,9 @@ class RepodataIndex:
         if scheme in REMOTE:
             return remote_versions(self._site, channel, f"{url}/{subdir}/repodata.json")
         path = Path(unquote(urlparse(url).path)) / subdir / "repodata.json"
-        if not path.is_file():
+        if not path.exists():
             return None
-        return _versions(read_text(path, "a channel's repodata.json", ConfigError, limit=REPODATA_LIMIT), str(path))
+        return _versions(read_text(path, REPODATA, ConfigError), str(path))
 
     def names(self) -> list[str]:
         return sorted(self._versions)
@@ -119,10 +118,7 @@ class RepodataIndex:
 
 def _versions(text: str, source: str) -> Versions:
     """name -> versions of a repodata.json text (`packages` and `packages.conda`)."""
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: not valid repodata JSON: {exc}") from None
+    data = load_json(text, source, REPODATA.what, ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: not a repodata.json (expected a JSON object)")
     found: dict[str, set[str]] = {}
@@ -162,9 +158,9 @@ def _fetch(site: Site, channel: str, url: str) -> Versions | None:
     versions: Versions | None
     try:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
-            data = response.read(REPODATA_LIMIT + 1)
+            data = response.read(REPODATA.limit + 1)
             if response.headers.get("Content-Encoding") == "gzip":
-                data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(REPODATA_LIMIT + 1)
+                data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(REPODATA.limit + 1)
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise ConfigError(f"channel {channel!r} is unreachable: {url} answered HTTP {exc.code} "
@@ -174,8 +170,8 @@ def _fetch(site: Site, channel: str, url: str) -> Versions | None:
         why = getattr(exc, "reason", None) or exc
         raise ConfigError(f"channel {channel!r} is unreachable: {url}: {why}") from None
     else:
-        if len(data) > REPODATA_LIMIT:
-            raise ConfigError(f"{url}: larger than {REPODATA_LIMIT >> 20} MiB; refusing to read it")
+        if len(data) > REPODATA.limit:
+            raise ConfigError(f"{url}: larger than {size(REPODATA.limit)}; refusing to read it")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -197,7 +193,7 @@ def _keep(site: Site, url: str, versions: Versions | None) -> None:
 def _cached(site: Site, channel: str, url: str) -> Versions | None:
     path = cache_path(site, url)
     try:
-        text = read_text(path, "condaqa's repodata cache", ConfigError, limit=REPODATA_LIMIT)
+        text = read_text(path, REPODATA, ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"channel {channel!r}: offline = true in {site.file} and no copy of {url} at {path}; "
                           "run once with offline = false to keep one") from None

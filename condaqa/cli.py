@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from condaqa.commands import COMMANDS
 from condaqa.errors import CondaqaError
+from condaqa.inputs import redact
 from condaqa.site import SITE_ENV_VAR
 from condaqa.version import VERSION
 
@@ -46,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except CondaqaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for note in exc.notes:
+            print(f"note: {redact(note)}")
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         if exc.errno not in _DISK:

@@ -9,6 +9,7 @@ class CondaqaError(Exception):
     """A problem the user can act on; the message says what and where."""
 
     exit_code = 2
+    notes: tuple[str, ...] = ()  # what the command settled before it failed (a killed cutover finished), said first
 
 
 class ConfigError(CondaqaError):

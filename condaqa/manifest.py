@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import configparser
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from condaqa.errors import ConfigError
-from condaqa.inputs import name_problem, positive_number, read_text
+from condaqa.inputs import MANIFEST, load_toml, name_problem, positive_number, read_text
 from condaqa.vocab import Disposition, Strategy
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: a week is more than any check needs
 DEFAULT_TIMEOUT = 600.0
@@ -47,7 +41,7 @@ def load_manifest(ini: Path, toml: Path | None = None) -> list[Environment]:
     """Read environments.ini and, if present, environments.toml beside it."""
     entries = _read_ini(ini)
     toml = toml if toml is not None else ini.with_suffix(".toml")
-    extras = _read_toml(toml, {e.name for e in entries}) if toml.is_file() else {}
+    extras = _read_toml(toml, {e.name for e in entries}) if toml.exists() else {}
     return [_with_extras(e, *extras.get(e.name, ({}, ""))) for e in entries]
 
 
@@ -61,7 +55,7 @@ def _line_of(lines: list[str], key: str, start: int = 0) -> int:
 
 def _read_ini(path: Path) -> list[Environment]:
     try:
-        text = read_text(path, "a manifest", ConfigError, limit=1 << 20)
+        text = read_text(path, MANIFEST, ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"{path}: manifest not found") from None
     parser = configparser.ConfigParser(
@@ -121,11 +115,8 @@ _TOML_KEYS: dict[str, type | tuple[type, ...]] = {
 
 def _read_toml(path: Path, known: set[str]) -> dict[str, tuple[dict[str, Any], str]]:
     """environment -> (its table, "file:line" of the table)."""
-    try:
-        text = read_text(path, "a manifest", ConfigError, limit=1 << 20)
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    text = read_text(path, MANIFEST, ConfigError)
+    data = load_toml(text, str(path), MANIFEST.what, ConfigError)
     lines = text.splitlines()
     out: dict[str, tuple[dict[str, Any], str]] = {}
     for name, table in data.items():

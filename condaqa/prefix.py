@@ -11,7 +11,6 @@ and develop folders that `easy-install.pth` puts on sys.path.
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import zipfile
@@ -22,11 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from condaqa.errors import PrefixError
-from condaqa.inputs import read_text
+from condaqa.inputs import (
+    DIRECT_URL,
+    HISTORY,
+    METADATA,
+    PATH_FILE,
+    RECORD,
+    inside,
+    open_regular,
+    read_bytes,
+    read_json,
+    read_text,
+    size,
+)
 
 Record = dict[str, Any]
-METADATA_LIMIT = 4 << 20  # bytes of one PKG-INFO or METADATA; the largest seen is a few hundred KiB
-PTH_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -101,14 +110,24 @@ def _record_files(prefix: Path) -> list[Path]:
     return [meta / name for name in sorted(os.listdir(meta)) if name.endswith(".json") and not name.startswith("._")]
 
 
+_REQUIRED = ("name", "version", "build")
+_OPTIONAL = ("channel", "schannel", "subdir", "url", "python_site_packages_path")
+
+
 def _load_record(path: Path) -> Record:
+    """A record, read with the input policy, whose fields condaqa uses have the types conda writes."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise PrefixError(f"{path}: unreadable conda-meta record: {exc}") from None
+        record = read_json(path, RECORD, PrefixError)
+    except FileNotFoundError:  # removed since the folder was listed, or a dangling link
+        raise PrefixError(f"{path}: unreadable conda-meta record: no such file") from None
     if not isinstance(record, dict):
         raise PrefixError(f"{path}: unreadable conda-meta record: not a JSON object")
+    for key in (*_REQUIRED, *_OPTIONAL):
+        value = record.get(key)
+        if key in _REQUIRED and value is None:
+            raise PrefixError(f"{path}: a conda-meta record lacks {key!r}")
+        if value is not None and not isinstance(value, str):
+            raise PrefixError(f"{path}: {key} must be a string, got {type(value).__name__} {str(value)[:80]}")
     return record
 
 
@@ -123,11 +142,22 @@ def _channel_and_subdir(record: Record) -> tuple[str, str]:
     return channel, subdir
 
 
-def _site_packages(prefix: Path, python_site_packages_path: str | None) -> Path | None:
-    """The python record's python_site_packages_path (conda 24.11+), else lib/python*/site-packages."""
-    if python_site_packages_path:
-        return prefix / python_site_packages_path
+def _site_packages(prefix: Path, declared: tuple[Path, str] | None) -> Path | None:
+    """The python record's python_site_packages_path (conda 24.11+), else lib/python*/site-packages.
+
+    Either must lie in the prefix, links resolved: a path planted in a record (or a link planted in
+    lib/) would otherwise make the export read another folder's distributions as the environment's.
+    """
+    if declared is not None:
+        record, value = declared
+        if not inside(prefix / value, [prefix]):
+            raise PrefixError(f"{record}: python_site_packages_path {value[:200]!r} leads out of the prefix "
+                              f"{prefix}; refusing to read distributions there")
+        return prefix / value
     found = sorted(prefix.glob("lib/python*/site-packages"))
+    if found and not inside(found[-1], [prefix]):
+        raise PrefixError(f"{found[-1]} leads out of the prefix (to {os.path.realpath(found[-1])}); refusing to read "
+                          "distributions there")
     return found[-1] if found else None
 
 
@@ -164,7 +194,7 @@ def _headers(text: str) -> tuple[str, str] | None:
 
 def _metadata_file(path: Path) -> tuple[str, str] | None:
     try:
-        return _headers(read_text(path, "distribution metadata", PrefixError, limit=METADATA_LIMIT))
+        return _headers(read_text(path, METADATA, PrefixError))
     except FileNotFoundError:
         return None
 
@@ -172,13 +202,13 @@ def _metadata_file(path: Path) -> tuple[str, str] | None:
 def _zip_member(archive: Path, member: str) -> str | None:
     """One member of a zipped egg as text, read with the same limits as any metadata file."""
     try:
-        with zipfile.ZipFile(archive) as egg:
+        with open_regular(archive, "a zipped egg", PrefixError) as handle, zipfile.ZipFile(handle) as egg:
             try:
                 info = egg.getinfo(member)
             except KeyError:
                 return None
-            if info.file_size > METADATA_LIMIT:
-                raise PrefixError(f"{archive}: {member} is larger than {METADATA_LIMIT >> 10} KiB; refusing to read it")
+            if info.file_size > METADATA.limit:
+                raise PrefixError(f"{archive}: {member} is larger than {size(METADATA.limit)}; refusing to read it")
             data = egg.read(info)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
         raise PrefixError(f"{archive}: not a readable zipped egg: {exc}") from None
@@ -201,8 +231,8 @@ def _direct_url(anchor: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(read_text(path, "a PEP 610 direct_url.json", PrefixError, limit=PTH_LIMIT))
-    except (PrefixError, ValueError):
+        data = read_json(path, DIRECT_URL, PrefixError)
+    except (PrefixError, FileNotFoundError):
         return {"url": "", "invalid": True}
     return data if isinstance(data, dict) else {"url": "", "invalid": True}
 
@@ -223,7 +253,7 @@ def _develop_infos(folder: Path) -> list[Path]:
 
 def _egg_link(link: Path, site_packages: Path) -> tuple[PipDistribution, Path]:
     """A develop egg: `NAME.egg-link` holds the source folder (first line) that easy-install.pth lists."""
-    lines = read_text(link, "a develop egg link", PrefixError, limit=PTH_LIMIT).splitlines()
+    lines = read_text(link, PATH_FILE, PrefixError).splitlines()
     if not lines or not lines[0].strip():
         raise PrefixError(f"{link}: an empty .egg-link names no source folder")
     folder = Path(os.path.normpath(site_packages / lines[0].strip()))
@@ -255,7 +285,7 @@ def _easy_install_entries(site_packages: Path) -> list[Path]:
     """The folders and eggs easy-install.pth puts on sys.path, as site.py reads it: one path a line,
     relative to site-packages, `import` lines run rather than read, paths that do not exist skipped."""
     try:
-        text = read_text(site_packages / "easy-install.pth", "a .pth file", PrefixError, limit=PTH_LIMIT)
+        text = read_text(site_packages / "easy-install.pth", PATH_FILE, PrefixError)
     except FileNotFoundError:
         return []
     entries = []
@@ -311,19 +341,16 @@ def read_prefix(prefix: Path) -> PrefixContents:
     # megabytes, and holding a whole environment's of them costs more than parsing them.
     conda = []
     owned: set[str] = set()
-    python_site_packages: str | None = None
+    python_site_packages: tuple[Path, str] | None = None
     for path in _record_files(prefix):
         record = _load_record(path)
-        try:
-            channel, subdir = _channel_and_subdir(record)
-            noarch = record.get("noarch") or ""
-            conda.append(CondaPackage(record["name"], record["version"], record["build"], channel, subdir,
-                                      str(noarch), str(record.get("url") or "")))
-        except KeyError as exc:
-            raise PrefixError(f"{prefix}/conda-meta: a record lacks {exc}") from None
+        channel, subdir = _channel_and_subdir(record)
+        noarch = record.get("noarch") or ""
+        conda.append(CondaPackage(record["name"], record["version"], record["build"], channel, subdir, str(noarch),
+                                  record.get("url") or ""))
         _add_owned(owned, record.get("files") or ())
         if python_site_packages is None and record["name"] == "python" and record.get("python_site_packages_path"):
-            python_site_packages = str(record["python_site_packages_path"])
+            python_site_packages = path, record["python_site_packages_path"]
     site_packages = _site_packages(prefix, python_site_packages)
     conda.sort(key=lambda p: p.name)
     dists, entries = _pip_distributions(site_packages, owned)
@@ -338,7 +365,7 @@ def read_history(prefix: Path) -> list[Revision]:
     """Parse conda-meta/history as conda/history.py does, old comma format included."""
     path = prefix / "conda-meta" / "history"
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = read_bytes(path, HISTORY, PrefixError).decode("utf-8", errors="replace").splitlines()
     except FileNotFoundError:
         return []
     revisions: list[dict[str, Any]] = []
@@ -372,7 +399,7 @@ def _parse_specs(text: str) -> list[str]:
     if text.startswith("["):
         try:
             value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, RecursionError):  # not a list of strings, or nested too deep
             return []
         return [str(v) for v in value]
     # conda 4.3: comma-joined, where a spec may itself hold commas ("numpy >=1.0,<2").
@@ -453,7 +480,7 @@ def _entry_modules(entry: Path) -> set[str]:
     listed: set[str] = set()
     for info in infos:
         try:
-            listed |= _listed(read_text(info / "top_level.txt", "a top_level.txt", PrefixError, limit=PTH_LIMIT))
+            listed |= _listed(read_text(info / "top_level.txt", PATH_FILE, PrefixError))
         except FileNotFoundError:
             continue
     return listed or _modules_in(entry, skip=frozenset({"setup"}))  # a source folder's setup.py is no module

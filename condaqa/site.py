@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from condaqa import proc
 from condaqa.errors import ConfigError, SiteError
-from condaqa.inputs import read_text
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from condaqa.inputs import SITE_FILE, load_toml, read_text
 
 DEFAULT_SITE = Path("manifests") / "site.toml"
 SITE_ENV_VAR = "CONDAQA_SITE"
@@ -197,11 +191,9 @@ def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None 
     path = site_file(explicit, base)
     runs_from = (base or Path.cwd()).resolve()
     try:
-        data = tomllib.loads(read_text(path, "a site file", ConfigError, limit=1 << 20))
+        data = load_toml(read_text(path, SITE_FILE, ConfigError), str(path), SITE_FILE.what, ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"{path}: site file not found (use --site or {SITE_ENV_VAR})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
     table = data.get("site")
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: missing [site] table")

@@ -19,6 +19,7 @@ from condaqa.checks.imports import import_module
 from condaqa.checks.owner import run_owner_check
 from condaqa.checks.runs import CheckRun
 from condaqa.errors import BuildError
+from condaqa.inputs import redact
 from condaqa.kernels.launch import KernelRun
 from condaqa.manifest import Environment
 from condaqa.plan.findings import Finding, errors
@@ -88,7 +89,9 @@ class Triage:
 
 
 def triaged(category: Category, env: str, detail: str, qa_tail: str = "", current_tail: str = "") -> Triage:
-    return Triage(category, detail.strip(), HINTS[category].format(env=env), qa_tail, current_tail)
+    """A failure's category, hint and words, credentials redacted: they go to results, the summary and JUnit."""
+    return Triage(category, redact(detail.strip()), HINTS[category].format(env=env), redact(qa_tail),
+                  redact(current_tail))
 
 
 def classify_build(env: str, error: BuildError, findings: Iterable[Finding] = ()) -> Triage:

@@ -11,7 +11,11 @@ README's reliability table is rendered from CASES (test_the_readme_lists_every_c
 from __future__ import annotations
 
 import os
+import resource
+import shlex
 import shutil
+import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,6 +25,8 @@ from pathlib import Path
 import pytest
 from helpers_sites import make_site, qualify, tree_state
 
+from condaqa import inputs
+from condaqa.lifecycle import journal
 from condaqa.site import Site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +68,7 @@ class Case:
     says: tuple[str, ...]  # fragments of the message; {root}, {outside} and {tmp} are filled in
     demo: bool = False  # needs the demo site (real packages) rather than the small one
     unshare: bool = False  # runs in a private mount namespace (a small full tmpfs)
+    never: tuple[str, ...] = ()  # in no output and no file the command wrote (secrets)
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -222,6 +229,190 @@ def cutover_on_a_full_disk(world: World) -> list[str]:
     return _full(world, world.site.kernels_dir, world.condaqa("cutover"))
 
 
+# --- second round (issue 19): only regular files, every parser bounded, no secret, no write where production lives
+
+
+SECRET = "PipPassXYZ"
+DEEP = "[" * 200_000
+
+
+def _alpha(world: World) -> Path:
+    return world.site.root / "v4.3" / "envs" / "alpha"
+
+
+def _site_packages(prefix: Path) -> Path:
+    return next((prefix / "lib").glob("python*/site-packages"))
+
+
+def _record(world: World, name: str, text: str) -> Path:
+    return _write(_alpha(world) / "conda-meta" / name, text)
+
+
+def _good_record(world: World) -> None:
+    _record(world, "tabular-2.0.0-0.json", '{"name": "tabular", "version": "2.0.0", "build": "0", "channel": "main"}')
+
+
+def fifo_record(world: World) -> list[str]:
+    os.mkfifo(_alpha(world) / "conda-meta" / "zz-1-0.json")
+    return world.condaqa("export", "--env", "alpha")
+
+
+def fifo_metadata(world: World) -> list[str]:
+    info = _site_packages(_alpha(world)) / "evil-1.0.dist-info"
+    info.mkdir()
+    os.mkfifo(info / "METADATA")
+    return world.condaqa("export", "--env", "alpha")
+
+
+def fifo_manifest(world: World) -> list[str]:
+    world.site.manifest.unlink()
+    os.mkfifo(world.site.manifest)
+    return world.condaqa("status")
+
+
+def socket_kernel(world: World) -> list[str]:
+    folder = world.site.kernels_dir / "odd"
+    folder.mkdir()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(folder / "kernel.json"))
+    return world.condaqa("inventory")
+
+
+def device_record(world: World) -> list[str]:
+    (_alpha(world) / "conda-meta" / "zz-1-0.json").symlink_to("/dev/zero")
+    return world.condaqa("export", "--env", "alpha")
+
+
+def huge_history(world: World) -> list[str]:
+    _good_record(world)
+    with open(_alpha(world) / "conda-meta" / "history", "w", encoding="utf-8") as history:
+        history.write("==> 2020-01-01 00:00:00 <==\n# cmd: conda create -n alpha tabular\n"
+                      "# update specs: ['tabular']\n+main/noarch::tabular-2.0.0-0\n")
+        history.truncate(300 << 20)  # sparse: 300 MB of history for the reader, no disk for the test
+    return world.condaqa("export", "--env", "alpha", "--from-history")
+
+
+def record_field(key: str, value: str) -> Prepare:
+    def prepare(world: World) -> list[str]:
+        _good_record(world)
+        fields = {"name": '"codebook"', "version": '"1.0"', "build": '"0"', key: value}
+        _record(world, "codebook-1.0-0.json", "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}")
+        return world.condaqa("export", "--env", "alpha")
+    return prepare
+
+
+def deep_record(world: World) -> list[str]:
+    _record(world, "zz-1-0.json", '{"x":' + DEEP)
+    return world.condaqa("export", "--env", "alpha")
+
+
+def deep_direct_url(world: World) -> list[str]:
+    info = _site_packages(_alpha(world)) / "deep-1.0.dist-info"
+    _write(info / "METADATA", "Metadata-Version: 2.1\nName: deep\nVersion: 1.0\n")
+    _write(info / "direct_url.json", '{"url":' + DEEP)
+    return world.condaqa("export", "--env", "alpha")
+
+
+def deep_kernel(world: World) -> list[str]:
+    _write(world.site.kernels_dir / "odd" / "kernel.json", '{"argv":' + DEEP)
+    return world.condaqa("inventory")
+
+
+def deep_site_toml(world: World) -> list[str]:
+    world.site.file.write_text(world.site.file.read_text() + "channels = " + DEEP + "\n")
+    return world.condaqa("status")
+
+
+def deep_environments_toml(world: World) -> list[str]:
+    _in_toml(world, "pip_args = " + DEEP + "\n")
+    return world.condaqa("export")
+
+
+def duplicate_keys(world: World) -> list[str]:
+    spec = _write(world.tmp / "twice.yml", "name: first\ndependencies: [python=3.11, numpy=1.26]\n"
+                  "name: second\ndependencies: [python=3.12]\n")
+    return world.condaqa("sanitize", str(spec), "--out", str(world.tmp / "out"))
+
+
+def byte_order_marks(world: World) -> list[str]:
+    for path in (world.site.file, world.site.manifest):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    return world.condaqa("export", "--env", "alpha")
+
+
+def site_packages_outside(world: World) -> list[str]:
+    info = world.outside / "x" / "stranger-6.6.6.dist-info"
+    _write(info / "METADATA", "Metadata-Version: 2.1\nName: stranger\nVersion: 6.6.6\n")
+    up = "../" * len(_alpha(world).parts)
+    _record(world, "python-3.11.0-0.json", '{"name": "python", "version": "3.11.0", "build": "0", '
+            f'"python_site_packages_path": "{up}{str(world.outside / "x").lstrip("/")}"}}')
+    return world.condaqa("export", "--env", "alpha")
+
+
+def _fresh_root(world: World, argv: list[str]) -> list[str]:
+    """`argv` chrooted into a tmpfs whose folders are the machine's own, bind-mounted: writes at / stay in
+    the tmpfs, and what the command made there is listed (the case fails, exit 99, if it made anything)."""
+    script = ('set -e; r="$1"; shift; mkdir -p "$r"; mount -t tmpfs tmpfs "$r"; '
+              'for d in /*; do if [ -L "$d" ]; then cp -P "$d" "$r$d"; elif [ -d "$d" ]; then mkdir "$r$d"; '
+              'mount --rbind "$d" "$r$d"; fi; done; '
+              'exec chroot "$r" sh -c \'cd "$0"; rc=0; "$@" || rc=$?; for n in /v9 /qa /.condaqa; do '
+              'if [ -e "$n" ]; then echo "made $n"; rc=99; fi; done; exit $rc\' "$PWD" "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "fresh-root",
+            str(world.tmp / "fresh-root"), *argv]
+
+
+def root_is_slash(world: World) -> list[str]:
+    world.site.file.write_text('[site]\nroot = "/"\n')
+    return _fresh_root(world, world.condaqa("new-installation", "v9", "--bare"))
+
+
+def killed_cutover(world: World) -> list[str]:
+    qualify(world.site)
+    environ = {**os.environ, "HOME": str(world.home), journal.CRASH_ENV: "swap"}
+    killed = subprocess.run(world.condaqa("cutover"), env=environ, capture_output=True, timeout=120)
+    assert killed.returncode == -9, killed
+    return world.condaqa("cutover")
+
+
+def credentials_in_sanitize(world: World) -> list[str]:
+    spec = _write(world.tmp / "creds.yml", f"name: creds\nchannels:\n  - https://carol:{SECRET}@conda.example.com/c\n"
+                  f"  - https://conda.anaconda.org/t/tk-{SECRET}/private\ndependencies:\n  - python=3.11\n  - pip:\n"
+                  f"      - --extra-index-url https://carol:{SECRET}@pypi.example.com/simple\n"
+                  f"      - pkg @ https://files.example.com/pkg-1.0-py3-none-any.whl?token={SECRET}\n")
+    return world.condaqa("sanitize", str(spec), "--out", str(world.tmp / "out"))
+
+
+def retire_reached_by_current(world: World) -> list[str]:
+    old = world.site.root / "v4.1"
+    shutil.copytree(world.site.root / "v4.8", old, symlinks=True)
+    (old / "envs" / "alpha").rename(old / "envs" / "legacy_env")
+    (world.site.root / "v4.3" / "envs" / "legacy_env").symlink_to("../../v4.1/envs/legacy_env")
+    return world.condaqa("retire", "v4.1", "--yes")
+
+
+def _export_only(world: World) -> list[str]:
+    from helpers_sites import make_env
+
+    prefix = world.site.root / "v4.3" / "envs" / "legacy"
+    make_env(prefix, "legacy")
+    _write(prefix / "conda-meta" / "tabular-2.0.0-0.json", '{"name": "tabular", "version": "2.0.0", "build": "0"}')
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "condaqa.suite", "--site",
+            str(world.site.file), "-k", "legacy"]
+
+
+def specs_link_out(world: World) -> list[str]:
+    (world.outside / "specs").mkdir()
+    world.site.specs_dir.symlink_to(world.outside / "specs")
+    return _export_only(world)
+
+
+def specs_outside(world: World) -> list[str]:
+    (world.outside / "specs").mkdir()
+    up = os.path.relpath(world.outside / "specs", world.site.root)
+    world.site.file.write_text(world.site.file.read_text() + f'specs = "{up}"\n')
+    return _export_only(world)
+
+
 # --- cases that need real packages: the demo site ----------------------------------------------
 
 
@@ -272,6 +463,27 @@ def qa_environment_is_a_symlink(world: World) -> list[str]:
 
 def replicate_on_a_full_disk(world: World) -> list[str]:
     return _full(world, world.site.root / "v4.8" / "envs", world.condaqa("replicate", "--env", "hlink"))
+
+
+def credentials_in_reports(world: World) -> list[str]:
+    """The site's pip_args carry a password, and an override repeats that line: no report, log, result or
+    line of `condaqa status` may show it."""
+    index = f"https://carol:{SECRET}@pypi.example.com/simple"
+    text = world.site.file.read_text()
+    world.site.file.write_text(text.replace('pip_args = ["--no-index"', f'pip_args = ["--index-url", "{index}", '
+                                            '"--no-index"'))
+    _override(world, "survey_weights", f"dependencies:\n  - python\n  - pip\n  - tabular=2.0.0\n  - pip:\n"
+                                       f"      - --index-url {index}\n      - surveyweights==0.3.0\n")
+    pytest_argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "condaqa.suite", "--site",
+                   str(world.site.file), "-k", "survey_weights"]
+    return ["sh", "-c", f"{shlex.join(pytest_argv)}; exec {shlex.join(world.condaqa('status'))}"]
+
+
+def pip_args_write_outside(world: World) -> list[str]:
+    toml = world.site.manifest.with_suffix(".toml")
+    args = f'pip_args = ["--target", "{world.outside}/t", "--log={world.outside}/pip.log", "-t{world.outside}/t2"]'
+    toml.write_text(toml.read_text().replace("[survey_weights]\n", f"[survey_weights]\n{args}\n"))
+    return world.condaqa("replicate", "--env", "survey_weights")
 
 
 CASES = (
@@ -328,6 +540,58 @@ CASES = (
     Case("full-disk-cutover", "`cutover` when the disk holding the kernel specs is full",
          "undone: current and every spec as before, exit 2", cutover_on_a_full_disk, 2,
          ("failed and was undone", "No space left on device"), unshare=True),
+    Case("fifo-record", "a FIFO as a conda-meta record (`export`)", "refused at once, naming the FIFO", fifo_record, 2,
+         ("{root}/v4.3/envs/alpha/conda-meta/zz-1-0.json: is a FIFO",)),
+    Case("fifo-metadata", "a FIFO as a dist-info METADATA (`export`)", "refused at once, naming the FIFO",
+         fifo_metadata, 2, ("evil-1.0.dist-info/METADATA: is a FIFO",)),
+    Case("fifo-manifest", "a FIFO as manifests/environments.ini (`status`)", "refused at once, naming the FIFO",
+         fifo_manifest, 2, ("environments.ini: is a FIFO",)),
+    Case("socket-kernel", "a socket where a kernel.json belongs (`inventory`)", "refused, naming the socket",
+         socket_kernel, 2, ("{root}/kernels/odd/kernel.json: is a socket",)),
+    Case("device-record", "a conda-meta record that is a symlink to /dev/zero", "refused without reading a byte",
+         device_record, 2, ("zz-1-0.json: is a character device",)),
+    Case("huge-history", "a 300 MB conda-meta/history (`export --from-history`)",
+         "refused at once: larger than any history (the cap is in the table above)", huge_history, 2,
+         ("conda-meta/history: larger than",)),
+    *(Case(f"record-{key}", f"a conda-meta record with `\"{key}\": {value}`", "exit 2 naming the record and the field",
+           record_field(key, value), 2, ("codebook-1.0-0.json:", f"{key} must be a string"))
+      for key, value in (("name", '["tabular"]'), ("version", '{"v": 1}'))),
+    Case("deep-record", "a conda-meta record of 200,000 nested `[`", "refused before parsing: nested too deep",
+         deep_record, 2, ("zz-1-0.json: nested deeper than",)),
+    Case("deep-direct-url", "a PEP 610 direct_url.json of 200,000 nested `[`",
+         "read as unreadable: the distribution is exported by its name and version", deep_direct_url, 0,
+         ("alpha: {root}/env_specs/alpha.yml",)),
+    Case("deep-kernel", "a kernel.json of 200,000 nested `[`", "exit 2 naming the kernel.json", deep_kernel, 2,
+         ("{root}/kernels/odd/kernel.json: nested deeper than",)),
+    Case("deep-site-toml", "`channels =` and 200,000 `[` in site.toml", "exit 2 naming the file", deep_site_toml, 2,
+         ("site.toml: nested deeper than",)),
+    Case("deep-environments-toml", "`pip_args =` and 200,000 `[` in environments.toml", "exit 2 naming the file",
+         deep_environments_toml, 2, ("environments.toml: nested deeper than",)),
+    Case("duplicate-keys", "an environment file with `name:` and `dependencies:` twice (`sanitize`)",
+         "exit 2 with file and line: conda refuses duplicate keys too", duplicate_keys, 2,
+         ("{tmp}/twice.yml:3", "duplicate key 'name'")),
+    Case("byte-order-mark", "a UTF-8 byte order mark at the start of site.toml and environments.ini",
+         "read as the same file without it", byte_order_marks, 0, ("alpha: {root}/env_specs/alpha.yml",)),
+    Case("site-packages-outside", "`python_site_packages_path` in a python record leading out of the prefix",
+         "exit 2 naming the record; nothing read there", site_packages_outside, 2,
+         ("python-3.11.0-0.json: python_site_packages_path", "leads out of the prefix")),
+    Case("root-is-slash", '`root = "/"` in site.toml, then `new-installation v9 --bare`',
+         "exit 2 like every other command: / is no site; nothing created", root_is_slash, 2,
+         ("/current: missing or not a symlink",), unshare=True),
+    Case("killed-cutover", "`cutover` again after a cutover was killed (SIGKILL) right after the swap",
+         "settles it first and says so in a `note:` line", killed_cutover, 2,
+         ("note: finished the interrupted cutover v4.3 -> v4.8", "{root}/qa does not exist")),
+    Case("credentials-sanitize", "passwords and tokens in channel URLs and pip lines (`sanitize`)",
+         "written and printed as `****`: in no spec, findings file or output", credentials_in_sanitize, 1,
+         ("{tmp}/out/creds.yml",), never=(SECRET,)),
+    Case("retire-reached", "`retire v4.1` while `v4.3/envs/legacy_env -> ../../v4.1/envs/legacy_env` (current)",
+         "refuses, naming the link; nothing deleted", retire_reached_by_current, 2,
+         ("refusing to retire {root}/v4.1", "{root}/v4.3/envs/legacy_env")),
+    Case("export-only-specs-link", "`pytest` with ROOT/env_specs a link to a folder outside the site",
+         "the export-only environment's test fails, refused like `condaqa export`; nothing written there",
+         specs_link_out, 1, ("refusing to write the export",)),
+    Case("export-only-specs-outside", '`pytest` with `specs = "../../outside"` in site.toml',
+         "the same refusal", specs_outside, 1, ("refusing to write the export",)),
     Case("local-folder", "a pip package installed from a local folder (PEP 610 dir_info) in an owner's environment",
          "error finding `local-source`: its build code never runs unless environments.toml says local_sources = true",
          local_folder_source, 1, ("{outside}/src/evilpkg", "run that folder's or archive's own build code"),
@@ -343,6 +607,12 @@ CASES = (
          qa_environment_is_a_symlink, 1, ("{root}/v4.8/envs/hlink is a symlink",), demo=True),
     Case("full-disk-replicate", "`replicate` when qa's disk is full", "exit 2 naming the path",
          replicate_on_a_full_disk, 2, ("No space left on device",), demo=True, unshare=True),
+    Case("credentials-reports", "a password in an index URL of the site's pip_args, repeated in an override",
+         "`****` in junit.xml, the summary, logs, findings, results and `condaqa status`", credentials_in_reports, 0,
+         ("survey_weights",), demo=True, never=(SECRET,)),
+    Case("pip-args-paths", "`--target`, `--log=`, `-t` in an environment's pip_args in environments.toml",
+         "error findings naming each option; pip never runs", pip_args_write_outside, 1,
+         ("--target", "--log", "-t"), demo=True),
 )
 
 
@@ -351,14 +621,24 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, ...]]:
     return {path: st for root in roots for path, st in tree_state(root, folder_times=True).items()}
 
 
+MEMORY = 2 << 30  # bytes of address space for a command on the small site: a reader that is not bounded fails
+SECONDS = 120  # for a command on the small site, which reads and writes a few files: one that hangs fails
+
+
+def _bounded() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+
 def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:
     if case.unshare and subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
         pytest.skip("this machine cannot make a private mount namespace for a full tmpfs")
     argv = case.prepare(world)
     current = Path(os.path.realpath(world.site.current_link)) if world.site.current_link.exists() else world.tmp / "x"
     before = snapshot(world.outside, world.home, current)
+    written_before = snapshot(world.tmp, world.site.state_dir)
     environ = {**os.environ, "HOME": str(world.home), **world.env}
-    done = subprocess.run(argv, cwd=world.tmp, env=environ, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(argv, cwd=world.tmp, env=environ, capture_output=True, text=True,
+                          timeout=600 if case.demo else SECONDS, preexec_fn=None if case.demo else _bounded)
     words = done.stdout + done.stderr
     assert done.returncode == case.code, words
     for fragment in case.says:
@@ -366,7 +646,16 @@ def run_case(case: Case, world: World) -> subprocess.CompletedProcess[str]:
         assert expected in words, words
     assert "Traceback (most recent call last)" not in words, words
     assert snapshot(world.outside, world.home, current) == before, "something outside the site or under current changed"
+    for secret in case.never:
+        assert secret not in words, words
+        for path in _written(written_before, snapshot(world.tmp, world.site.state_dir)):
+            assert secret.encode() not in path.read_bytes(), f"{path} holds {secret}"
     return done
+
+
+def _written(before: dict[str, tuple[int, ...]], after: dict[str, tuple[int, ...]]) -> list[Path]:
+    """The regular files a command made or changed."""
+    return [Path(p) for p, st in after.items() if before.get(p) != st and stat.S_ISREG(st[0])]
 
 
 def _world(site: Site, tmp: Path) -> World:
@@ -402,11 +691,24 @@ def test_the_readme_lists_every_case() -> None:
     assert table in (REPO / "README.md").read_text(encoding="utf-8"), "regenerate it: python selftests/test_hostile.py"
 
 
+def test_the_readme_lists_every_size_cap() -> None:
+    """The README's table of size caps is the input policy's, kind for kind."""
+    table = render_caps()
+    assert table in (REPO / "README.md").read_text(encoding="utf-8"), "regenerate it: python selftests/test_hostile.py"
+
+
 def render_table() -> str:
     rows = ["| input | what condaqa does | exit |", "|---|---|---|"]
     rows += [f"| {c.given} | {c.does} | {c.code} |" for c in CASES]
     return "\n".join(rows) + "\n"
 
 
+def render_caps() -> str:
+    rows = ["| foreign file | read as | at most |", "|---|---|---|"]
+    rows += [f"| {k.files} | {k.what} | {inputs.size(k.limit)} |" for k in inputs.KINDS]
+    return "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
+    print(render_caps(), end="\n")
     print(render_table(), end="")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers_sites import make_site
 
 from condaqa import atomic
 from condaqa.errors import PrefixError, SpecError
@@ -59,7 +60,7 @@ def test_corrupt_record_names_the_file(tmp_path):
     (tmp_path / "conda-meta").mkdir()
     (tmp_path / "conda-meta" / "history").touch()
     (tmp_path / "conda-meta" / "x-1-0.json").write_text("{not json")
-    with pytest.raises(PrefixError, match=r"x-1-0.json: unreadable conda-meta record"):
+    with pytest.raises(PrefixError, match=r"x-1-0.json: not valid JSON, so not a conda-meta record"):
         read_prefix(tmp_path)
 
 
@@ -103,10 +104,10 @@ def test_parse_errors_name_the_file(text, message):
 
 def test_round_trip_with_pip_and_variables(tmp_path):
     text = "name: a\nchannels: [c]\ndependencies:\n- x=1\n- pip:\n  - y==2\nvariables: {K: v}\nprefix: /p\n"
-    spec = parse_spec(text, "f")
-    write_export(tmp_path / "a.yml", spec)
-    assert (tmp_path / "a.yml").read_text().startswith(EDITED_MARK)
-    again = load_spec(tmp_path / "a.yml")
+    spec, site = parse_spec(text, "f"), make_site(tmp_path)
+    write_export(site, site.specs_dir / "a.yml", spec)
+    assert (site.specs_dir / "a.yml").read_text().startswith(EDITED_MARK)
+    again = load_spec(site.specs_dir / "a.yml")
     assert (again.dependencies, again.pip, again.variables, again.prefix) == (["x=1"], ["y==2"], {"K": "v"}, "")
     assert dump_spec(again) == dump_spec(spec)
 

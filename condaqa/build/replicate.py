@@ -1,11 +1,12 @@
 """Replicate one environment in qa: plan -> engine -> post-create steps -> pip, logged and idempotent.
 
 The same function serves `condaqa replicate` and the pytest fixture, both through
-qualification.build, which records what was built.
+qualification/builds.py, which records what was built.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -19,7 +20,7 @@ from condaqa.build.pip import pip_install
 from condaqa.build.stamp import Stamp, env_fingerprint, read_stamp, write_stamp
 from condaqa.engines import get_engine
 from condaqa.errors import BuildError, CondaqaError, SiteError
-from condaqa.inputs import guard, inside
+from condaqa.inputs import guard, inside, redact
 from condaqa.manifest import Environment
 from condaqa.permissions import inherit_permissions
 from condaqa.plan.findings import Finding, errors, findings_path, save_findings
@@ -40,6 +41,14 @@ class BuildResult:
     log: Path
     stamp: Stamp
     findings: list[Finding] = field(default_factory=list)
+
+
+class RedactedLog(io.TextIOWrapper):
+    """The build log: pip's command line, the engines' output and the findings name index and channel
+    URLs, whose credentials must not reach a log anyone may read."""
+
+    def write(self, text: str) -> int:
+        return super().write(redact(text))
 
 
 def log_path(site: Site, env: str) -> Path:
@@ -101,7 +110,7 @@ def replicate(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool =
     log.parent.mkdir(parents=True, exist_ok=True)
     guard(log, [site.reports_dir], "write the build log")
     started = time.monotonic()
-    with locks.building(site, installation, env.name), open(log, "a", encoding="utf-8") as out:
+    with locks.building(site, installation, env.name), RedactedLog(open(log, "ab"), encoding="utf-8") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} replicate {env.name} into {prefix}\n")
         try:
             plan, findings = _plan(site, env, out)

@@ -47,7 +47,10 @@ def run_owner_check(sandbox: Sandbox, check: Path, python: Path, env: str, prefi
     name = check_id(check)
     with sandbox.room(env, python=python) as room:
         copy = room.scratch / "check" / check.parent.name
-        shutil.copytree(check.parent, copy, symlinks=True, ignore=shutil.ignore_patterns(*_CACHES))
+        try:
+            shutil.copytree(check.parent, copy, symlinks=True, ignore=shutil.ignore_patterns(*_CACHES))
+        except (OSError, shutil.Error) as exc:  # a pipe or socket among its files, an unreadable one
+            return CheckRun(name, -1, f"cannot copy {check.parent} to run {check.name} from: {exc}")
         room.give(room.scratch / "check")
         code = signature(copy / check.name)
         extra = {"CONDAQA_ENV_NAME": env, "CONDAQA_ENV_PREFIX": str(prefix), "CONDAQA_CHECK": str(copy / check.name)}

@@ -34,7 +34,7 @@ def command(name: str, help_text: str, arguments: Arguments = lambda p: None) ->
     return register
 
 
-def site_of(args: argparse.Namespace, *, need_current: bool = True) -> Site:
+def site_of(args: argparse.Namespace) -> Site:
     """The site of --site / $CONDAQA_SITE; a demo site (demo = true) is built on first use.
 
     A site whose root (or `current` link) is missing is an error, and nothing is created there.
@@ -44,7 +44,7 @@ def site_of(args: argparse.Namespace, *, need_current: bool = True) -> Site:
         ensure_demo(site)
     if not site.root.is_dir():
         raise SiteError(f"{site.root}: the site root does not exist (site file {site.file})")
-    if need_current and not site.current_link.is_symlink():
+    if not site.current_link.is_symlink():
         raise SiteError(f"{site.current_link}: missing or not a symlink; a site needs `current` pointing at an "
                         "installation")
     return site

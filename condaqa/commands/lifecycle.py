@@ -25,7 +25,7 @@ def _new_installation_args(parser: argparse.ArgumentParser) -> None:
 
 @command("new-installation", "create an installation beside current and point qa at it", _new_installation_args)
 def new_installation(args: argparse.Namespace) -> int:
-    site = site_of(args, need_current=False)
+    site = site_of(args)
     _print_notes(installations.new_installation(site, args.name, args.installer))
     print(f"{site.qa_link} -> {args.name}; build and qualify it with `pytest -n auto`")
     return EXIT_OK

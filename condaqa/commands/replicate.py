@@ -9,6 +9,7 @@ from condaqa import locks
 from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.commands.specs import EXIT_BAD_INPUT, selected
 from condaqa.errors import BuildError
+from condaqa.inputs import redact
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plan.findings import load_findings
@@ -42,7 +43,8 @@ def replicate_command(args: argparse.Namespace) -> int:
                 failed += 1
                 saved = load_findings(site, env.name)
                 verdict = classify_build(env.name, exc, saved.findings if saved else ())
-                print(f"FAILED [{verdict.category}] at {exc.stage}: {(verdict.detail or str(exc)).splitlines()[0]}")
+                words = redact(verdict.detail or str(exc)).splitlines()[0]
+                print(f"FAILED [{verdict.category}] at {exc.stage}: {words}")
                 print(f"    hint: {verdict.hint}\n    log: {exc.log}")
                 disk = disk or disk_trouble(str(exc))
                 continue

@@ -11,7 +11,7 @@ from condaqa import atomic
 from condaqa.channels import RepodataIndex, qa_platform
 from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.errors import CondaqaError, ConfigError, SpecError
-from condaqa.inputs import guard
+from condaqa.inputs import redact
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan.findings import FindingsFile, errors
 from condaqa.plan.foreign import Sanitized, sanitize_file
@@ -25,6 +25,7 @@ from condaqa.spec.export import (
     history_spec_path,
     spec_path,
     write_export,
+    write_spec,
 )
 from condaqa.spec.format import dump_spec
 from condaqa.vocab import PlanSource, Severity, StepKind
@@ -64,7 +65,7 @@ def export(args: argparse.Namespace) -> int:
         if args.explicit:
             path = explicit_path(site, env.name)
             text, contents = export_explicit(site, env.name)
-            atomic.write_text(guard(path, [site.root], "write the export"), text)
+            write_spec(site, path, text)
             left = f" (its {len(contents.pip)} pip distributions have no place in the @EXPLICIT format: the .yml " \
                    "export lists them)" if contents.pip else ""
             print(f"{env.name}: {path}{left}")
@@ -73,7 +74,7 @@ def export(args: argparse.Namespace) -> int:
             path, spec = history_spec_path(site, env.name), export_from_history(site, env.name)
         else:
             path, spec = spec_path(site, env.name), export_environment(site, env.name)
-        write_export(guard(path, [site.root], "write the export"), spec)
+        write_export(site, path, spec)
         print(f"{env.name}: {path}")
     return EXIT_OK
 
@@ -110,7 +111,7 @@ def sanitize_command(args: argparse.Namespace) -> int:
             result = sanitize_file(path, index=index, legacy=legacy, keep_builds=args.keep_builds, platform=platform,
                                    site_pip_args=pip_args)
         except SpecError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {redact(str(exc))}", file=sys.stderr)
             code = EXIT_BAD_INPUT
             continue
         _write(target, path, result)
@@ -136,7 +137,7 @@ def _write(target: Path, source: Path, result: Sanitized) -> None:
         header.append("# After creating the environment, run these post-create steps in it:")
         header += [f"#   {'pip install' if s.kind is StepKind.PIP else 'conda install'} {s.requirement}"
                    for s in result.post]
-    atomic.write_text(Path(f"{target}.yml"), "\n".join(header) + "\n" + dump_spec(result.spec))
+    atomic.write_text(Path(f"{target}.yml"), redact("\n".join(header) + "\n" + dump_spec(result.spec)))
     record = FindingsFile(result.spec.name, PlanSource.FILE, result.findings, list(result.post))
     atomic.write_text(Path(f"{target}.findings.json"), record.to_json())
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from condaqa import report
 from condaqa.commands import EXIT_OK, command, site_of
 from condaqa.commands.lifecycle import lifecycle_status
+from condaqa.inputs import redact
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.qualification.store import results_dir
@@ -28,12 +29,8 @@ def status(args: argparse.Namespace) -> int:
     for inst in site.installations():
         print(f"  {inst.name:12} {len(inst.environments()):3} environments  conda {inst.conda_version() or '-'}")
     print(f"sandbox   {sandbox_for(site).describe()}")
-    for line in _qualification_lines(site):
-        print(line)
-    for line in _kernel_lines(site):
-        print(line)
-    for line in lifecycle_status(site):
-        print(line)
+    for line in [*_qualification_lines(site), *_kernel_lines(site), *lifecycle_status(site)]:
+        print(redact(line))  # results of older runs may hold what redact() masks now
     return EXIT_OK
 
 

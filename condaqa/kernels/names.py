@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from condaqa.errors import ConfigError
-from condaqa.inputs import load_yaml, read_text
+from condaqa.inputs import CONDARC, load_yaml, read_text
 from condaqa.kernels.specs import Kernel, load_kernel_json
 from condaqa.site import Installation, Site
 
-CONDARC_LIMIT = 1 << 20
 _INVALID = re.compile(r"[^a-zA-Z0-9._\-]")
 _SHORT = {"python2": "py", "python3": "py", "ir": "r"}
 
@@ -169,7 +168,7 @@ def _envs_dirs(installation: Installation) -> list[str]:
     """The absolute `envs_dirs` (or its alias `envs_path`) of the installation's .condarc."""
     condarc = installation.path / ".condarc"
     try:
-        data = load_yaml(read_text(condarc, "a .condarc", ConfigError, CONDARC_LIMIT), str(condarc), ConfigError)
+        data = load_yaml(read_text(condarc, CONDARC, ConfigError), str(condarc), ConfigError)
     except FileNotFoundError:
         return []
     if data is None:

@@ -18,11 +18,8 @@ from pathlib import Path
 
 from condaqa import atomic
 from condaqa.errors import ConfigError
-from condaqa.inputs import guard, name_problem, read_text
+from condaqa.inputs import KERNEL_SPEC, guard, name_problem, read_json, read_text
 from condaqa.site import Site
-
-SPEC_LIMIT = 1 << 20
-
 
 _PYTHON = re.compile(r"/[^\s'\"`;|&<>()]*?/bin/python[0-9.]*(?![\w.])")
 
@@ -55,7 +52,7 @@ def find_kernels(site: Site) -> list[Kernel]:
     kernels = []
     for folder in sorted(site.kernels_dir.iterdir()):
         spec_file = folder / "kernel.json"
-        if not spec_file.is_file():
+        if not spec_file.exists():
             continue
         problem = name_problem(folder.name)
         if problem:
@@ -87,11 +84,9 @@ def python_of(root: Path, argv: list[str]) -> str:
 
 def load_kernel_json(spec_file: Path) -> dict[str, object]:
     try:
-        spec = json.loads(read_text(spec_file, "a kernel spec", ConfigError, limit=SPEC_LIMIT))
+        spec = read_json(spec_file, KERNEL_SPEC, ConfigError)
     except FileNotFoundError:
         raise ConfigError(f"{spec_file}: no such kernel spec") from None
-    except ValueError as exc:
-        raise ConfigError(f"{spec_file}: not a valid kernel spec: {exc}") from None
     if not isinstance(spec, dict):
         raise ConfigError(f"{spec_file}: not a valid kernel spec: a JSON object is expected")
     return spec
@@ -112,7 +107,7 @@ def locate(root: Path, interpreter: str) -> tuple[str, str]:
 
 def names_installation(spec_file: Path, installation: Path) -> bool:
     """Whether a kernel spec names a path inside `installation` (argv or env), not through a link."""
-    text = read_text(spec_file, "a kernel spec", ConfigError, SPEC_LIMIT)
+    text = read_text(spec_file, KERNEL_SPEC, ConfigError)
     return _path_pattern(installation).search(text) is not None
 
 

@@ -17,8 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from condaqa import inputs
 from condaqa.errors import CondaqaError, ConfigError
-from condaqa.inputs import load_yaml, read_text
+from condaqa.inputs import CONDARC, load_yaml, read_text
 from condaqa.kernels.specs import load_kernel_json
 from condaqa.site import Site
 
@@ -26,7 +27,6 @@ KERNEL_SPECS = Path(".local/share/jupyter/kernels")
 ENVIRONMENTS_TXT = Path(".conda/environments.txt")
 CONDARCS = (Path(".condarc"), Path(".conda/.condarc"), Path(".config/conda/.condarc"))
 CONDARC_KEYS = ("envs_dirs", "envs_path", "pkgs_dirs")
-FILE_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def _kernel_specs(home: Path) -> Values:
 def _environments_txt(home: Path) -> Values:
     path = home / ENVIRONMENTS_TXT
     if _regular(path):
-        for line in read_text(path, "an environments.txt", ConfigError, FILE_LIMIT).splitlines():
+        for line in read_text(path, inputs.ENVIRONMENTS_TXT, ConfigError).splitlines():
             if line.strip():
                 yield path, "environments.txt entry", line.strip()
 
@@ -125,7 +125,7 @@ def _condarcs(home: Path) -> Values:
         path = home / name
         if not _regular(path):
             continue
-        data = load_yaml(read_text(path, "a .condarc", ConfigError, FILE_LIMIT), str(path), ConfigError)
+        data = load_yaml(read_text(path, CONDARC, ConfigError), str(path), ConfigError)
         for key in CONDARC_KEYS:
             value = data.get(key) if isinstance(data, dict) else None
             for entry in value if isinstance(value, list) else [value]:

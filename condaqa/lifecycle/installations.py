@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import yaml
 
 from condaqa import atomic, locks, proc
 from condaqa.errors import CutoverError, SiteError
-from condaqa.inputs import guard, name_problem
+from condaqa.inputs import guard, inside, name_problem
 from condaqa.kernels import users
 from condaqa.kernels.specs import find_kernels, names_installation
 from condaqa.lifecycle import audit
@@ -141,6 +141,38 @@ def _check_retirable(site: Site, name: str, pkgs_only: bool) -> None:
     kernels = [str(k.spec_file) for k in find_kernels(site) if names_installation(k.spec_file, path)]
     if kernels and not pkgs_only:
         raise CutoverError(f"refusing to retire {path}: kernel specs still name it: {', '.join(kernels)}")
+    doomed = path / "pkgs" if pkgs_only else path
+    reaching = _reaching(site, doomed, [n for n in keep if n])
+    if reaching:
+        more = f" and {len(reaching) - 5} more" if len(reaching) > 5 else ""
+        raise CutoverError(f"refusing to retire {doomed}: still reached through a link from what production or a "
+                           f"rollback uses: {', '.join(reaching[:5])}{more}")
+
+
+def _reaching(site: Site, doomed: Path, kept: list[str]) -> list[str]:
+    """What of the installations in `kept` (current, qa, the rollback point) and of the kernel specs
+    resolves into `doomed`: an environment linked from another installation dangles once it goes."""
+    found = [f"{link} ({site.root / name})" for name in kept for link in _links(site.root / name)
+             if inside(link, [doomed])]
+    for kernel in find_kernels(site):
+        found += [f"{p} (kernel {kernel.name})" for p in (kernel.spec_file, Path(kernel.interpreter))
+                  if inside(p, [doomed])]
+    return found
+
+
+def _links(top: Path) -> Iterator[Path]:
+    """Every symbolic link under `top`, none followed."""
+    folders = [str(top)]
+    while folders:
+        try:
+            entries = list(os.scandir(folders.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                yield Path(entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
 
 
 def _delete(path: Path) -> None:

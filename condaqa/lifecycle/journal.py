@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from condaqa import atomic, locks
-from condaqa.errors import CutoverError
+from condaqa.errors import CondaqaError, CutoverError
 from condaqa.kernels.specs import rewrite_kernel
 from condaqa.lifecycle import audit
 from condaqa.site import Site
@@ -50,9 +50,15 @@ class Intent:
 
 @contextlib.contextmanager
 def locked(site: Site, command: str) -> Iterator[list[str]]:
-    """The site lock, with whatever a killed cutover or rollback left behind settled first."""
+    """The site lock, with whatever a killed cutover or rollback left behind settled first; what was
+    settled is said even when the command then fails (its notes go with the error)."""
     with locks.site_lock(site, command) as stale:
-        yield ([stale] if stale else []) + recover(site)
+        notes = ([stale] if stale else []) + recover(site)
+        try:
+            yield notes
+        except CondaqaError as exc:
+            exc.notes = (*notes, *exc.notes)
+            raise
 
 
 def recover(site: Site) -> list[str]:

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from condaqa.errors import CutoverError
+from condaqa.inputs import open_regular
 from condaqa.site import Installation, Site
 
 _RANK = {"nobody": 0, "owner": 1, "group": 2, "everyone": 3}
@@ -122,10 +124,11 @@ def _scanned(prefix: Path) -> Iterator[tuple[str, Path, bytes]]:
 
 
 def _head(path: Path, size: int = 512) -> bytes:
+    """The first bytes of a regular file; nothing of a FIFO or device, which would block or never end."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, "a file of the environment", CutoverError) as handle:
             return handle.read(size)
-    except OSError:
+    except (OSError, CutoverError):
         return b""
 
 

@@ -89,10 +89,13 @@ def _name_of_url(url: str) -> str:
     return re.sub(r"\.git$", "", tail) if re.fullmatch(_NAME + r"(\.git)?", tail) else ""
 
 
-_ALIASES = {"-r": "--requirement", "-c": "--constraint", "-i": "--index-url", "-f": "--find-links"}
+_ALIASES = {"-r": "--requirement", "-c": "--constraint", "-i": "--index-url", "-f": "--find-links", "-t": "--target",
+            "-b": "--build", "--log-file": "--log"}
 _READS_FILE = ("--requirement", "--constraint")
 _ADDS_INDEX = ("--index-url", "--extra-index-url", "--find-links", "--trusted-host", "--no-index")
 _HARMLESS = ("--pre", "--prefer-binary", "--only-binary", "--no-binary", "--require-hashes")
+# Options that make pip write (or install) where their value says; run as root, anywhere on the machine.
+_WRITES_PATH = ("--log", "--report", "--target", "--prefix", "--root", "--src", "--cache-dir", "--build")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ class PipOption:
     def harmless(self) -> bool:
         return self.name in _HARMLESS
 
+    @property
+    def writes_path(self) -> bool:
+        return self.name in _WRITES_PATH
+
     @classmethod
     def of(cls, line: str) -> PipOption | None:
         """The option of a requirements line, or None for a requirement (an editable `-e` included)."""
@@ -127,7 +134,7 @@ class PipOption:
 
     @classmethod
     def all_in(cls, args: tuple[str, ...]) -> list[PipOption]:
-        """The options of a pip command line (the site's pip_args): `--opt value` or `--opt=value`."""
+        """The options of a pip command line (pip_args): `--opt value`, `--opt=value` or `-oVALUE`."""
         found, pending = [], ""
         for arg in args:
             if pending:
@@ -136,9 +143,11 @@ class PipOption:
             elif arg.startswith("--") and "=" in arg:
                 name, _, value = arg.partition("=")
                 found.append(cls(_ALIASES.get(name, name), value))
+            elif arg.startswith("-") and not arg.startswith("--") and len(arg) > 2:
+                found.append(cls(_ALIASES.get(arg[:2], arg[:2]), arg[2:]))
             elif arg.startswith("-"):
                 name = _ALIASES.get(arg, arg)
-                if name in (*_READS_FILE, *_ADDS_INDEX) and name != "--no-index":
+                if name in (*_READS_FILE, *_ADDS_INDEX, *_WRITES_PATH) and name != "--no-index":
                     pending = name
                 else:
                     found.append(cls(name))

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from condaqa import atomic
-from condaqa.inputs import guard
+from condaqa.inputs import guard, redact
 from condaqa.plan.model import BuildPlan, PostStep
 from condaqa.prefix import normalize
 from condaqa.site import Site
@@ -58,7 +58,7 @@ class FindingsFile:
     def to_json(self) -> str:
         data = {"environment": self.environment, "source": self.source, "override": self.override,
                 "findings": [asdict(f) for f in self.findings], "post_steps": [asdict(s) for s in self.post_steps]}
-        return json.dumps(data, indent=2) + "\n"
+        return redact(json.dumps(data, indent=2)) + "\n"
 
 
 def findings_path(site: Site, env: str) -> Path:

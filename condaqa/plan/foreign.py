@@ -8,7 +8,7 @@ from pathlib import Path
 
 from condaqa.channels import RepodataIndex
 from condaqa.errors import SpecError
-from condaqa.inputs import control_character, name_problem, read_text
+from condaqa.inputs import ENVIRONMENT_FILE, control_character, name_problem, read_text
 from condaqa.plan.findings import Finding
 from condaqa.plan.model import BuildPlan, PostStep
 from condaqa.plan.rules import Context, apply_rules, local_sources
@@ -63,7 +63,7 @@ def sanitize_file(path: Path, *, index: RepodataIndex | None = None, legacy: fro
                   keep_builds: bool = False, platform: str = "", site_pip_args: tuple[str, ...] = ()) -> Sanitized:
     """`condaqa sanitize FILE`: SpecError (naming the file) for anything that is not an environment file."""
     try:
-        text = read_text(path, "an environment file", SpecError)
+        text = read_text(path, ENVIRONMENT_FILE, SpecError)
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
     if text.lstrip().startswith("# packages in environment at"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from condaqa.channels import RepodataIndex, qa_platform
 from condaqa.errors import ConfigError
-from condaqa.inputs import read_text
+from condaqa.inputs import ENVIRONMENT_FILE, PACKAGE_LIST, read_text
 from condaqa.manifest import Environment
 from condaqa.plan.entries import CONDA_NAME, local_path, parse_conda, parse_pip
 from condaqa.plan.findings import Finding
@@ -56,7 +56,7 @@ def legacy_path(site: Site) -> Path:
 def load_legacy(path: Path) -> frozenset[str]:
     """Package names, one a line; `#` starts a comment. A missing file names nothing."""
     try:
-        lines = read_text(path, "a list of package names", ConfigError, limit=1 << 20).splitlines()
+        lines = read_text(path, PACKAGE_LIST, ConfigError).splitlines()
     except FileNotFoundError:
         return frozenset()
     names = set()
@@ -73,7 +73,7 @@ def load_legacy(path: Path) -> frozenset[str]:
 def source_spec(site: Site, env: Environment, ctx: Context) -> tuple[EnvSpec, PlanSource, list[Finding]]:
     """The spec to build from: the override if there is one, else history or the exact pins."""
     path = override_path(site, env.name)
-    if path.is_file():
+    if path.exists():
         override, exported = with_absolute_paths(load_spec(path), path.parent), export_environment(site, env.name)
         found = [ctx.finding(Rule.OVERRIDE, "*", f"built from {path.name} instead of the exported spec",
                              f"a hand-fixed spec is kept in version control at {path}")]
@@ -133,7 +133,7 @@ def edited_export(site: Site, env: Environment) -> list[Finding]:
     """A spec in env_specs/ edited by hand after `condaqa export` wrote it is not what the build uses: say so."""
     path = spec_path(site, env.name)
     try:
-        text = read_text(path, "an environment file", ConfigError)
+        text = read_text(path, ENVIRONMENT_FILE, ConfigError)
     except (FileNotFoundError, ConfigError):
         return []
     head, _, body = text.partition("\n")
@@ -155,5 +155,6 @@ def site_context(site: Site, env: Environment) -> tuple[Context, list[Finding]]:
     installed = read_prefix(prefix) if is_environment(prefix) else None
     conda = site.qa_installation().conda_version() or "" if site.engine == "conda" else ""
     return Context(env.name, load_legacy(legacy_path(site)), index, installed, platform=qa_platform(site),
-                   site_pip_args=tuple(site.expand(a) for a in (*site.pip_args, *env.pip_args)),
+                   site_pip_args=tuple(site.expand(a) for a in site.pip_args),
+                   env_pip_args=tuple(site.expand(a) for a in env.pip_args),
                    local_sources=env.local_sources, conda_version=conda), findings

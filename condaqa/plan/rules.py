@@ -54,6 +54,7 @@ class Context:
     fix_in: str = ""  # where the owner fixes the spec; default: the environment's override file
     present: frozenset[Path] = frozenset()  # local source paths that exist on this machine
     site_pip_args: tuple[str, ...] = ()  # what the site's pip_args give pip (allowed option lines)
+    env_pip_args: tuple[str, ...] = ()  # what environments.toml adds for this environment (allowed lines too)
     local_sources: bool = False  # environments.toml allows pip installs from folders and archives here
     conda_version: str = ""  # the qa installation's conda, when it builds the environment
 
@@ -144,10 +145,11 @@ def _loose_pin(ctx: Context, entry: PipEntry, has_index: bool) -> Finding | None
 
 def pip_options(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Finding]]:
     """Option lines of a pip section: ones that read files or add indexes or hosts run only if the site's
-    pip_args give them too; harmless ones are kept; each gets a finding."""
+    (or the environment's) pip_args give them too; harmless ones are kept; each gets a finding. An
+    environment's own pip_args may not make pip write somewhere: only the site's may."""
     kept: list[str] = []
-    findings = []
-    allowed = set(PipOption.all_in(ctx.site_pip_args))
+    findings = _writing_pip_args(ctx)
+    allowed = set(PipOption.all_in((*ctx.site_pip_args, *ctx.env_pip_args)))
     for text in plan.pip:
         option = PipOption.of(text)
         if option is None:
@@ -168,6 +170,18 @@ def pip_options(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Finding]
                 "environment's owner may not point pip at files, indexes or hosts the site did not choose", ERROR,
                 "if the site trusts it, add it to pip_args in site.toml; else remove the line"))
     return replace(plan, pip=tuple(kept)), findings
+
+
+def _writing_pip_args(ctx: Context) -> list[Finding]:
+    """An error finding per option of the environment's pip_args that makes pip write to a path (a log,
+    a report, a target, a cache) that the site's own pip_args do not give: pip runs as root."""
+    trusted = set(PipOption.all_in(ctx.site_pip_args))
+    return [ctx.finding(RuleName.PIP_OPTIONS, option.name, "build stopped at preflight",
+                        f"pip_args {option.name} {option.value[:200]!r} in environments.toml makes pip write there, as "
+                        "the person qualifying, wherever that is", ERROR,
+                        f"remove {option.name} from the pip_args of {ctx.env}; if the site needs it, give it in "
+                        "pip_args of site.toml")
+            for option in PipOption.all_in(ctx.env_pip_args) if option.writes_path and option not in trusted]
 
 
 def listed_twice(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Finding]]:

@@ -18,6 +18,7 @@ import rattler
 
 from condaqa import atomic
 from condaqa.errors import PrefixError
+from condaqa.inputs import guard, redact
 from condaqa.prefix import PrefixContents, is_environment, read_history, read_prefix, requested_specs
 from condaqa.site import Site
 from condaqa.spec.format import EnvSpec, dump_spec
@@ -157,7 +158,13 @@ def body_digest(body: str) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
 
 
-def write_export(path: Path, spec: EnvSpec) -> None:
+def write_export(site: Site, path: Path, spec: EnvSpec) -> None:
     """An export with a first line that lets planning tell a hand-edited copy from condaqa's own."""
     body = dump_spec(spec)
-    atomic.write_text(path, f"{EDITED_MARK}{body_digest(body)}\n{body}")
+    write_spec(site, path, f"{EDITED_MARK}{body_digest(body)}\n{body}")
+
+
+def write_spec(site: Site, path: Path, text: str) -> None:
+    """Every export is written here, by `condaqa export` and the qualification alike: inside the site,
+    through no link that leaves it, no credential of a channel URL in it."""
+    atomic.write_text(guard(path, [site.root], "write the export"), redact(text))

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from condaqa.errors import SpecError
-from condaqa.inputs import load_yaml, read_text
+from condaqa.inputs import ENVIRONMENT_FILE, load_yaml, read_text
 
 KNOWN_KEYS = ("name", "channels", "dependencies", "variables", "prefix")
 
@@ -46,7 +46,7 @@ def dump_spec(spec: EnvSpec) -> str:
 
 def load_spec(path: Path) -> EnvSpec:
     try:
-        text = read_text(path, "an environment file", SpecError)
+        text = read_text(path, ENVIRONMENT_FILE, SpecError)
     except FileNotFoundError:
         raise SpecError(f"{path}: no such file") from None
     return parse_spec(text, str(path), default_name=path.stem)

@@ -90,7 +90,7 @@ def test_owner_check(replicated_env: Replicated, owner_check: Path, sandbox: San
 def test_export_only(exported_env: str, site: Site, manifest: list[Environment]) -> None:
     """An export-only environment gets a valid spec and no build in qa."""
     path = spec_path(site, exported_env)
-    write_export(path, export_environment(site, exported_env))
+    write_export(site, path, export_environment(site, exported_env))
     spec = load_spec(path)
     assert spec.name == exported_env and spec.dependencies
     assert not site.qa_installation().env_prefix(exported_env).exists(), "export-only but built in qa"
