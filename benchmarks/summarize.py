@@ -41,6 +41,12 @@ NOTES = [
     "forked process. Current's import probe, which finds the key modules, is now asked once per state of "
     "current's environment (kept in `ROOT/.condaqa/key-modules`), not twice per run: the demo's re-run "
     "(`pytest -n 2`, 53 tests) went from 12.2 s to 9.4 s on 2026-12-02; the table above predates it.",
+    "- The sandbox and the fingerprint by content (issue #18) cost the demo's warm re-run (`pytest -n auto`, 53 "
+    "tests, nothing rebuilt) about 2 s: 6.0 s before, 8.0 s after (best of three, 2026-12-06). A sandboxed "
+    "process starts 12 ms later than a bare one (bubblewrap: 29 ms against 17 ms for `python -c pass`); most of "
+    "the rest is listing every file of each environment three times a run (its build, its verdict, current's "
+    "probe), about 25 ms an environment of 4,000 files once their digests are kept in `ROOT/.condaqa/digests`; "
+    "the first fingerprint after a build reads every file once.",
     "- Export is bound by JSON parsing of real-sized records: the parse-only baseline alone reads about 33 "
     "environments/s on this machine today (63/s on 2026-11-25), below the 50/s target. Its ratio to the "
     "baseline grew from 1.40x to 1.66x with the prefix facts added for real conda (eggs, channel names, "
