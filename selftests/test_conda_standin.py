@@ -36,6 +36,7 @@ if not REAL.is_dir():
                 allow_module_level=True)
 
 PY = ".".join(map(str, sys.version_info[:3]))
+PIP = ensurepip.version()  # the pip wheel this interpreter bundles, which the demo packages
 SUBDIR = "linux-64"
 INDEX = ("import asyncio, os, sys, rattler.index; "  # leaves through os._exit: py-rattler 0.28 can abort at exit
          "asyncio.run(rattler.index.index_fs(sys.argv[1], write_zst=False, write_shards=False)); os._exit(0)")
@@ -52,10 +53,10 @@ def _channel(folder: Path, real_pip: bool) -> Path:
     """The recorded site's channel: python, pip (a real one only where pip must run), alpha ... zeta 1.0."""
     write_package(folder, dataclasses.replace(python_package(SUBDIR), build="0"))
     if real_pip:
-        wheel = next((Path(ensurepip.__file__).parent / "_bundled").glob("pip-23.2.1-*.whl"))
+        wheel = next((Path(ensurepip.__file__).parent / "_bundled").glob(f"pip-{PIP}-*.whl"))
         write_package(folder, wheel_to_package(wheel, build="py_0", depends=["python >=3.7"]))
     else:
-        write_package(folder, _library("pip", "23.2.1", "python >=3.7"))  # linking real pip costs seconds
+        write_package(folder, _library("pip", PIP, "python >=3.7"))  # linking real pip costs seconds
     for package in (
         _library("alpha", "1.0"),
         _library("alpha", "2.0"),
@@ -225,7 +226,7 @@ def test_conda_43_create_writes_43_records_and_history(make_site):
     assert history[1:] == [f"# cmd: {site.installation}/bin/conda create --yes --quiet --prefix {prefix} "
                            f"--override-channels -c file://{site.root}/mpc alpha=2.0 beta python={PY}",
                            f"+file://{site.root}/mpc::alpha-2.0-py_0", f"+file://{site.root}/mpc::beta-1.0-py_0",
-                           f"+file://{site.root}/mpc::pip-23.2.1-py_0", f"+file://{site.root}/mpc::python-{PY}-0",
+                           f"+file://{site.root}/mpc::pip-{PIP}-py_0", f"+file://{site.root}/mpc::python-{PY}-0",
                            f"# create specs: alpha 2.0*,beta,python {PY}*"]
     real = json.loads((REAL / "conda-4.3.31/history_env/conda-meta/beta-1.0-py_0.json").read_text())
     beta = records(prefix)["beta-1.0-py_0.json"]
@@ -279,7 +280,7 @@ def test_unsatisfiable_shows_the_conflict_search(make_site, version):
     proc, recorded = site.replay("04-create-unsatisfiable.json")
     assert (proc.returncode, proc.stdout) == (1, recorded["stdout"])
     bars, _, message = proc.stderr.partition("UnsatisfiableError: ")
-    specs = ["alpha=2.0", "eta=1.0", "pip=23.2.1", f"python={PY}"]
+    specs = ["alpha=2.0", "eta=1.0", f"pip={PIP}", f"python={PY}"]
     examined = re.findall(r"^Examining (\S+):", bars.split("Determining conflicts")[0], re.MULTILINE)
     assert examined[:4] == specs and all(e.startswith("@/linux-64::__") for e in examined[4:])
     total = len(examined)

@@ -11,6 +11,7 @@ with the real installers' interface, and which conda an installation has.
 from __future__ import annotations
 
 import contextlib
+import ensurepip
 import functools
 import http.server
 import importlib
@@ -49,6 +50,7 @@ from condaqa.vocab import Category, Rule, Severity, Stage
 
 STANDINS = Path(__file__).resolve().parent / "standins"
 PY = ".".join(map(str, sys.version_info[:3]))
+PIP = ensurepip.version()  # the pip wheel this interpreter bundles, which the demo packages
 
 
 # -- the registry and the worker ----------------------------------------------------------------
@@ -148,9 +150,9 @@ def test_conda_25_builds_in_its_own_home(demo_site, tmp_path, monkeypatch):
     (block,) = history_blocks(prefix)
     urls = " ".join(f"-c {url}" for url in site.channel_urls())
     assert block[:2] == [f"# cmd: {qa}/bin/conda create --yes --quiet --prefix {prefix} --override-channels {urls} "
-                         f"pip=23.2.1 python={PY} tabular=2.0.0", "# conda version: 25.11.1"]
+                         f"pip={PIP} python={PY} tabular=2.0.0", "# conda version: 25.11.1"]
     assert f"+{site.channel_urls()[0]}/noarch::tabular-2.0.0-pyh_0" in block
-    assert block[-1] == f"# update specs: ['pip=23.2.1', 'python={PY}', 'tabular=2.0.0']"
+    assert block[-1] == f"# update specs: ['pip={PIP}', 'python={PY}', 'tabular=2.0.0']"
 
     assert listed(site) == [str(prefix)]
     private = conda.home(site, site.qa_installation())
@@ -182,7 +184,7 @@ def test_conda_4_8_builds_and_its_python_limit_is_a_preflight_error(demo_site):
 
     # Unpinned, the stand-in takes the one python the channel has (real conda 4.8 would misplace
     # python 3.10+ packages: the reason for the preflight rule); the records and history are 4.8's.
-    override(site, "nhis_reformat", ["python", "pip=23.2.1", "tabular=1.1.0", "fixedwidth=0.4.0"],
+    override(site, "nhis_reformat", ["python", f"pip={PIP}", "tabular=1.1.0", "fixedwidth=0.4.0"],
              ["codebook==1.2.0"])
     built = replicate(site, sandbox_for(site), env)
     tabular = records(built.prefix)["tabular"]

@@ -273,8 +273,13 @@ def fifo_manifest(world: World) -> list[str]:
 def socket_kernel(world: World) -> list[str]:
     folder = world.site.kernels_dir / "odd"
     folder.mkdir()
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(folder / "kernel.json"))
+    here = os.getcwd()
+    os.chdir(folder)  # a socket's path is at most 108 bytes; the test's folder may be longer
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind("kernel.json")
+    finally:
+        os.chdir(here)
     return world.condaqa("inventory")
 
 

@@ -144,10 +144,11 @@ def test_nothing_a_check_starts_outlives_it_and_it_cannot_kill_condaqa(site, mon
 USER = 4242
 
 
-def test_a_user_other_than_root_gets_the_sandbox_too(tmp_path):
-    """An administrator who is not root: the sandbox is bubblewrap in a user namespace, foreign code runs as
-    that user, and the site it owns is read-only to it. condaqa's interpreter lives under /root here, so
-    the run sees it through a private /root."""
+@pytest.mark.parametrize("mode", [m for m in MODES if m.values[0] != box.NONE])
+def test_a_user_other_than_root_gets_the_sandbox_too(tmp_path, mode):
+    """An administrator who is not root: the sandbox is made in a user namespace, foreign code runs as that
+    user, and the site it owns is read-only to it. condaqa's interpreter lives under /root here, so the run
+    sees it through a private /root."""
     if not ROOT or not _works(box.BWRAP) or shutil.which("setpriv") is None:
         pytest.skip("needs root, bubblewrap and setpriv to become another user")
     base = Path(tempfile.mkdtemp(prefix="condaqa-user-"))
@@ -166,11 +167,12 @@ def test_a_user_other_than_root_gets_the_sandbox_too(tmp_path):
                    "--ro-bind", str(interpreter), str(interpreter),
                    "--", "setpriv", f"--reuid={USER}", f"--regid={USER}",
                    "--clear-groups", "--", sys.executable, "-c", script, str(site.file), str(Path(__file__).parent)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=base)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=base,
+                              env={**os.environ, box.MODE_VARIABLE: mode})
         assert done.returncode == 0, done.stderr
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         found = answer["facts"]
-        assert answer["mode"] == box.BWRAP and found["uid"] == USER
+        assert answer["mode"] == mode and found["uid"] == USER
         assert found["write_site"] == "EROFS" and found["state"] in (None, [])
         assert found["pid"] <= 3 and found["capabilities"] == "0000000000000000"
     finally:

@@ -38,7 +38,7 @@ from condaqa.site import Site
 
 BWRAP, UNSHARE, NONE = "bwrap", "unshare", "none"
 MODE_VARIABLE = "CONDAQA_SANDBOX"
-HELPERS = ("bwrap", "unshare", "setpriv", "sh", "env", "chroot")
+HELPERS = ("bwrap", "unshare", "setpriv", "sh", "env")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PROBE_TIMEOUT = 60.0
 _OK = "condaqa-sandbox-ok"
@@ -197,7 +197,7 @@ def tools() -> dict[str, str]:
     return {name: os.path.realpath(path) for name, path in found.items() if path}
 
 
-_NEEDS = {BWRAP: ("bwrap", "setpriv", "env", "sh"), UNSHARE: ("unshare", "setpriv", "env", "sh", "chroot")}
+_NEEDS = {BWRAP: ("bwrap", "setpriv", "env", "sh"), UNSHARE: ("unshare", "setpriv", "env", "sh")}
 
 
 @functools.lru_cache(maxsize=8)

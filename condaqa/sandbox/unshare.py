@@ -2,9 +2,11 @@
 
 What bubblewrap does, done by hand, in the same order. In new mount, PID, IPC and UTS
 namespaces (a user namespace too when condaqa is not root), the script binds the whole tree
-to a staging folder, makes every mount there read-only (keeping each one's nosuid, nodev,
+to a staging folder, makes every mount there but /proc read-only (keeping each one's nosuid, nodev,
 noexec and atime flags), then makes the layout's steps (layout.py) on the staging tree, with
-sources taken from the real one, and changes root into it. `setpriv` then drops to the
+sources taken from the real one, and makes it the root (pivot_root, the old one detached; a
+chroot would keep a user that is not root from the user namespace it maps back to). `setpriv`
+then drops to the
 sandbox user with no capabilities and `no_new_privs`; the foreign process is the PID
 namespace's first process, so everything it starts dies with it, and `--kill-child` with a
 parent-death signal ties that to condaqa's own process.
@@ -19,6 +21,7 @@ ro() {
   while read -r _ _ _ _ point opts _; do
     point=$(printf '%b' "$point")
     case $point in "$1"|"$1"/*) ;; *) continue ;; esac
+    case $point in "$stage/proc"|"$stage/proc/"*) continue ;; esac
     flags=ro
     for flag in nosuid nodev noexec noatime nodiratime relatime strictatime; do
       case ,$opts, in *,$flag,*) flags=$flags,$flag ;; esac
@@ -44,8 +47,14 @@ while [ "$1" != -- ]; do
 done
 shift
 for mask in $masks; do mount -o remount,bind,ro,nosuid,nodev "$stage$mask"; done
-cwd=$1; chroot=$2; shell=$3; shift 3
-exec "$chroot" "$stage" "$shell" -c 'cd "$1" && shift && exec "$@"' condaqa-sandbox "$cwd" "$@"
+cwd=$1; shift
+mkdir "$stage/tmp/.old-root"
+cd "$stage"
+pivot_root . tmp/.old-root
+umount -l /tmp/.old-root
+rmdir /tmp/.old-root
+cd "$cwd"
+exec "$@"
 """
 
 
@@ -62,4 +71,4 @@ def command(tools: dict[str, str], *, root: bool, stage: str, words: list[str], 
         namespaces.insert(0, "--map-root-user")
         drop = [tools["unshare"], f"--map-user={uid}", f"--map-group={gid}", "--", *drop]
     return [tools["setpriv"], "--pdeathsig", "KILL", "--", tools["unshare"], *namespaces, "--", tools["sh"], "-c",
-            SCRIPT, "condaqa-sandbox", stage, *words, "--", cwd, tools["chroot"], tools["sh"], *drop, "--", *final]
+            SCRIPT, "condaqa-sandbox", stage, *words, "--", cwd, *drop, "--", *final]
