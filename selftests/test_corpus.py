@@ -80,6 +80,11 @@ def test_sanitized_spec_is_valid_and_loses_nothing_silently(path):
             line in step for step in mentioned), f"pip entry {line!r} silently lost"
 
 
+# The corpus files whose build an error finding stops, read by a person: a pip section that adds a package
+# source (--extra-index-url) the site's pip_args do not give.
+STOPPED = {"py39_pytorch_rocm.yml"}
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_the_command_writes_a_spec_or_refuses_the_file_by_name(path, tmp_path, capsys):
     code = main(["sanitize", str(path), "--out", str(tmp_path)])
@@ -90,7 +95,7 @@ def test_the_command_writes_a_spec_or_refuses_the_file_by_name(path, tmp_path, c
         with pytest.raises(SpecError, match=str(path)):
             sanitize.sanitize_file(path)
         return
-    assert code == (1 if has_errors(sanitize.sanitize_file(path)) else 0), err  # 1 exactly when an error finding
+    assert code == (1 if path.name in STOPPED else 0), err  # 1 exactly when an error finding
     written = tmp_path / f"{path.stem}.yml"
     assert f"{path} -> {tmp_path / path.stem}.yml" in out
     assert load_spec(written).dependencies and (tmp_path / f"{path.stem}.findings.json").is_file()

@@ -36,45 +36,45 @@ def test_toml_adds_per_environment_facts(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "line", "message"),
     [
-        ("[environments]\na = REPLICATE\nb = maybe\n", "environments.ini:3: b = 'maybe': expected REPLICATE or export"),
-        ("[environments]\na = REPLICATE\na = export\n", "environments.ini:3: environment 'a' is listed twice"),
-        ("[environments]\nx/y = export\n", "environments.ini:2: bad environment name 'x/y': contains a path separator"),
-        ("[environments]\n..evil = export\n", "environments.ini:2: bad environment name '..evil': contains '..'"),
-        ("[environments]\nbase = export\n", "reserved for the base environment"),
-        ("[environments]\nmy env = export\n", "contains whitespace"),
-        ("[environments]\nweird#name = export\n", "environments.ini:2: bad environment name"),
-        ("a = REPLICATE\n", "environments.ini:1: expected an [environments] section first"),
-        ("[environments]\na = export\n[extra]\n", "unknown section [extra]"),
-        ("[other]\n", "unknown section [other]"),
+        ("[environments]\na = REPLICATE\nb = maybe\n", 3, "b = 'maybe': expected REPLICATE or export"),
+        ("[environments]\na = REPLICATE\na = export\n", 3, "environment 'a' is listed twice"),
+        ("[environments]\nx/y = export\n", 2, "bad environment name 'x/y': contains a path separator"),
+        ("[environments]\n..evil = export\n", 2, "bad environment name '..evil': contains '..'"),
+        ("[environments]\nbase = export\n", 2, "bad environment name 'base': 'base' is reserved for the base"),
+        ("[environments]\nmy env = export\n", 2, "bad environment name 'my env': contains whitespace"),
+        ("[environments]\nweird#name = export\n", 2, "bad environment name 'weird#name': may only hold letters"),
+        ("a = REPLICATE\n", 1, "expected an [environments] section first"),
+        ("[environments]\na = export\n[extra]\n", 3, "unknown section [extra]"),
+        ("[other]\n", 1, "unknown section [other]"),
     ],
 )
-def test_bad_ini_names_file_and_line(tmp_path, body, message):
-    with pytest.raises(ConfigError, match=None) as caught:
+def test_bad_ini_names_file_and_line(tmp_path, body, line, message):
+    with pytest.raises(ConfigError) as caught:
         load_manifest(write(tmp_path, body))
-    assert message in str(caught.value)
-    assert str(tmp_path) in str(caught.value)
+    assert str(caught.value).startswith(f"{tmp_path / 'environments.ini'}:{line}: {message}"), str(caught.value)
 
 
 @pytest.mark.parametrize(
-    ("toml", "message"),
+    ("toml", "line", "message"),
     [
-        ("[ghost]\nowner = 'x'\n", "environments.toml:1: [ghost] is not an environment listed in the manifest"),
-        ("[a]\ncolour = 'red'\n", "environments.toml:2: [a] unknown key 'colour'"),
-        ("[a]\nimports = 'x'\n", "imports has the wrong type"),
-        ("[a]\ntimeout = true\n", "timeout has the wrong type"),
-        ("[a]\ntimeout = -1\n", "environments.toml:2: [a] timeout must be a positive number"),
-        ("[a]\ntimeout = nan\n", "timeout must be a positive number of seconds up to 604800, got nan"),
-        ("[a]\nimports = ['os; open(\"x\", \"w\")']\n", "environments.toml:2: [a] imports: 'os; open"),
-        ("[a]\nstrategy = 'latest'\n", "strategy must be one of"),
-        ("[a]\nowner = \n", "environments.toml: Invalid value (at line 2, column 9)"),
+        ("[ghost]\nowner = 'x'\n", 1, "[ghost] is not an environment listed in the manifest"),
+        ("[a]\ncolour = 'red'\n", 2, "[a] unknown key 'colour'"),
+        ("[a]\nimports = 'x'\n", 2, "[a] imports has the wrong type"),
+        ("[a]\ntimeout = true\n", 2, "[a] timeout has the wrong type"),
+        ("[a]\ntimeout = -1\n", 2, "[a] timeout must be a positive number"),
+        ("[a]\ntimeout = nan\n", 2, "[a] timeout must be a positive number of seconds up to 604800, got nan"),
+        ("[a]\nimports = ['os; open(\"x\", \"w\")']\n", 2, "[a] imports: 'os; open"),
+        ("[a]\nstrategy = 'latest'\n", 2, "[a] strategy must be one of"),
+        ("[a]\nowner = \n", None, "Invalid value (at line 2, column 9)"),  # tomllib's own words name the line
     ],
 )
-def test_bad_toml_names_file(tmp_path, toml, message):
+def test_bad_toml_names_file_and_line(tmp_path, toml, line, message):
     with pytest.raises(ConfigError) as caught:
         load_manifest(write(tmp_path, "[environments]\na = REPLICATE\n", toml))
-    assert message in str(caught.value)
+    where = f"{tmp_path / 'environments.toml'}:{line}: " if line else f"{tmp_path / 'environments.toml'}: "
+    assert str(caught.value).startswith(where + message), str(caught.value)
 
 
 def test_missing_manifest(tmp_path):

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,12 +64,19 @@ def build_failure(site: Site, env: str) -> tuple[BuildError, triage.Triage]:
     return caught.value, triage.classify_build(env, caught.value, saved.findings if saved else ())
 
 
-# The categories the tests on the demo site below produce from real failures.
-DEMO_CATEGORIES = {Category.UNSATISFIABLE, Category.MISSING_VERSION, Category.PIP_FAILED, Category.VCS_UNREACHABLE,
-                   Category.POST_STEP_FAILED, Category.OWNER_CHECK_FAILED, Category.ALREADY_BROKEN, Category.TIMEOUT,
-                   Category.IMPORT_FAILED, Category.PERMISSION}
+PRODUCED: set[Category] = set()  # what the tests marked @produces(...) below get from real failures
 
 
+def produces(*categories: Category) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Marks a test that gets `categories` from a real failure (and asserts them): a test deleted is a
+    category no longer shown to be produced, which test_every_category_is_produced_by_some_case_here sees."""
+    def mark(test: Callable[..., None]) -> Callable[..., None]:
+        PRODUCED.update(categories)
+        return test
+    return mark
+
+
+@produces(Category.UNSATISFIABLE)
 def test_unsatisfiable_pins_get_the_solver_explanation(site):
     override(site, "hlink", ["python", "pip", "linkage=2.2.0", "ipumsdata=0.4.1"])
     error, found = build_failure(site, "hlink")
@@ -77,6 +85,7 @@ def test_unsatisfiable_pins_get_the_solver_explanation(site):
     assert "manifests/overrides/hlink.yml" in found.hint
 
 
+@produces(Category.MISSING_VERSION)
 def test_a_missing_version_is_caught_at_preflight(site):
     override_path(site, "missing_pin").unlink()
     error, found = build_failure(site, "missing_pin")
@@ -84,6 +93,7 @@ def test_a_missing_version_is_caught_at_preflight(site):
     assert "ipumsdata=0.4.0" in found.detail and "0.4.1, 0.5.0" in found.detail
 
 
+@produces(Category.PIP_FAILED)
 def test_pip_failure_names_the_requirement_and_pips_message(site):
     override(site, "survey_weights", ["python", "pip", "tabular=2.0.0"], ["surveyweights==9.9"])
     error, found = build_failure(site, "survey_weights")
@@ -92,6 +102,7 @@ def test_pip_failure_names_the_requirement_and_pips_message(site):
     assert "from versions: 0.3.0" in found.detail
 
 
+@produces(Category.VCS_UNREACHABLE)
 def test_an_unreachable_git_repository_is_vcs_unreachable(demo_copy):
     site = demo_copy  # it moves the demo's git repository away: a demo of its own
     repo = site.root / "git" / "harmonize"
@@ -105,6 +116,7 @@ def test_an_unreachable_git_repository_is_vcs_unreachable(demo_copy):
     assert str(repo) in found.detail and "no longer exists" in found.detail
 
 
+@produces(Category.POST_STEP_FAILED)
 def test_a_legacy_package_that_cannot_join_the_environment_fails_its_post_step(site):
     override(site, "legacy_noarch", ["python", "pip", "tabular=1.0.0", "varlabels=0.2.0"])  # varlabels needs >=1.1
     error, found = build_failure(site, "legacy_noarch")
@@ -123,6 +135,7 @@ def qa_run(site: Site, sandbox: Sandbox, env: str, check: Path, timeout: float =
     return run_owner_check(sandbox, check, prefix / "bin" / "python", env, prefix, timeout)
 
 
+@produces(Category.OWNER_CHECK_FAILED, Category.ALREADY_BROKEN)
 def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(site, sandbox, tmp_path):
     env = env_named(site, "listed_twice")
     pip_build = write_check(tmp_path, "check_describe.py",  # current has pip's DateFmt, qa conda's datefmt
@@ -138,6 +151,7 @@ def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(sit
     assert "surveyweights" in found.qa_tail and "surveyweights" in found.current_tail
 
 
+@produces(Category.TIMEOUT)
 def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site, sandbox, tmp_path):
     env = replace(env_named(site, "listed_twice"), timeout=1.0)
     slow = write_check(tmp_path, "check_slow.py",
@@ -147,6 +161,7 @@ def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site, sandbox, tmp_pa
     assert triage.classify_owner_check(sandbox, env, slow, run).category is Category.TIMEOUT
 
 
+@produces(Category.IMPORT_FAILED, Category.ALREADY_BROKEN)
 def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site, sandbox):
     override(site, "noarch_in_pip", ["python", "pip", "tabular=1.1.0"])  # fixedwidth forgotten
     env = env_named(site, "noarch_in_pip")
@@ -176,6 +191,7 @@ except BuildError as exc:
 """
 
 
+@produces(Category.PERMISSION)
 def test_a_qa_installation_the_builder_cannot_write_is_permission(site):
     """A real EACCES: as root, the build runs without the capabilities that bypass file modes."""
     envs = site.root / "v4.8" / "envs"
@@ -258,6 +274,7 @@ def test_preflight_stops_classify_by_the_findings_that_stopped_them(stopped, cat
     assert found.category is category and words in found.detail
 
 
+@produces(Category.VERSION_MISMATCH)
 def test_more_than_five_version_differences_are_cut_short():
     found = triage.classify_versions("hlink", [f"pkg{i}: current has 1, qa has 2" for i in range(7)])
     assert found.category is Category.VERSION_MISMATCH and "... and 2 more" in found.detail
@@ -287,6 +304,7 @@ def test_kernel_failures_classify(qa, baseline, category, words):
     assert found.category is category and words in found.detail
 
 
+@produces(Category.CURRENT_CHANGED)
 def test_a_run_that_changed_current_is_current_changed_whatever_it_returned(tmp_path):
     from helpers_sites import make_site
 
@@ -296,9 +314,6 @@ def test_a_run_that_changed_current_is_current_changed_whatever_it_returned(tmp_
     assert triage.classify_imports(sandbox, env, [changed]).category is Category.CURRENT_CHANGED
     found = triage.classify_owner_check(sandbox, env, tmp_path / "check_x.py", changed)
     assert found.category is Category.CURRENT_CHANGED and "bin/x appeared" in found.detail
-
-
-PURE_CATEGORIES = {Category.VERSION_MISMATCH, Category.CURRENT_CHANGED}
 
 
 def test_every_category_has_a_hint_that_says_what_to_do_for_its_environment():
@@ -316,6 +331,12 @@ def test_every_category_has_a_hint_that_says_what_to_do_for_its_environment():
 
 
 def test_every_category_is_produced_by_some_case_here():
-    produced = {p.values[2] for p in BUILD_MESSAGES} | {p.values[1] for p in PREFLIGHT_CASES}
-    produced |= {p.values[2] for p in KERNEL_CASES} | DEMO_CATEGORIES | PURE_CATEGORIES
-    assert produced == set(Category), set(Category) - produced
+    """What the tables above give when classified now, and what the tests marked @produces get."""
+    env = Environment("env1", Disposition.REPLICATE, 1)
+    produced = {triage.classify_build("env1", BuildError(p.values[1], stage=p.values[0])).category
+                for p in BUILD_MESSAGES}
+    produced |= {triage.classify_build("env1", BuildError("stopped", stage=Stage.PREFLIGHT), p.values[0]).category
+                 for p in PREFLIGHT_CASES}
+    produced |= {triage.classify_kernel(env, p.values[0], p.values[1], "/r/v4.8/envs/env1").category
+                 for p in KERNEL_CASES}
+    assert produced | PRODUCED == set(Category), set(Category) - produced - PRODUCED
