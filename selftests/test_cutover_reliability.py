@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,17 @@ import os, sys, time
 from condaqa.errors import CondaqaError
 from condaqa.lifecycle import switch
 from condaqa.site import load_site
-site, start = load_site(sys.argv[1]), sys.argv[2]
+site, start, release = load_site(sys.argv[1]), sys.argv[2], sys.argv[3]
 gate = switch.gate
-switch.gate = lambda *args: (time.sleep(1.0), gate(*args))[1]
+
+def held(*args):
+    # the racer that took the site lock keeps it until the test has seen the other one end
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return gate(*args)
+
+switch.gate = held
 print("ready", flush=True)
 while not os.path.exists(start):
     time.sleep(0.001)
@@ -148,9 +157,13 @@ def test_rollback_killed_after_each_step(site: Site, step: str, capsys) -> None:
 
 
 def test_two_cutovers_started_together_exactly_one_proceeds(site: Site, tmp_path: Path) -> None:
-    start = tmp_path / "start"
-    racers = [spawn(RACER, site.file, start) for _ in range(2)]
+    start, release = tmp_path / "start", tmp_path / "release"
+    racers = [spawn(RACER, site.file, start, release) for _ in range(2)]
     start.touch()
+    deadline = time.monotonic() + 60
+    while all(r.poll() is None for r in racers) and time.monotonic() < deadline:  # one holds the lock in its gate
+        time.sleep(0.01)
+    release.touch()
     outputs = sorted(r.communicate(timeout=60)[0].strip() for r in racers)
     assert outputs[0] == "proceeded"
     assert outputs[1].startswith("refused: ") and "the site is locked by 'condaqa cutover' (pid" in outputs[1]

@@ -269,7 +269,7 @@ def test_two_builds_at_once_share_the_package_cache_safely(demo_site, tmp_path):
     race = site.root / "race"
     conda_bin = install(race, "25.11.1")
     (race / ".condarc").write_text((site.root / "v4.8" / ".condarc").read_text())
-    environ = conda.environ(site, Installation("race", race))
+    environ = {**conda.environ(site, Installation("race", race)), "CONDAQA_STANDIN_RACE": "1"}  # met, however late
     argv = [[str(conda_bin), "create", "--yes", "--quiet", "--prefix", str(race / "envs" / env), "--override-channels",
              "-c", site.channel_urls()[0], "python", "pip", "tabular=2.0.0"] for env in ("one", "two")]
     both = [subprocess.Popen(a, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in argv]

@@ -107,12 +107,13 @@ def test_a_cutover_during_a_qualification_is_refused(qualified_project, demo_sit
     passed = condaqa(project, "cutover", "--keep-qa")  # the qualification passed: the gate would let it through
     assert passed.returncode == 0, passed.stderr
     assert condaqa(project, "rollback").returncode == 0
+    slow = f"check_slow_{os.getpid()}.py"  # a name no other test's process has
+    (project / "env_checks" / "survey_weights" / slow).write_text("import time\ntime.sleep(120)\n")
     running = in_background(project, "-n", "2", "--rebuild", "-k", "nhis_reformat or survey_weights")  # one each
     try:
-        logs = project / "reports" / "logs"
-        deadline = time.monotonic() + 120
-        while not any("removing the previous build" in log.read_text() for log in logs.glob("*.log")):
-            assert time.monotonic() < deadline and running.poll() is None, "the qualification never started a build"
+        deadline = time.monotonic() + 300
+        while not processes_with(f"survey_weights/{slow}"):  # the run is under way: a worker runs its check
+            assert time.monotonic() < deadline and running.poll() is None, "the qualification never got to the check"
             time.sleep(0.05)
         refused = assert_refused(project, "being qualified")
     finally:  # the rest of the run is not the point: Ctrl-C it

@@ -62,7 +62,8 @@ from rattler.exceptions import InvalidMatchSpecError, SolverError
 
 VERSIONS = ("4.3.31", "4.8.5", "24.11.3", "25.11.1")
 LOCK_FILE = ".standin-extract.lock"
-HOLD_SECONDS = float(os.environ.get("CONDAQA_STANDIN_HOLD_SECONDS", "0.5"))  # a test of the race widens it
+RACE = os.environ.get("CONDAQA_STANDIN_RACE") == "1"  # a test of the race: the first extractor waits for the second
+CONTENDER = ".condaqa-standin-contender"  # in pkgs: another stand-in found the cache taken
 CURRENT_REPODATA, REPODATA = "current_repodata.json", "repodata.json"
 CONDA_COMMANDS = {"clean", "config", "create", "info", "install", "list", "package", "remove", "search",
                   "uninstall", "update", "upgrade", "env", "activate", "deactivate", "run", "init", "notices",
@@ -993,19 +994,23 @@ def _now() -> str:
 @contextlib.contextmanager
 def extract_lock(pkgs: Path) -> Iterator[bool]:
     """The shared-cache race (conda #13037, #9484) made deterministic: True unless another stand-in is
-    extracting into `pkgs` right now; the holder keeps the cache at least HOLD_SECONDS."""
+    extracting into `pkgs` right now. In a test of the race ($CONDAQA_STANDIN_RACE=1) the holder keeps
+    the cache until the other has met it, however late that one starts (at most a minute)."""
     pkgs.mkdir(parents=True, exist_ok=True)
     with open(pkgs / LOCK_FILE, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            (pkgs / CONTENDER).touch()
             yield False
             return
-        started = time.monotonic()
+        (pkgs / CONTENDER).unlink(missing_ok=True)
         try:
             yield True
         finally:
-            time.sleep(max(0.0, HOLD_SECONDS - (time.monotonic() - started)))
+            deadline = time.monotonic() + 60
+            while RACE and not (pkgs / CONTENDER).exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
 
 
 def linked_records(prefix: Path, index: Index) -> list[rattler.PrefixRecord]:
