@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from condaqa.demo.packages import TRAMPOLINE, Package, PackageFile, console_script, write_package
 from condaqa.errors import SiteError
 
@@ -158,17 +160,14 @@ def _installed(name: str, wanted_by: str | None) -> metadata.Distribution:
     except metadata.PackageNotFoundError:
         by = f" (required by {wanted_by})" if wanted_by else ""
         raise SiteError(
-            f"the Python distribution {name}{by} is not installed in {sys.prefix}; "
-            "the demo's kernel packages are made from condaqa's own installation: reinstall condaqa"
+            f"the Python distribution {name}{by} is not installed in {sys.prefix}; the demo's kernel packages "
+            "are made from condaqa's own installation: install condaqa with its demo extra, "
+            "pip install 'condaqa[demo]'"
         ) from None
 
 
 def _requirements(dist: metadata.Distribution, leave_out: Collection[str] = ()) -> list[str]:
     """Names of the requirements that apply to this interpreter, extras and `leave_out` not followed."""
-    try:
-        from packaging.requirements import InvalidRequirement, Requirement
-    except ImportError:  # packaging is a dependency of ipykernel, so this means a broken install
-        raise SiteError("reading Requires-Dist needs the `packaging` distribution; reinstall condaqa") from None
     names: list[str] = []
     for text in dist.requires or []:
         try:
