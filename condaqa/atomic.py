@@ -9,17 +9,22 @@ from pathlib import Path
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temp file in the same folder and `os.replace`."""
+    """Write `text` to `path` through a temp file in the same folder and `os.replace`; the file's data
+    and then the rename reach the disk before it returns, so a power loss leaves the old file or the
+    new one, never an empty one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         if path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o7777)
         else:
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        _sync_folder(path.parent)
     except OSError as exc:  # a full disk fails the write, which names no file: name the one being replaced
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -28,6 +33,14 @@ def write_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -124,3 +124,18 @@ def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path, monkeypat
         atomic.write_text(target, "new\n")
     assert target.read_text() == "old\n"
     assert [p.name for p in Path(tmp_path).iterdir()] == ["spec.yml"]
+
+
+def test_atomic_write_reaches_the_disk_before_it_returns(tmp_path, monkeypatch):
+    """The new file's data, then the folder holding the rename, are synced: a power loss right after leaves
+    the old file or the new one, never an empty one."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic.write_text(tmp_path / "intent.json", "{}\n")
+    assert len(synced) == 2 and synced[0].startswith(str(tmp_path / ".intent.json.")) and synced[1] == str(tmp_path)
