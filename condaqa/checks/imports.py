@@ -93,13 +93,19 @@ def import_module(sandbox: Sandbox, env: str, python: Path, module: str,
 # a child has the state a new `python -c "import m"` has (nothing imported beyond start-up,
 # sys.argv == ['-c'], the same flags), its own output, exit code and finalization, and dies of
 # SIGALRM after the timeout. One interpreter start per environment instead of one per module.
+# It runs in the environment's python, which may be as old as 2.7: nothing newer than 2.7 and 3.5 share.
 _FORKED_IMPORTS = """
-import os, sys, _signal
+import os, sys
+try:
+    import _signal
+except ImportError:  # python 2 has no _signal; its signal module is built in
+    import signal as _signal
 _timeout = max(1, int(float(sys.argv[1]) + 0.999))
 _names = sys.argv[2:]
 del sys.argv[1:]
 import gc
-gc.freeze()  # children then leave start-up's objects alone: fewer copy-on-write pages, same state
+if hasattr(gc, "freeze"):  # children then leave start-up's objects alone (3.7+): fewer copy-on-write pages
+    gc.freeze()
 del sys.modules["gc"], gc
 _found, _child = [], None
 for _name in _names:
@@ -118,7 +124,8 @@ for _name in _names:
         _chunks.append(_chunk)
     os.close(_r)
     _status = os.waitpid(_pid, 0)[1]
-    _found.append((_name, os.waitstatus_to_exitcode(_status), b"".join(_chunks).decode("utf-8", "replace")))
+    _code = -os.WTERMSIG(_status) if os.WIFSIGNALED(_status) else os.WEXITSTATUS(_status)
+    _found.append((_name, _code, b"".join(_chunks).decode("utf-8", "replace")))
 if _child is not None:
     del _found, _names, _name, _r, _w, _pid
     _signal.alarm(_timeout)

@@ -30,13 +30,14 @@ from condaqa.site import Site
 if TYPE_CHECKING:
     from jupyter_client.manager import KernelManager
 
+# Runs in the kernel's own python, which may be as old as 2.7: no f-strings, nothing newer than 2.7 and 3.5 share.
 _PROBE = """import importlib, json, sys
 _failed = []
 for _name in {modules!r}:
     try:
         importlib.import_module(_name)
     except BaseException as _exc:
-        _failed.append([_name, f"{{type(_exc).__name__}}: {{_exc}}"])
+        _failed.append([_name, "%s: %s" % (type(_exc).__name__, _exc)])
 print("condaqa-probe " + json.dumps({{"prefix": sys.prefix, "failed": _failed}}))
 """
 
