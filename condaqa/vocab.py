@@ -149,5 +149,6 @@ class Action(Word):
     QA = "qa"
     CUTOVER = "cutover"
     ROLLBACK = "rollback"
+    FINALIZE = "finalize"  # the last cutover is kept for good: no rollback returns from it
     ABORT = "abort"
     RETIRE = "retire"

@@ -146,6 +146,62 @@ def test_retire_deletes_an_old_installation_or_its_package_cache(site: Site, cap
     ]
 
 
+def test_after_a_cutover_the_old_package_cache_goes_and_rollback_still_works(site: Site, capsys) -> None:
+    """Runbook step 11: the rollback point's environments hold their own files, so its cache can go."""
+    qualify(site)
+    (site.root / OLD / "pkgs" / "tabular-1.0-0.tar.bz2").write_bytes(b"cached")
+    assert run(site, "cutover") == 0
+    assert run(site, "retire", OLD, "--pkgs-only", "--yes") == 0, capsys.readouterr().err
+    assert list((site.root / OLD / "pkgs").iterdir()) == [] and (site.root / OLD / "envs" / "alpha").is_dir()
+    assert run(site, "rollback") == 0
+    assert os.readlink(site.current_link) == OLD
+
+
+def test_retire_pkgs_only_of_the_rollback_point_refuses_links_into_its_cache(site: Site, capsys) -> None:
+    qualify(site)
+    assert run(site, "cutover") == 0
+    linked = site.root / OLD / "envs" / "alpha" / "lib" / "data.txt"
+    linked.symlink_to(site.root / OLD / "pkgs" / "cache")
+    assert run(site, "retire", OLD, "--pkgs-only", "--yes") == 2
+    assert f"still reached through a link from what production or a rollback uses: {linked}" in capsys.readouterr().err
+    assert (site.root / OLD / "pkgs" / "cache").is_dir()
+
+
+def test_finalize_drops_the_rollback_point_so_the_old_installation_can_be_retired(site: Site, capsys) -> None:
+    qualify(site)
+    assert run(site, "cutover") == 0
+    assert run(site, "retire", OLD, "--yes") == 2
+    assert "`condaqa finalize` drops the rollback point" in capsys.readouterr().err
+    assert run(site, "finalize", "--reason", "a week without complaints") == 0
+    out = capsys.readouterr().out
+    assert f"finalized the cutover {OLD} -> {NEW}" in out and "`condaqa rollback` no longer returns" in out
+    record = audit.records(site)[-1]
+    assert (record["action"], record["from"], record["to"], record["reason"]) == (
+        "finalize", OLD, NEW, "a week without complaints")
+    assert record["cutover"] == audit.records(site)[-2]["id"]
+    status = lifecycle_status(site)
+    assert status[0].startswith(f"rollback would return to: nothing (the cutover {OLD} -> {NEW} was finalized ")
+    assert status[-1].endswith(f"finalize of the cutover {OLD} -> {NEW}, reason: a week without complaints")
+    assert run(site, "rollback") == 2
+    assert f"the cutover {OLD} -> {NEW} was finalized" in capsys.readouterr().err
+    assert os.readlink(site.current_link) == NEW
+    assert run(site, "retire", OLD, "--yes") == 0
+    assert not (site.root / OLD).exists()
+
+
+@pytest.mark.parametrize("before", [(), ("rollback",), ("finalize",)], ids=["no-cutover", "rolled-back", "twice"])
+def test_finalize_refuses_when_there_is_no_rollback_point(site: Site, capsys, before: tuple[str, ...]) -> None:
+    qualify(site)
+    if before:
+        assert run(site, "cutover") == 0
+        assert run(site, *before) == 0
+    capsys.readouterr()
+    assert run(site, "finalize") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nothing to finalize" in err
+    assert [r["action"] for r in audit.records(site)].count("finalize") == (1 if before == ("finalize",) else 0)
+
+
 def test_new_installation_bare_points_qa_and_inherits_group_permissions(site: Site, capsys) -> None:
     (site.root / OLD).chmod(0o2775)
     assert run(site, "new-installation", "v5.0", "--bare") == 0

@@ -1,4 +1,4 @@
-"""Subcommands: new-installation, qa, cutover, rollback, retire; and the lifecycle lines of `status`."""
+"""Subcommands: new-installation, qa, cutover, rollback, finalize, retire; and the lifecycle lines of `status`."""
 
 from __future__ import annotations
 
@@ -101,14 +101,26 @@ def rollback_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("finalize", "keep the last cutover for good: drop the rollback point, so the installation it left can be "
+         "retired (audited)", _rollback_args)
+def finalize_command(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    record, notes = switch.finalize(site, reason=args.reason)
+    _print_notes(notes)
+    print(f"finalized the cutover {record['from']} -> {record['to']}: `condaqa rollback` no longer returns to "
+          f"{record['from']}, and `condaqa retire {record['from']} --yes` may delete it; logged in "
+          f"{audit.log_file(site)}")
+    return EXIT_OK
+
+
 def _retire_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="installation folder to delete, e.g. v4.3")
     parser.add_argument("--pkgs-only", action="store_true", help="delete only its package cache (pkgs/)")
     parser.add_argument("--yes", action="store_true", help="confirm the deletion")
 
 
-@command("retire", "delete an old installation or its package cache (never current, qa, the rollback target)",
-         _retire_args)
+@command("retire", "delete an old installation or its package cache (never current's or qa's; the whole installation "
+         "not while a rollback would return to it)", _retire_args)
 def retire_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     def warn(line: str) -> None:  # before anything is deleted: the admin may still stop it
@@ -131,9 +143,12 @@ def lifecycle_status(site: Site) -> list[str]:
     lock = locks.lock_status(site)
     if lock:
         lines.append(f"lock: {lock}")
-    target, last = audit.rollback_target(site), audit.last_cutover(site)
+    target, last, closed = audit.rollback_target(site), audit.last_cutover(site), audit.finalized(site)
     if last is None:
         lines.append("rollback would return to: nothing (no cutover recorded)")
+    elif closed is not None:
+        lines.append(f"rollback would return to: nothing (the cutover {last['from']} -> {last['to']} was finalized "
+                     f"{closed['time']})")
     elif target is None:
         where = f"{site.current_link} points to {last['from']}, as before the last cutover"
         lines.append(f"rollback would return to: nothing ({where})")
@@ -159,6 +174,9 @@ def describe(record: dict[str, Any]) -> str:
         return text + (" (finished by recovery)" if record.get("recovered") else "")
     if action == Action.ABORT:
         return f"{head} of {record.get('of')} {record.get('from')} -> {record.get('to')}: {record.get('why')}"
+    if action == Action.FINALIZE:
+        reason = f", reason: {record['reason']}" if record.get("reason") else ""
+        return f"{head} of the cutover {record.get('from')} -> {record.get('to')}{reason}"
     if action == Action.RETIRE:
         return f"{head} {record.get('installation')}{' (package cache only)' if record.get('pkgs_only') else ''}"
     if action == Action.NEW_INSTALLATION:

@@ -1,7 +1,8 @@
 """The audit log: one JSON line per lifecycle action in ROOT/.condaqa/audit.log.
 
 It is also the memory of the lifecycle: a rollback returns to the installation that `current`
-pointed to before the last cutover, and that fact lives only here.
+pointed to before the last cutover, unless a `finalize` line closed that cutover since, and
+those facts live only here.
 """
 
 from __future__ import annotations
@@ -62,10 +63,17 @@ def last_cutover(site: Site) -> dict[str, Any] | None:
     return None
 
 
+def finalized(site: Site) -> dict[str, Any] | None:
+    """The `finalize` line that closed the last cutover, or None while that cutover can still be rolled back."""
+    closing = [r for r in records(site) if r.get("action") in (Action.CUTOVER, Action.FINALIZE)]
+    return closing[-1] if closing and closing[-1]["action"] == Action.FINALIZE else None
+
+
 def rollback_target(site: Site) -> str | None:
-    """Where `condaqa rollback` would switch `current`: before the last cutover, unless already there."""
+    """Where `condaqa rollback` would switch `current`: before the last cutover, unless already there
+    or that cutover was finalized."""
     record = last_cutover(site)
-    if record is None or record["from"] == site.link_target(site.current_name):
+    if record is None or record["from"] == site.link_target(site.current_name) or finalized(site) is not None:
         return None
     return str(record["from"])
 

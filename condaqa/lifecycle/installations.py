@@ -134,15 +134,18 @@ def _check_retirable(site: Site, name: str, pkgs_only: bool) -> None:
     keep = {
         site.link_target(site.current_name): f"{site.current_link} points to it",
         site.link_target(site.qa_name): f"{site.qa_link} points to it",
-        audit.rollback_target(site): "`condaqa rollback` would return to it",
     }
+    rollback = audit.rollback_target(site)
+    if not pkgs_only:  # its package cache may go: its environments hold their own files (a link into pkgs/ is refused)
+        keep.setdefault(rollback, "`condaqa rollback` would return to it; once it never should, `condaqa finalize` "
+                        "drops the rollback point")
     if name in keep:
         raise CutoverError(f"refusing to retire {path}: {keep[name]}")
     kernels = [str(k.spec_file) for k in find_kernels(site) if names_installation(k.spec_file, path)]
     if kernels and not pkgs_only:
         raise CutoverError(f"refusing to retire {path}: kernel specs still name it: {', '.join(kernels)}")
     doomed = path / "pkgs" if pkgs_only else path
-    reaching = _reaching(site, doomed, [n for n in keep if n])
+    reaching = _reaching(site, doomed, [n for n in dict.fromkeys([*keep, rollback]) if n])
     if reaching:
         more = f" and {len(reaching) - 5} more" if len(reaching) > 5 else ""
         raise CutoverError(f"refusing to retire {doomed}: still reached through a link from what production or a "

@@ -1,4 +1,5 @@
-"""Cutover and rollback: switch `current` by one atomic symlink swap, undoably, one at a time.
+"""Cutover and rollback: switch `current` by one atomic symlink swap, undoably, one at a time;
+and finalize, which keeps the last cutover for good so that the installation it left can be retired.
 
 Each action is a fixed sequence of named steps. Before its first change it saves its intent in
 the journal (lifecycle/journal.py), which settles an intent left by a dead process the next time
@@ -118,6 +119,10 @@ def rollback(site: Site, *, reason: str = "", command: str = "condaqa rollback")
         last, current = audit.last_cutover(site), journal.current_target(site)
         if last is None:
             raise CutoverError(f"{audit.log_file(site)}: no cutover recorded, so there is nothing to roll back")
+        closed = audit.finalized(site)
+        if closed is not None:
+            raise CutoverError(f"{_finalized_words(last, closed)}: there is no rollback point; to go back, cut over "
+                               f"to it (`condaqa cutover --to {last['from']}`)")
         if last["from"] == current:
             when = last["time"]
             raise CutoverError(f"{site.current_link} already points to {current}, as before the last cutover ({when})")
@@ -132,6 +137,30 @@ def rollback(site: Site, *, reason: str = "", command: str = "condaqa rollback")
             qa = QaLink.RESTORE if not site.qa_link.is_symlink() else QaLink.UNTOUCHED
             intent = _intent(Action.ROLLBACK, old, new, kernels, qa, False, reason, [])
             return Outcome(_run(site, intent), [], notes)
+
+
+def finalize(site: Site, *, reason: str = "", command: str = "condaqa finalize") -> tuple[dict[str, object], list[str]]:
+    """Keep the last cutover for good: rollback no longer returns from it, so `retire` may delete the
+    installation it left. Changes nothing on disk but the audit log; returns its line and the lock's notes."""
+    journal.current_target(site)
+    with journal.locked(site, command) as notes:
+        last, current = audit.last_cutover(site), journal.current_target(site)
+        if last is None:
+            raise CutoverError(f"{audit.log_file(site)}: no cutover recorded, so there is nothing to finalize")
+        closed = audit.finalized(site)
+        if closed is not None:
+            raise CutoverError(f"{_finalized_words(last, closed)}: nothing to finalize")
+        if last["to"] != current:
+            raise CutoverError(f"{site.current_link} points to {current}, not to {last['to']} where the last cutover "
+                               "went (it was rolled back): nothing to finalize")
+        record = audit.append(site, {"action": Action.FINALIZE, "cutover": last.get("id", ""), "from": last["from"],
+                                     "to": last["to"], "reason": reason.strip()})
+        return record, notes
+
+
+def _finalized_words(cutover: dict[str, object], closed: dict[str, object]) -> str:
+    return (f"the cutover {cutover['from']} -> {cutover['to']} was finalized {closed.get('time', '?')} by "
+            f"{closed.get('user', '?')}")
 
 
 def _run(site: Site, intent: journal.Intent) -> journal.Intent:
