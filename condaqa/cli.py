@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from condaqa.commands import COMMANDS
 from condaqa.errors import CondaqaError
 from condaqa.inputs import redact
-from condaqa.site import SITE_ENV_VAR
+from condaqa.sitefile import SITE_ENV_VAR
 from condaqa.version import VERSION
 
 SITE_HELP = f"site.toml to use (default: ${SITE_ENV_VAR}, else manifests/site.toml); accepted anywhere on the line"

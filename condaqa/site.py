@@ -11,9 +11,7 @@ from typing import Any
 from condaqa import proc
 from condaqa.errors import ConfigError, SiteError
 from condaqa.inputs import SITE_FILE, load_toml, read_text
-
-DEFAULT_SITE = Path("manifests") / "site.toml"
-SITE_ENV_VAR = "CONDAQA_SITE"
+from condaqa.sitefile import SITE_ENV_VAR, site_file
 
 # key: (type, default); a default of None means the key is required.
 _KEYS: dict[str, tuple[type, object]] = {
@@ -179,10 +177,15 @@ def channel_url(root: Path, channel: str) -> str:
     return (root / channel).as_uri()
 
 
-def site_file(explicit: str | os.PathLike[str] | None = None, base: Path | None = None) -> Path:
-    """Which site.toml to use: the argument, else $CONDAQA_SITE, else manifests/site.toml under `base`."""
-    chosen = explicit or os.environ.get(SITE_ENV_VAR) or (base or Path.cwd()) / DEFAULT_SITE
-    return Path(chosen).expanduser().resolve()
+def unclaimed(path: Path) -> str:
+    """Why a site.toml that was found, not named, is not condaqa's ("" when it is): another project may keep a
+    manifests/site.toml of its own, and only one whose [site] table names a root is a condaqa site."""
+    try:
+        data = load_toml(read_text(path, SITE_FILE, ConfigError), str(path), SITE_FILE.what, ConfigError)
+    except ConfigError as exc:
+        return str(exc)
+    table = data.get("site")
+    return "" if isinstance(table, dict) and "root" in table else "it has no [site] table naming a root"
 
 
 def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None = None) -> Site:

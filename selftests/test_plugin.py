@@ -4,6 +4,7 @@ pytester subprocesses, xdist; from a checkout of the repository and from any oth
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ from lxml import etree
 
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
-from condaqa.plugin import environment_of
 from condaqa.qualification.required import required_checks
+from condaqa.session import environment_of
 from condaqa.site import Site, load_site
 
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
@@ -225,3 +226,75 @@ def test_the_plugin_is_inert_without_a_site(pytester, monkeypatch):
     assert "condaqa" not in result.stdout.str().replace("plugins: condaqa", "")
     assert not (pytester.path / "reports").exists()
     assert run(pytester, "--help").stdout.str().count("--site=PATH") == 1  # the option is known everywhere
+
+
+# --- what a run that leaves an environment unqualified, or cannot qualify at all, says ------------
+
+
+# --- the plugin in projects that are not condaqa's ------------------------------------------------
+
+
+@pytest.fixture
+def unrelated(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A project of someone else's, in a venv where condaqa is installed: a cutover marker of its own."""
+    monkeypatch.delenv("CONDAQA_SITE", raising=False)
+    pytester.makeini("[pytest]\naddopts = --strict-markers\nmarkers =\n    cutover: our database cutover tests\n")
+    pytester.makepyfile(test_db="import pytest\n\n@pytest.mark.cutover\ndef test_switch_db():\n    assert True\n")
+    return pytester
+
+
+def test_an_unrelated_projects_own_cutover_marker_is_left_alone(unrelated):
+    result = run(unrelated)
+    assert result.ret == 0 and result.parseoutcomes()["passed"] == 1, result.stdout.str()
+    assert "deselected" not in result.stdout.str()
+    markers = run(unrelated, "--markers").stdout.str()
+    assert markers.count("@pytest.mark.cutover") == 1 and "condaqa" not in markers
+
+
+def test_the_plugin_imports_nothing_heavy_in_an_unrelated_project(unrelated):
+    """pytest starts in every project of the venv: until a site is active, condaqa loads its entry point only."""
+    unrelated.makeconftest("import sys\n\n"
+                           "def pytest_sessionfinish(session):\n"
+                           "    loaded = [m for m in sys.modules if m.split('.')[0] in "
+                           "('condaqa', 'rattler', 'yaml', 'jupyter_client')]\n"
+                           "    open('loaded.txt', 'w').write(' '.join(sorted(loaded)))\n")
+    assert run(unrelated).ret == 0
+    assert (unrelated.path / "loaded.txt").read_text() == "condaqa condaqa.plugin condaqa.sitefile"
+
+
+@pytest.mark.parametrize("text", ['[site]\ntitle = "Our lab pages"\nbase_url = "/lab"\n', '[pages]\nroot = "public"\n'],
+                         ids=["site-table-without-root", "no-site-table"])
+def test_a_manifests_site_toml_that_is_not_a_condaqa_site_is_not_taken_over(unrelated, text):
+    (unrelated.path / "manifests").mkdir()
+    (unrelated.path / "manifests" / "site.toml").write_text(text)
+    result = run(unrelated)
+    assert result.ret == 0 and result.parseoutcomes()["passed"] == 1, result.stdout.str() + result.stderr.str()
+    assert not [line for line in result.outlines + result.errlines if line.startswith(("condaqa", "ERROR"))]
+
+
+@pytest.mark.parametrize("how", ["pyargs", "path"])
+def test_the_suite_without_a_site_is_one_usage_error(pytester, monkeypatch, how):
+    monkeypatch.delenv("CONDAQA_SITE", raising=False)
+    (pytester.path / "suite").symlink_to(Path(__file__).resolve().parent.parent / "condaqa" / "suite")
+    args = ["--pyargs", "condaqa.suite"] if how == "pyargs" else ["suite/test_environments.py"]
+    result = run(pytester, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(["ERROR: condaqa.suite qualifies a site, and none is named: *--site PATH*"])
+    assert "Error" not in result.stdout.str() + result.stderr.str().replace("ERROR: ", "", 1)
+
+
+def test_site_as_a_separate_argument_in_a_checkout_runs_what_the_checkout_runs(pytester, project, tmp_path):
+    """`pytest -n 2 --site /abs/elsewhere/site.toml`: pytest takes the path for a test path when it looks for its
+    configuration, before any plugin loads; the run must still qualify with the suite and the checkout's tests."""
+    elsewhere = tmp_path / "elsewhere"
+    for name in ("manifests", "env_checks"):
+        shutil.copytree(project / name, elsewhere / name)
+    (project / "selftests").mkdir()  # what else a checkout holds: the harness's own tests
+    (project / "selftests" / "conftest.py").write_text(
+        "import pytest\n\ndef pytest_collection_modifyitems(items):\n"
+        "    raise pytest.UsageError('the harness selftests were collected')\n")
+    (project / "selftests" / "test_harness.py").write_text("def test_harness():\n    pass\n")
+    result = run(pytester, "-n", "2", "--site", str(elsewhere / "manifests" / "site.toml"), "-k",
+                 "nhis_reformat or test_every_kernel_has_a_display_name")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    assert result.parseoutcomes()["passed"] == required_tests(qualified_site_of(project), "nhis_reformat") + 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from condaqa.errors import ConfigError
-from condaqa.site import load_site, site_file
+from condaqa.site import load_site
+from condaqa.sitefile import site_file
 
 
 def test_relative_paths_resolve_against_the_site_file(tmp_path):

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.cutover
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One smoke test per REPLICATE environment and per kernel spec, with their names as ids."""
-    from condaqa.plugin import KERNELS_KEY, MANIFEST_KEY
+    from condaqa.harness import KERNELS_KEY, MANIFEST_KEY
 
     if "smoke_env" in metafunc.fixturenames:
         names = [e.name for e in metafunc.config.stash.get(MANIFEST_KEY, []) if e.replicate]

@@ -17,10 +17,10 @@ from condaqa import triage
 from condaqa.checks.imports import import_modules
 from condaqa.checks.owner import run_owner_check
 from condaqa.checks.versions import version_differences
+from condaqa.harness import Replicated, key_modules_or_fail
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.plan.findings import explained_packages, load_findings
-from condaqa.plugin import Replicated, key_modules_or_fail
 from condaqa.prefix import is_environment, read_prefix
 from condaqa.qualification.required import BUILD, EXPORT, IMPORTS, OWNER, VERSIONS
 from condaqa.sandbox.box import Sandbox

@@ -16,9 +16,9 @@ from typing import NoReturn
 import pytest
 
 from condaqa import triage
+from condaqa.harness import STARTED_IN_CURRENT_KEY, Replicated, key_modules_or_fail
 from condaqa.kernels.launch import after_cutover, start
 from condaqa.kernels.specs import Kernel
-from condaqa.plugin import STARTED_IN_CURRENT_KEY, Replicated, key_modules_or_fail
 from condaqa.qualification.required import KERNEL
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site

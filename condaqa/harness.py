@@ -1,0 +1,353 @@
+"""What the plugin registers once a site is active: markers, fixtures, parametrization by environment,
+outcomes forwarded, xdist scheduling; and, in the controller, the session's reports (session.py).
+
+Reports go under the folder pytest runs from (its invocation folder, as --junitxml resolves),
+unless site.toml names a folder.
+The qualification suite ships in `condaqa.suite` (`pytest --pyargs condaqa.suite --site
+PATH`). Each of its tests carries the required check it runs; the harness parametrizes them
+from qualification/required.py, builds each environment once per worker process through
+qualification/builds.py, and forwards every test's outcome to qualification/store.py: what
+passing means is the library's. All tests of one environment run in one xdist worker.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from condaqa import locks
+from condaqa.build.replicate import BuildResult
+from condaqa.checks.imports import key_modules
+from condaqa.demo.site import ensure_demo
+from condaqa.errors import BuildError, CondaqaError
+from condaqa.kernels.specs import Kernel, find_kernels
+from condaqa.manifest import Environment, load_manifest
+from condaqa.qualification import builds, store
+from condaqa.qualification.required import (
+    BUILD,
+    EXPORT,
+    IMPORTS,
+    KERNEL,
+    OWNER,
+    VERSIONS,
+    check_manifest,
+    required_checks,
+)
+from condaqa.sandbox.box import CurrentChanged, Sandbox, sandbox_for
+from condaqa.session import CHECK, Session, environment_of
+from condaqa.site import Site, load_site
+from condaqa.triage import Triage, triaged
+from condaqa.vocab import Category, Outcome
+
+SITE_KEY = pytest.StashKey[Site]()
+MANIFEST_KEY = pytest.StashKey[list[Environment]]()
+KERNELS_KEY = pytest.StashKey[list[Kernel]]()
+TRIAGE_KEY = pytest.StashKey[Triage]()
+STARTED_IN_CURRENT_KEY = pytest.StashKey[bool]()  # a kernel test's baseline: did current's spec start
+REQUIRES = "condaqa_requires"  # marker of a suite test: the kind of required check it runs
+CUTOVER = "cutover"  # marker of the suite's cutover tests
+MARKERS = (f"{REQUIRES}(kind): the kind of required check a condaqa suite test runs",
+           f"{CHECK}(env, check): the environment and required check of a condaqa test",
+           f"{CUTOVER}: performs a real cutover of the site (deselected unless -m names it)",
+           "xdist_group(name): the xdist worker group (registered here too, for -p no:xdist)")
+_FALLBACK = {BUILD: Category.BUILD_FAILED, VERSIONS: Category.VERSION_MISMATCH, IMPORTS: Category.IMPORT_FAILED,
+             OWNER: Category.OWNER_CHECK_FAILED, KERNEL: Category.KERNEL_FAILED, EXPORT: Category.BUILD_FAILED}
+
+
+def activate(config: pytest.Config, path: str) -> None:
+    """Load the site at `path` (a usage error if anything is wrong with it), register this module's hooks and
+    fixtures, and in the controller check that the run can do what it is asked to, before any test."""
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    try:
+        site = load_site(path, base=config.invocation_params.dir)
+        manifest = load_manifest(site.manifest)
+        if site.demo and not hasattr(config, "workerinput"):
+            ensure_demo(site, progress=lambda line: print(line, flush=True))
+        kernels = find_kernels(site)
+        check_manifest(manifest, kernels)
+        sandbox_for(site)  # a bad sandbox_user or $CONDAQA_SANDBOX is a usage error, before any test
+    except CondaqaError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SITE_KEY], config.stash[MANIFEST_KEY], config.stash[KERNELS_KEY] = site, manifest, kernels
+    config.pluginmanager.register(sys.modules[__name__], "condaqa-harness")
+    if hasattr(config, "workerinput"):
+        return
+    _start_qualification(config, site, manifest, kernels)
+
+
+def cutover_run(config: pytest.Config) -> bool:
+    """Whether `-m` names the cutover tests: they change the site for every user, so they run only when asked for."""
+    expression = config.option.markexpr or ""
+    return CUTOVER in expression and f"not {CUTOVER}" not in expression
+
+
+def _start_qualification(config: pytest.Config, site: Site, manifest: list[Environment],
+                         kernels: list[Kernel]) -> None:
+    if site.link_target(site.qa_name) is None:
+        raise pytest.UsageError(f"{site.qa_link} is absent: there is no installation to qualify (after a cutover, "
+                                "make one with `condaqa new-installation NAME` or point qa at one with "
+                                "`condaqa qa NAME`)")
+    try:  # refuse to start during a cutover; the workers take the lock for as long as they qualify
+        with locks.qualifying(site, _qualified_installations(site), "pytest (starting)"):
+            pass
+    except CondaqaError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(Session(config, site, manifest, kernels), "condaqa-session")
+
+
+def _site(config: pytest.Config) -> Site:
+    return config.stash[SITE_KEY]
+
+
+def _manifest(config: pytest.Config) -> list[Environment]:
+    return config.stash[MANIFEST_KEY]
+
+
+def _kernels(config: pytest.Config) -> list[Kernel]:
+    return config.stash[KERNELS_KEY]
+
+
+def _matches(kind: str, check: str) -> bool:
+    return check == kind or (kind.endswith(":") and check.startswith(kind))
+
+
+def _param_id(env: Environment, check: str, kernels: Sequence[Kernel]) -> str:
+    if check.startswith(OWNER):
+        return f"{env.name}-{check.removeprefix(OWNER)}"
+    if check.startswith(KERNEL):
+        return check.removeprefix(KERNEL)
+    return env.name
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A suite test runs one kind of required check: one parameter per environment needing it."""
+    config = metafunc.config
+    marker = metafunc.definition.get_closest_marker(REQUIRES)
+    if marker is None:
+        return
+    site, kernels, kind = _site(config), _kernels(config), str(marker.args[0])
+    params, qa = [], _qa_name(site)
+    for env in _manifest(config):
+        for check in required_checks(site, env, kernels, qa):
+            if _matches(kind, check):
+                marks = [pytest.mark.xdist_group(env.name), pytest.mark.condaqa_check(env.name, check)]
+                params.append(pytest.param(env.name, id=_param_id(env, check, kernels), marks=marks))
+    target = "exported_env" if kind == EXPORT else "_condaqa_env"
+    metafunc.parametrize(target, params, indirect=target == "_condaqa_env")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`-k ENV` selects every test of an environment, a kernel's named otherwise too (before -k applies).
+    Cutover tests change the site for every user: they run only when `-m` names them."""
+    for item in items:
+        marker = item.get_closest_marker(CHECK)
+        if marker is not None:
+            item.extra_keyword_matches.add(str(marker.args[0]))
+    if cutover_run(config):
+        return
+    chosen = [i for i in items if i.get_closest_marker(CUTOVER) is None]
+    if len(chosen) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker(CUTOVER) is not None])
+        items[:] = chosen
+
+
+@pytest.fixture(scope="session")
+def site(request: pytest.FixtureRequest) -> Site:
+    return _site(request.config)
+
+
+@pytest.fixture(scope="session")
+def manifest(request: pytest.FixtureRequest) -> list[Environment]:
+    return _manifest(request.config)
+
+
+@pytest.fixture(scope="session")
+def kernels(request: pytest.FixtureRequest) -> list[Kernel]:
+    return _kernels(request.config)
+
+
+@pytest.fixture(scope="session")
+def sandbox(site: Site) -> Sandbox:
+    """Where owner checks, probes, kernels and pip run: never as root, nothing writable but a scratch folder."""
+    return sandbox_for(site)
+
+
+def _qa_name(site: Site) -> str:
+    return site.link_target(site.qa_name) or ""
+
+
+@pytest.fixture(scope="session")
+def _qualifying(site: Site) -> Iterator[None]:
+    """The qualification lock of qa and current, shared, for as long as this process qualifies."""
+    try:
+        lock = locks.qualifying(site, _qualified_installations(site), "pytest (condaqa qualification)")
+        lock.__enter__()
+    except CondaqaError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield
+    lock.__exit__(None, None, None)
+
+
+def _qualified_installations(site: Site) -> set[str]:
+    """What a qualification builds in and runs the python of: qa's installation and current's."""
+    return {site.qa_installation().name, site.current_installation().name}
+
+
+@dataclass
+class Replicated:
+    """An environment as built in qa for this run, or the error that stopped the build."""
+
+    env: Environment
+    prefix: Path
+    required: dict[str, str]
+    build: BuildResult | None = None
+    error: BuildError | None = None
+    seconds: float = 0.0
+    reported: bool = field(default=False)
+
+    @property
+    def build_id(self) -> str:
+        return self.build.stamp.build_id if self.build else ""
+
+    def require_built(self) -> None:
+        """Skip a test whose environment did not build; test_builds reports why."""
+        __tracebackhide__ = True
+        if self.error is not None:
+            pytest.skip(f"{self.env.name} did not build (see test_builds[{self.env.name}])")
+
+
+_BUILT: dict[str, Replicated] = {}
+
+
+@pytest.fixture(scope="session")
+def _condaqa_env(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def replicated_env(request: pytest.FixtureRequest, _condaqa_env: str, _qualifying: None,
+                   sandbox: Sandbox) -> Replicated:
+    """The environment built in qa, once per worker process whatever the fixture teardown order."""
+    if _condaqa_env in _BUILT:
+        return _BUILT[_condaqa_env]
+    site, kernels = _site(request.config), _kernels(request.config)
+    env = next(e for e in _manifest(request.config) if e.name == _condaqa_env)
+    started = time.monotonic()
+    replicated = Replicated(env, site.qa_installation().env_prefix(env.name),
+                            required_checks(site, env, kernels, _qa_name(site)))
+    try:
+        replicated.build = builds.build(site, sandbox, env, rebuild=request.config.getoption("rebuild"))
+    except BuildError as exc:
+        replicated.error = exc
+    replicated.seconds = time.monotonic() - started
+    _BUILT[_condaqa_env] = replicated
+    return replicated
+
+
+@pytest.fixture
+def exported_env(request: pytest.FixtureRequest, _qualifying: None) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def condaqa_check_id(request: pytest.FixtureRequest) -> str:
+    """The required check this test runs (qualification's id: "versions", "owner:hlink/check_x.py", ...)."""
+    marker = request.node.get_closest_marker(CHECK)
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} is not a parametrized condaqa check")
+    return str(marker.args[1])
+
+
+@pytest.fixture
+def fail_triaged(request: pytest.FixtureRequest) -> Callable[[Triage], NoReturn]:
+    """Fail the test with a triaged message; its category goes into the results, the summary and JUnit."""
+
+    def fail(found: Triage) -> NoReturn:
+        __tracebackhide__ = True
+        request.node.stash[TRIAGE_KEY] = found
+        pytest.fail(found.message(), pytrace=False)
+
+    return fail
+
+
+def key_modules_or_fail(sandbox: Sandbox, env: Environment, fail: Callable[[Triage], NoReturn]) -> list[str]:
+    """The environment's key modules; finding them changed current (where nothing isolates): current-changed."""
+    try:
+        return key_modules(sandbox, env)
+    except CurrentChanged as exc:
+        fail(triaged(Category.CURRENT_CHANGED, env.name, str(exc)))
+
+
+_OUTCOMES = {"passed": Outcome.PASSED, "failed": Outcome.FAILED, "skipped": Outcome.SKIPPED}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Forward the outcome of each required check to the library; announce a build to the controller."""
+    report_ = yield
+    marker = item.get_closest_marker(CHECK)
+    if marker is None:
+        return report_
+    name, check = str(marker.args[0]), str(marker.args[1])
+    replicated = _BUILT.get(name)
+    if report_.when == "setup" and replicated is not None and not replicated.reported:
+        replicated.reported = True
+        report_.condaqa_build = _build_words(replicated)  # type: ignore[attr-defined]
+    if report_.when == "call" or (report_.when == "setup" and report_.outcome != "passed"):
+        _forward(item, name, check, report_, replicated)
+    return report_
+
+
+def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestReport,
+             replicated: Replicated | None) -> None:
+    site = _site(item.config)
+    env = next(e for e in _manifest(item.config) if e.name == name)
+    outcome = _OUTCOMES.get(report_.outcome, Outcome.FAILED)
+    found = item.stash.get(TRIAGE_KEY, None) if outcome is Outcome.FAILED else None
+    if outcome is Outcome.FAILED and found is None:  # an error inside the test itself, not a triaged failure
+        kind = next(k for k in _FALLBACK if _matches(k, check))
+        found = triaged(_FALLBACK[kind], name, report_.longreprtext[-2000:])
+    required = replicated.required if replicated else required_checks(site, env, _kernels(item.config), _qa_name(site))
+    store.record(site, site.qa_installation().name, env, check, outcome,
+                         build_id=replicated.build_id if replicated else "", required=required, triage=found,
+                         qa_tail=found.qa_tail if found else "", current_tail=found.current_tail if found else "",
+                         seconds=report_.duration, started_in_current=item.stash.get(STARTED_IN_CURRENT_KEY, None))
+
+
+def _build_words(replicated: Replicated) -> dict[str, Any]:
+    """What the controller prints when a build ends: rebuilt, up to date, or where it failed."""
+    if replicated.error is not None:
+        words = f"FAILED at {replicated.error.stage}"
+    else:
+        words = "rebuilt" if replicated.build is not None and replicated.build.rebuilt else "up to date"
+    return {"env": replicated.env.name, "seconds": replicated.seconds, "words": words}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Send all tests of one environment to one worker, so each environment is built once.
+
+    xdist's own `loadgroup` does not group xdist_group tests with pytest 9 (pytest-xdist#1386),
+    so the default `load` distribution is replaced by one that groups by environment.
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    names = [e.name for e in _manifest(config)]
+    kernel_envs = {k.name: k.environment for k in _kernels(config) if k.environment}
+
+    class EnvironmentScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return environment_of(nodeid, names, kernel_envs) or nodeid
+
+    return EnvironmentScheduling(config, log)

@@ -1,0 +1,176 @@
+"""The controller's side of a qualification run: progress lines, the summary and JUnit facts.
+
+harness.py registers it in the controller process only (the only one with xdist, or the one without it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from condaqa import report
+from condaqa.errors import CondaqaError
+from condaqa.kernels.specs import Kernel
+from condaqa.manifest import Environment
+from condaqa.plan.findings import load_findings
+from condaqa.sandbox.box import sandbox_for
+from condaqa.site import Site
+from condaqa.vocab import Verdict
+
+CHECK = "condaqa_check"  # marker of a parametrized suite test: (environment, check id)
+
+
+def environment_of(nodeid: str, names: Sequence[str], kernel_envs: dict[str, str]) -> str:
+    """The environment a test id belongs to: its parameter starts with the environment's name, or is
+    the name of a kernel that runs it."""
+    if "[" not in nodeid:
+        return ""
+    param = nodeid.split("[", 1)[1].rsplit("]", 1)[0]
+    if param in kernel_envs and nodeid.split("[", 1)[0].endswith("test_kernel_starts"):
+        return kernel_envs[param]
+    for name in sorted(names, key=len, reverse=True):
+        if param == name or param.startswith(name + "-"):
+            return name
+    return ""
+
+
+class Session:
+    """Controller-side: progress lines, the summary, JUnit facts, and reports only for a real run."""
+
+    def __init__(self, config: pytest.Config, site: Site, manifest: list[Environment], kernels: list[Kernel]) -> None:
+        self.config, self.site, self.manifest, self.kernels = config, site, manifest, kernels
+        self.names = [e.name for e in manifest]
+        self.kernel_envs = {k.name: k.environment for k in kernels if k.environment}
+        self.started: set[str] = set()
+        self.ran: set[str] = set()  # environments with a qualification test that ran
+        self.total = 0
+        self.summary = ""
+        self.rows: list[report.Row] = []  # the summary's rows, made once when the session finishes
+        self.kept: Path | None = None  # the last junit.xml, put back if this run qualifies nothing
+        self.sandbox = sandbox_for(site).describe()
+        if config.option.xmlpath is None:
+            junit = site.reports_dir / "junit.xml"
+            config.option.xmlpath = str(junit)
+            if junit.is_file():
+                self.kept = junit.with_name(f".junit-{os.getpid()}.xml")
+                shutil.copy2(junit, self.kept)
+
+    def pytest_report_header(self) -> list[str]:
+        return [f"condaqa sandbox: {self.sandbox}"]
+
+    def _reporter(self) -> Any:
+        return self.config.pluginmanager.get_plugin("terminalreporter")
+
+    def _say(self, line: str, verbosity: int = 0) -> None:
+        reporter = self._reporter()
+        if reporter is None or self.config.get_verbosity() < verbosity:
+            return
+        if reporter._tw.width_of_current_line:  # xdist's progress dots leave the line open
+            reporter._tw.line()
+        reporter.write_line(line)
+
+    def _xml(self) -> Any:
+        from _pytest.junitxml import xml_key  # pytest's junitxml keeps its LogXML under this key
+
+        return self.config.stash.get(xml_key, None)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._count([item.nodeid for item in session.items])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.total:
+            self._count(ids)
+
+    def _count(self, ids: list[str]) -> None:
+        self.total = len({e for e in (environment_of(i, self.names, self.kernel_envs) for i in ids) if e})
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        env = environment_of(nodeid, self.names, self.kernel_envs)
+        if env and env not in self.started:
+            self.started.add(env)
+            self._say(f"condaqa: {env}: started ({len(self.started)} of {self.total or '?'} environments)")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """classname = condaqa.<environment>, so Jenkins and GitLab group test cases by environment."""
+        env = environment_of(report.nodeid, self.names, self.kernel_envs)
+        if not env or CHECK not in report.keywords:  # a cutover smoke test is not a qualification
+            return
+        self.ran.add(env)
+        built = getattr(report, "condaqa_build", None)
+        if isinstance(built, dict):
+            self._say(f"condaqa: {env}: {built['words']} in {built['seconds']:.1f}s")
+        xml = self._xml()
+        if xml is not None:
+            xml.node_reporter(report).add_attribute("classname", f"condaqa.{env}")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """The summary and per-environment facts as testsuite properties (the only place junit-10.xsd
+        allows them) — only after a run that qualified something."""
+        if not self.ran:
+            return
+        qa = report.qa_installation(self.site)
+        self.rows = report.make_rows(self.site, self.manifest, qa, self.kernels)  # one verdict each, shown thrice
+        with contextlib.suppress(OSError, CondaqaError):
+            self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, self.sandbox, qa,
+                                                    self.rows)[0])
+        xml = self._xml()
+        if xml is None:
+            return
+        xml.add_global_property("condaqa.sandbox", self.sandbox)
+        for env, row in zip(self.manifest, self.rows, strict=True):
+            xml.add_global_property(f"{env.name}.owner", env.owner or "-")
+            xml.add_global_property(f"{env.name}.disposition", str(env.disposition))
+            xml.add_global_property(f"{env.name}.result", row.result)
+            if row.category:
+                xml.add_global_property(f"{env.name}.category", row.category)
+                xml.add_global_property(f"{env.name}.hint", row.hint)
+        for kernel in self.kernels:
+            xml.add_global_property(f"kernel.{kernel.name}.display_name", kernel.display_name)
+            xml.add_global_property(f"kernel.{kernel.name}.environment", kernel.environment or "-")
+        for env in self.manifest:
+            self._add_findings(xml, env.name)
+
+    def _add_findings(self, xml: Any, env: str) -> None:
+        saved = load_findings(self.site, env)
+        if saved is None:
+            return
+        xml.add_global_property(f"{env}.findings", str(len(saved.findings)))
+        xml.add_global_property(f"{env}.override", "yes" if saved.override else "no")
+        for number, f in enumerate(saved.findings, 1):
+            xml.add_global_property(f"{env}.finding.{number}", f"{f.severity} {f.rule} {f.package}: {f.action}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.ran:
+            terminalreporter.write_line("condaqa: no qualification test ran; the last reports are left as they were")
+            return
+        qa = report.qa_installation(self.site)
+        rows = [row for row in self.rows if row.environment in self.ran]
+        counts: dict[str, int] = {}
+        for row in rows:
+            key = row.result + (f" [{row.category}]" if row.category else "")
+            counts[key] = counts.get(key, 0) + 1
+        terminalreporter.section("condaqa summary", sep="-")
+        terminalreporter.write_line(f"{len(rows)} environments of {qa}: "
+                                    + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        for row in rows:
+            if row.result not in (Verdict.PASSED, Verdict.EXPORTED):
+                terminalreporter.write_line(f"  {row.environment}: {row.result}: {row.first_error}")
+        terminalreporter.write_line(f"reports: {self.summary or self.site.reports_dir}, {self.config.option.xmlpath}")
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """A run that qualified nothing puts the last junit.xml back (pytest has written an empty one)."""
+        if self.kept is None:
+            return
+        if self.ran:
+            self.kept.unlink(missing_ok=True)
+        else:
+            os.replace(self.kept, str(config.option.xmlpath))
