@@ -1,4 +1,5 @@
-"""The controller's side of a qualification run: progress lines, the summary and JUnit facts.
+"""The controller's side of a qualification run: progress lines, the summary, JUnit facts, and an exit
+status that says whether every environment the run ran is qualified (not only whether its tests passed).
 
 harness.py registers it in the controller process only (the only one with xdist, or the one without it).
 """
@@ -52,6 +53,7 @@ class Session:
         self.total = 0
         self.summary = ""
         self.rows: list[report.Row] = []  # the summary's rows, made once when the session finishes
+        self.unqualified: list[str] = []  # environments this run ran, not qualified although every test passed
         self.kept: Path | None = None  # the last junit.xml, put back if this run qualifies nothing
         self.sandbox = sandbox_for(site).describe()
         if config.option.xmlpath is None:
@@ -114,11 +116,18 @@ class Session:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """The summary and per-environment facts as testsuite properties (the only place junit-10.xsd
-        allows them) — only after a run that qualified something."""
+        allows them) — only after a run that qualified something. A run whose tests all passed but that
+        leaves an environment it ran unqualified (`--lf` re-ran its build alone: pending) exits 1, so cron
+        and CI do not show green for it."""
         if not self.ran:
             return
         qa = report.qa_installation(self.site)
         self.rows = report.make_rows(self.site, self.manifest, qa, self.kernels)  # one verdict each, shown thrice
+        if session.exitstatus == pytest.ExitCode.OK:
+            self.unqualified = [r.environment for r in self.rows if r.environment in self.ran
+                                and r.result not in (Verdict.PASSED, Verdict.EXPORTED)]
+            if self.unqualified:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         with contextlib.suppress(OSError, CondaqaError):
             self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, self.sandbox, qa,
                                                     self.rows)[0])
@@ -165,6 +174,11 @@ class Session:
             if row.result not in (Verdict.PASSED, Verdict.EXPORTED):
                 terminalreporter.write_line(f"  {row.environment}: {row.result}: {row.first_error}")
         terminalreporter.write_line(f"reports: {self.summary or self.site.reports_dir}, {self.config.option.xmlpath}")
+        if self.unqualified:
+            names, one = ", ".join(self.unqualified), len(self.unqualified) == 1
+            terminalreporter.write_line(f"condaqa: exit 1: {names} {'is' if one else 'are'} not qualified; run "
+                                        f"{'its' if one else 'their'} checks: pytest -k "
+                                        + (names if one else repr(" or ".join(self.unqualified))))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """A run that qualified nothing puts the last junit.xml back (pytest has written an empty one)."""

@@ -78,8 +78,9 @@ def test_a_partial_run_after_a_failure_does_not_pass_the_gate(pytester, qualifie
     (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
     assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 1
     assert_refused(project, "hlink")
-    builds_only = qualify(pytester, "-k", "test_builds", workers="2")
-    assert builds_only.ret == 0, builds_only.stdout.str()
+    builds_only = qualify(pytester, "-k", "test_builds", workers="2")  # every build passes; hlink stays failed
+    assert builds_only.ret == 1 and "failed" not in builds_only.parseoutcomes(), builds_only.stdout.str()
+    builds_only.stdout.fnmatch_lines(["condaqa: exit 1: hlink is not qualified; run its checks: pytest -k hlink"])
     refused = assert_refused(project, "hlink: failed", "check_regression.py")
     assert os.readlink(demo_site.root / "current") == "v4.3", refused
 
@@ -160,7 +161,7 @@ def test_status_names_each_verdict(pytester, qualified_project, demo_site):
     project = qualified_project
     (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
     assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 1
-    assert qualify(pytester, "--rebuild", "-k", "listed_twice and not key_packages").ret == 0
+    assert qualify(pytester, "--rebuild", "-k", "listed_twice and not key_packages").ret == 1  # left partial
     (project / "env_checks" / "git_installed" / "check_new.py").write_text("print('new')\n")
     assert condaqa(project, "replicate", "--rebuild", "--env", "survey_weights").returncode == 0
     out = condaqa(project, "status").stdout

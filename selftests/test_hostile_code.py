@@ -91,8 +91,8 @@ def test_an_owner_check_cannot_make_the_site_writable_again(pytester, demo_site)
     mount namespace, it could)."""
     write_project(pytester.path, demo_site.root)
     (pytester.path / "env_checks" / "survey_weights" / "check_remount.py").write_text(REMOUNT)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "0", "-k", "survey_weights and owner")
-    assert result.ret == 0, result.stdout.str()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "0", "-k", "survey_weights")
+    assert result.ret == 0, result.stdout.str()  # every check ran and passed, the remounting one too
     assert not (demo_site.root / "written-by-a-check").exists()
 
 

@@ -231,6 +231,18 @@ def test_the_plugin_is_inert_without_a_site(pytester, monkeypatch):
 # --- what a run that leaves an environment unqualified, or cannot qualify at all, says ------------
 
 
+def test_a_run_that_leaves_an_environment_it_ran_unqualified_exits_1(pytester, project):
+    """`pytest --lf` after a fixed build re-runs test_builds alone: passed, but the environment is pending."""
+    result = run(pytester, "-n", "0", "-k", "test_builds and survey_weights")
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] == 1 and "failed" not in outcomes
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["1 environments of v4.8: 1 pending",
+                                 "  survey_weights: pending: built, but its checks have not run (*",
+                                 "condaqa: exit 1: survey_weights is not qualified; run its checks: "
+                                 "pytest -k survey_weights"])
+
+
 # --- the plugin in projects that are not condaqa's ------------------------------------------------
 
 
