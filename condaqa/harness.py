@@ -8,6 +8,8 @@ PATH`). Each of its tests carries the required check it runs; the harness parame
 from qualification/required.py, builds each environment once per worker process through
 qualification/builds.py, and forwards every test's outcome to qualification/store.py: what
 passing means is the library's. All tests of one environment run in one xdist worker.
+A cutover run (`-m cutover`, in one process) makes no qualification: the suite's cutover
+fixture switches `current` and smoke-tests it, and its JUnit goes to reports/cutover.xml.
 """
 
 from __future__ import annotations
@@ -79,13 +81,24 @@ def activate(config: pytest.Config, path: str) -> None:
     config.pluginmanager.register(sys.modules[__name__], "condaqa-harness")
     if hasattr(config, "workerinput"):
         return
-    _start_qualification(config, site, manifest, kernels)
+    if cutover_run(config):
+        _start_cutover_run(config, site)
+    else:
+        _start_qualification(config, site, manifest, kernels)
 
 
 def cutover_run(config: pytest.Config) -> bool:
     """Whether `-m` names the cutover tests: they change the site for every user, so they run only when asked for."""
     expression = config.option.markexpr or ""
     return CUTOVER in expression and f"not {CUTOVER}" not in expression
+
+
+def _start_cutover_run(config: pytest.Config, site: Site) -> None:
+    """One process owns the cutover and its rollback; its JUnit is its own, beside the qualification's."""
+    if config.getoption("dist", "no") != "no" or config.getoption("numprocesses", None):
+        raise pytest.UsageError("run `pytest -m cutover -n 0`: one process must own the cutover and its rollback")
+    if config.option.xmlpath is None:
+        config.option.xmlpath = str(site.reports_dir / "cutover.xml")
 
 
 def _start_qualification(config: pytest.Config, site: Site, manifest: list[Environment],

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers_sites import NEW, OLD, PY, audit_state, make_installation, make_site, qualify, write_kernel
+from lxml import etree
 
 from condaqa.cli import main
 from condaqa.commands.lifecycle import lifecycle_status
@@ -248,7 +249,7 @@ def test_new_installation_needs_exactly_one_way(site: Site) -> None:
 
 # The cutover fixture of the shipped suite, run by pytest with the installed plugin, as `pytest -m cutover`.
 def run_cutover_suite(site: Site, project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    project.mkdir()
+    project.mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "pytest", "--pyargs", "condaqa.suite.test_cutover", "-m", "cutover",
             "--site", str(site.file), "-p", "no:cacheprovider", "-rA", *extra]
     return subprocess.run(argv, cwd=project, capture_output=True, text=True, check=False)
@@ -297,6 +298,45 @@ def test_cutover_fixture_reports_a_refused_gate(plain_site: Site, tmp_path: Path
 def test_cutover_fixture_refuses_to_run_in_several_workers(plain_site: Site, tmp_path: Path) -> None:
     qualify(plain_site)
     done = run_cutover_suite(plain_site, tmp_path / "project", "-n", "2")
-    assert done.returncode == 1
-    assert "run `pytest -m cutover -n 0`: one process must own the cutover" in done.stdout
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert (done.stdout + done.stderr).count("run `pytest -m cutover -n 0`: one process must own the cutover") == 1
     assert os.readlink(plain_site.current_link) == OLD and audit.records(plain_site) == []
+
+
+def test_the_cutover_run_writes_its_own_junit_and_leaves_the_qualifications(plain_site: Site, tmp_path: Path) -> None:
+    qualify(plain_site)
+    project = tmp_path / "project"
+    (project / "reports").mkdir(parents=True)
+    (project / "reports" / "junit.xml").write_text("<testsuites/>\n")  # the qualification's, published before
+    done = run_cutover_suite(plain_site, project)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"generated xml file: {project}/reports/cutover.xml" in done.stdout
+    cases = [case.get("name") for case in etree.parse(str(project / "reports" / "cutover.xml")).iter("testcase")
+             if case.find("skipped") is None]  # no kernels here: the kernel test has no parameter
+    assert cases == ["test_environment_imports[alpha]", "test_environment_imports[beta]"]
+    assert (project / "reports" / "junit.xml").read_text() == "<testsuites/>\n"
+
+
+def test_after_a_cli_cutover_the_fixture_smoke_tests_current_as_it_is(plain_site: Site, tmp_path: Path) -> None:
+    """Runbook step 9: `condaqa cutover`, then `pytest -m cutover -n 0` smoke-tests what it left."""
+    site = plain_site
+    qualify(site)
+    assert run(site, "cutover") == 0
+    done = run_cutover_suite(site, tmp_path / "project")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+    assert f"no cutover to make ({site.qa_link} is absent): smoke-testing {site.current_link} -> {NEW}" in done.stdout
+    assert os.readlink(site.current_link) == NEW and [r["action"] for r in audit.records(site)] == ["cutover"]
+
+
+def test_after_a_cli_cutover_a_failed_smoke_test_names_the_rollback(plain_site: Site, tmp_path: Path) -> None:
+    """The fixture undoes only a cutover it made: one made by `condaqa cutover` is the administrator's to undo."""
+    site = plain_site
+    qualify(site)
+    assert run(site, "cutover") == 0
+    (site.root / NEW / "envs" / "beta" / "lib" / PY / "site-packages" / "beta_mod.py").unlink()
+    done = run_cutover_suite(site, tmp_path / "project")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "cannot import beta_mod" in done.stdout
+    assert f"1 smoke test(s) failed; `condaqa rollback` returns {site.current_link} to {OLD}" in done.stdout
+    assert os.readlink(site.current_link) == NEW and [r["action"] for r in audit.records(site)] == ["cutover"]

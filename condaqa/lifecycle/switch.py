@@ -111,6 +111,14 @@ def preview(site: Site, to: str | None = None, *, keep_qa: bool = False) -> Asse
     return assess(site, old, new, keep_qa=keep_qa)
 
 
+def nothing_to_cut_over(site: Site) -> str:
+    """Why `qa` names no cutover to make (absent, or on the installation current points to), or "" if it does."""
+    qa, current = site.link_target(site.qa_name), site.link_target(site.current_name)
+    if qa is None:
+        return f"{site.qa_link} is absent"
+    return f"{site.qa_link} points to {qa}, as {site.current_link} does" if qa == current else ""
+
+
 def rollback(site: Site, *, reason: str = "", command: str = "condaqa rollback") -> Outcome:
     """Switch `current` back to where it pointed before the last cutover, restoring kernel specs."""
     journal.current_target(site)

@@ -2,7 +2,9 @@
 `current`, and roll back automatically if any smoke test fails.
 
 Deselected unless `-m` names it (`pytest -m cutover`): it changes the site for every user,
-so it runs in one process (no -n, or -n 0).
+so it runs in one process (no -n, or -n 0). After `condaqa cutover` (qa removed, or kept on
+what current now points to) there is no cutover to make: it smoke-tests `current` as it is,
+and leaves a rollback to the administrator.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from condaqa.checks.imports import import_module, key_modules
 from condaqa.errors import CondaqaError
 from condaqa.kernels.launch import start
 from condaqa.kernels.specs import find_kernels
-from condaqa.lifecycle import switch
+from condaqa.lifecycle import audit, switch
 from condaqa.manifest import Environment
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
@@ -39,28 +41,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @dataclass(frozen=True)
 class Switched:
-    outcome: switch.Outcome
+    outcome: switch.Outcome | None  # None: the cutover was made before this run (`condaqa cutover`)
     modules: dict[str, list[str]]  # each environment's key modules, as the qualification found them before the swap
 
 
 @pytest.fixture(scope="module")
 def cutover_outcome(request: pytest.FixtureRequest, site: Site, sandbox: Sandbox,
                     manifest: list[Environment]) -> Iterator[Switched]:
-    """The gated cutover of what `qa` points to; rolled back after the module if a smoke test failed."""
-    if hasattr(request.config, "workerinput"):  # how pytest-xdist marks a worker process
-        pytest.fail("run `pytest -m cutover -n 0`: one process must own the cutover and its rollback", pytrace=False)
+    """The gated cutover of what `qa` points to, rolled back after the module if a smoke test failed; or,
+    with no cutover to make, `current` as it is, smoke-tested and left to the administrator."""
+    made = switch.nothing_to_cut_over(site)
     try:
         modules = {e.name: key_modules(sandbox, e) for e in manifest if e.replicate}
-        outcome = switch.cutover(site, command="pytest -m cutover")
+        outcome = None if made else switch.cutover(site, command="pytest -m cutover")
     except CondaqaError as exc:
         pytest.fail(f"cutover not performed:\n{exc}", pytrace=False)
-    _show(request, [f"warning: {w}" for w in outcome.warnings] + [f"cutover: current -> {outcome.intent.new}"])
+    if outcome is None:
+        _show(request, [f"no cutover to make ({made}): smoke-testing {site.current_link} -> "
+                        f"{site.link_target(site.current_name)} as it is"])
+    else:
+        _show(request, [f"warning: {w}" for w in outcome.warnings] + [f"cutover: current -> {outcome.intent.new}"])
     failed_before = request.session.testsfailed
     yield Switched(outcome, modules)
     failed = request.session.testsfailed - failed_before
-    if failed:
+    if failed and outcome is not None:
         back = switch.rollback(site, reason=f"{failed} smoke test(s) failed", command="pytest -m cutover (rollback)")
         _show(request, [f"rolled back: current -> {back.intent.new}, {failed} smoke test(s) failed"])
+    elif failed:
+        target = audit.rollback_target(site)
+        undo = f"`condaqa rollback` returns {site.current_link} to {target}" if target else "there is no rollback point"
+        _show(request, [f"{failed} smoke test(s) failed; {undo}"])
 
 
 def test_environment_imports(cutover_outcome: Switched, site: Site, sandbox: Sandbox, smoke_env: str) -> None:
