@@ -103,10 +103,15 @@ def _start_cutover_run(config: pytest.Config, site: Site) -> None:
 
 def _start_qualification(config: pytest.Config, site: Site, manifest: list[Environment],
                          kernels: list[Kernel]) -> None:
-    if site.link_target(site.qa_name) is None:
+    qa = site.link_target(site.qa_name)
+    if qa is None:
         raise pytest.UsageError(f"{site.qa_link} is absent: there is no installation to qualify (after a cutover, "
                                 "make one with `condaqa new-installation NAME` or point qa at one with "
                                 "`condaqa qa NAME`)")
+    if site.qa_link.resolve() == site.current_link.resolve():
+        raise pytest.UsageError(f"{site.qa_link} and {site.current_link} both point to {qa}: a qualification builds "
+                                "in qa and never where production lives; point qa at the installation to qualify "
+                                "(`condaqa qa NAME`, or make one with `condaqa new-installation NAME`)")
     try:  # refuse to start during a cutover; the workers take the lock for as long as they qualify
         with locks.qualifying(site, _qualified_installations(site), "pytest (starting)"):
             pass

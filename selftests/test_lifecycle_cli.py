@@ -62,6 +62,15 @@ def test_cutover_then_rollback(site: Site, capsys) -> None:
     assert audit.records(site)[-1]["reason"] == "pandas broke"
 
 
+def test_a_rollback_onto_where_qa_points_says_to_move_qa(site: Site, capsys) -> None:
+    """`cutover`, `qa v4.3`, `rollback`: qa and current now name one installation, which no qualification takes."""
+    qualify(site)
+    assert run(site, "cutover") == 0 and run(site, "qa", OLD) == 0
+    assert run(site, "rollback") == 0
+    out = capsys.readouterr().out
+    assert f"warning: {site.qa_link} points to {OLD}, where {site.current_link} now points too: " in out
+
+
 def test_rollback_without_cutover_is_an_error(site: Site, capsys) -> None:
     assert run(site, "rollback") == 2
     assert "no cutover recorded" in capsys.readouterr().err

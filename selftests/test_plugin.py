@@ -243,6 +243,18 @@ def test_a_run_that_leaves_an_environment_it_ran_unqualified_exits_1(pytester, p
                                  "pytest -k survey_weights"])
 
 
+def test_qa_and_current_on_one_installation_is_one_usage_error(pytester, demo_site):
+    """What `cutover`, `qa v4.3`, `rollback` leave: qa names the installation in production."""
+    (demo_site.root / "qa").unlink()
+    (demo_site.root / "qa").symlink_to("v4.3")
+    result = run(pytester, "--pyargs", "condaqa.suite", "--site", str(demo_site.file), "-k", "survey_weights")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {demo_site.root}/qa and {demo_site.root}/current both point to v4.3: *"
+                                 "`condaqa qa NAME`*"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert not (pytester.path / "reports").exists()
+
+
 # --- the plugin in projects that are not condaqa's ------------------------------------------------
 
 

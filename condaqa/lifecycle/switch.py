@@ -144,7 +144,10 @@ def rollback(site: Site, *, reason: str = "", command: str = "condaqa rollback")
             kernels = [_change(Path(k["spec"]), Path(k["to"]), Path(k["from"])) for k in last.get("kernels", [])]
             qa = QaLink.RESTORE if not site.qa_link.is_symlink() else QaLink.UNTOUCHED
             intent = _intent(Action.ROLLBACK, old, new, kernels, qa, False, reason, [])
-            return Outcome(_run(site, intent), [], notes)
+            warnings = [f"{site.qa_link} points to {new.name}, where {site.current_link} now points too: point qa at "
+                        "the installation to qualify next (`condaqa qa NAME`) before the next qualification"
+                        ] if site.link_target(site.qa_name) == new.name else []
+            return Outcome(_run(site, intent), warnings, notes)
 
 
 def finalize(site: Site, *, reason: str = "", command: str = "condaqa finalize") -> tuple[dict[str, object], list[str]]:
