@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers_sites import NEW, OLD, PY, audit_state, make_installation, make_site, qualify, write_kernel
+from helpers_sites import NEW, OLD, PY, audit_state, make_env, make_installation, make_site, qualify, write_kernel
 from lxml import etree
 
 from condaqa.cli import main
@@ -69,6 +69,35 @@ def test_a_rollback_onto_where_qa_points_says_to_move_qa(site: Site, capsys) -> 
     assert run(site, "rollback") == 0
     out = capsys.readouterr().out
     assert f"warning: {site.qa_link} points to {OLD}, where {site.current_link} now points too: " in out
+
+
+def conda43_leftovers(site: Site) -> None:
+    """What conda 4.3 leaves that a new installation does not: an export-only environment (nothing of it is
+    built in qa), and links to conda, activate and deactivate in every environment's bin/."""
+    make_env(site.root / OLD / "envs" / "legacy", "legacy")
+    for name in ("activate", "conda", "deactivate"):
+        (site.root / OLD / "envs" / "alpha" / "bin" / name).symlink_to(site.root / OLD / "bin" / name)
+
+
+def test_the_cutover_says_which_environments_and_executables_leave_current(site: Site, capsys) -> None:
+    conda43_leftovers(site)
+    qualify(site)
+    assert run(site, "cutover", "--dry-run") == 0
+    dry = capsys.readouterr().out
+    assert run(site, "cutover") == 0
+    out = capsys.readouterr().out
+    current = site.current_link
+    for said, verb in ((dry, "would leave"), (out, "left")):
+        assert f"environment legacy {verb} {current}/envs ({NEW} does not hold it; it stays in {OLD})" in said
+        assert (f"executable {current}/envs/alpha/bin/activate {verb} {current} ({NEW}'s alpha has none); call "
+                "`conda activate alpha` (conda 4.4 and newer)") in said
+        assert f"executable {current}/envs/alpha/bin/deactivate {verb} {current}" in said
+        assert "envs/beta/bin" not in said
+    record = audit.records(site)[-1]
+    assert record["environments_leaving"] == ["legacy"]
+    assert record["executables_leaving"] == {"alpha": ["activate", "conda", "deactivate"]}
+    assert lifecycle_status(site)[-1].endswith("2 kernel spec(s) rewritten, 1 environment(s) and 3 executable(s) "
+                                               "left current")
 
 
 def test_rollback_without_cutover_is_an_error(site: Site, capsys) -> None:

@@ -13,6 +13,7 @@ from lxml import etree
 
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
+from condaqa.plan.findings import read_findings
 from condaqa.qualification.required import required_checks
 from condaqa.session import environment_of
 from condaqa.site import Site, load_site
@@ -168,6 +169,22 @@ def test_where_nothing_isolates_a_probe_that_writes_into_current_fails_its_envir
     failure = failed[0].find("failure")
     assert "[current-changed]" in failure.get("message")
     assert f"{planted} appeared while the import probe ran" in failure.text
+
+
+def test_executables_that_qa_lacks_are_findings_of_the_versions_check(pytester, demo_copy):
+    """conda 4.3 linked activate and deactivate into every environment; a new installation does not."""
+    write_project(pytester.path, demo_copy.root)
+    bin_ = demo_copy.root / "v4.3" / "envs" / "survey_weights" / "bin"
+    for name in ("activate", "deactivate"):
+        (bin_ / name).symlink_to(demo_copy.root / "v4.3" / "bin" / name)
+    result = run(pytester, "-n", "0", "-k", "survey_weights")
+    assert result.ret == 0, result.stdout.str()
+    saved = read_findings(pytester.path / "reports" / "findings" / "survey_weights.json")
+    found = {f.package: f for f in saved.findings if f.rule == "executables"}
+    assert sorted(found) == ["bin/activate", "bin/deactivate"] and found["bin/activate"].severity == "warning"
+    assert "`conda activate survey_weights`" in found["bin/activate"].hint
+    summary = (pytester.path / "reports" / "summary.md").read_text().split("### survey_weights")[1]
+    assert "- warning `executables` bin/activate: missing in qa" in summary
 
 
 def test_bad_manifest_is_a_usage_error_that_writes_nothing(pytester, tmp_path):

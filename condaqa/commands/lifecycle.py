@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from condaqa import locks
+from condaqa.checks.executables import replaced_by
 from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.lifecycle import audit, installations, journal, switch
 from condaqa.site import Site
@@ -82,9 +83,9 @@ def _dry_run(site: Site, seen: switch.Assessment) -> int:
         print(f"warning: ... and {len(seen.warnings) - MAX_WARNINGS} more like these")
     for change in seen.kernels:
         print(f"kernel spec {change['spec']} would be rewritten: {change['from']} -> {change['to']}")
-    for env in seen.leaving:
-        print(f"environment {env} would leave {site.current_link}/envs ({seen.new.name} does not hold it; it stays "
-              f"in {seen.old.name})")
+    for line in _leaving_lines(site, seen.old.name, seen.new.name, seen.leaving, seen.executables_leaving,
+                               "would leave"):
+        print(line)
     qa = {QaLink.REMOVE: "would be removed", QaLink.KEEP: "would be kept"}.get(seen.qa, "would stay as it is")
     print(f"{site.qa_link}: {qa}")
     return EXIT_FAILED if seen.failures else EXIT_OK
@@ -167,6 +168,10 @@ def describe(record: dict[str, Any]) -> str:
     head = f"{record.get('time', '?')} {record.get('user', '?')}@{record.get('host', '?')} {action}"
     if action in (Action.CUTOVER, Action.ROLLBACK):
         text = f"{head} {record['from']} -> {record['to']}, {len(record.get('kernels', []))} kernel spec(s) rewritten"
+        gone = record.get("environments_leaving", [])
+        programs = sum(len(names) for names in record.get("executables_leaving", {}).values())
+        if gone or programs:
+            text += f", {len(gone)} environment(s) and {programs} executable(s) left current"
         if record.get("forced"):
             text += f", FORCED past {len(record.get('gate_failures', []))} problem(s)"
         if record.get("reason"):
@@ -195,12 +200,25 @@ def _report(site: Site, outcome: switch.Outcome) -> None:
     intent = outcome.intent
     for change in intent.kernels:
         print(f"kernel spec {change['spec']}: {change['from']} -> {change['to']}")
+    for line in _leaving_lines(site, intent.old, intent.new, intent.environments_leaving, intent.executables_leaving,
+                               "left"):
+        print(line)
     if intent.forced and intent.gate_failures:
         print(f"forced past {len(intent.gate_failures)} gate problem(s); reason recorded: {intent.reason}")
     qa = {QaLink.REMOVE: "removed", QaLink.KEEP: "kept", QaLink.RESTORE: f"restored -> {intent.old}"}.get(intent.qa)
     if qa:
         print(f"{site.qa_link}: {qa}")
     print(f"{intent.action}: {site.current_link} -> {intent.new} (was {intent.old}); logged in {audit.log_file(site)}")
+
+
+def _leaving_lines(site: Site, old: str, new: str, envs: list[str], programs: dict[str, list[str]],
+                   verb: str) -> list[str]:
+    """What users lose from `current` at a switch from `old` to `new`, one line each, with what to do instead."""
+    lines = [f"environment {env} {verb} {site.current_link}/envs ({new} does not hold it; it stays in {old})"
+             for env in envs]
+    return lines + [f"executable {site.current_link}/envs/{env}/bin/{name} {verb} {site.current_link} ({new}'s {env} "
+                    f"has none); call {replaced_by(env, name)} instead"
+                    for env, names in programs.items() for name in names]
 
 
 def _print_notes(notes: list[str]) -> None:

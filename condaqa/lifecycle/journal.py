@@ -40,6 +40,8 @@ class Intent:
     reason: str = ""
     gate_failures: list[str] = field(default_factory=list)
     started_by: str = ""
+    environments_leaving: list[str] = field(default_factory=list)  # in current/envs before, not after
+    executables_leaving: dict[str, list[str]] = field(default_factory=dict)  # env -> names gone from its bin/
 
     def record(self, recovered: bool) -> dict[str, object]:
         """The audit line of the finished action."""

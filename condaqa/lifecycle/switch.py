@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from condaqa import locks
+from condaqa.checks.executables import missing_executables
 from condaqa.errors import CutoverError
 from condaqa.inputs import guard
 from condaqa.kernels.specs import find_kernels, names_installation, writable_roots
@@ -72,6 +73,7 @@ def cutover(
                 raise GateRefused(new.name, seen.failures)
             journal.reached("gate")
             intent = _intent(Action.CUTOVER, old, new, seen.kernels, seen.qa, force, reason, seen.failures)
+            intent.environments_leaving, intent.executables_leaving = seen.leaving, seen.executables_leaving
             return Outcome(_run(site, intent), seen.warnings, notes)
 
 
@@ -86,6 +88,7 @@ class Assessment:
     kernels: list[dict[str, str]]  # the kernel specs it would rewrite
     qa: QaLink
     leaving: list[str]  # environments of current that the new installation does not hold
+    executables_leaving: dict[str, list[str]]  # environment -> what its bin/ holds in old and not in new
 
 
 def assess(site: Site, old: Installation, new: Installation, *, keep_qa: bool = False) -> Assessment:
@@ -99,8 +102,17 @@ def assess(site: Site, old: Installation, new: Installation, *, keep_qa: bool = 
         if names_installation(k.spec_file, old.path)
     ]
     qa = (QaLink.KEEP if keep_qa else QaLink.REMOVE) if qa_points_here else QaLink.UNTOUCHED
-    leaving = sorted(set(old.environments()) - set(new.environments()))
-    return Assessment(old, new, failures, warnings, kernels, qa, leaving)
+    return Assessment(old, new, failures, warnings, kernels, qa, *leaving(old, new))
+
+
+def leaving(old: Installation, new: Installation) -> tuple[list[str], dict[str, list[str]]]:
+    """What leaves `current` when it moves from `old` to `new`: whole environments (export-only ones, and any
+    not rebuilt), and the executables users call by path from the environments that stay."""
+    stay = set(new.environments())
+    gone = sorted(set(old.environments()) - stay)
+    programs = {env: names for env in sorted(stay & set(old.environments()))
+                if (names := missing_executables(old.env_prefix(env), new.env_prefix(env)))}
+    return gone, programs
 
 
 def preview(site: Site, to: str | None = None, *, keep_qa: bool = False) -> Assessment:
@@ -144,6 +156,7 @@ def rollback(site: Site, *, reason: str = "", command: str = "condaqa rollback")
             kernels = [_change(Path(k["spec"]), Path(k["to"]), Path(k["from"])) for k in last.get("kernels", [])]
             qa = QaLink.RESTORE if not site.qa_link.is_symlink() else QaLink.UNTOUCHED
             intent = _intent(Action.ROLLBACK, old, new, kernels, qa, False, reason, [])
+            intent.environments_leaving, intent.executables_leaving = leaving(old, new)
             warnings = [f"{site.qa_link} points to {new.name}, where {site.current_link} now points too: point qa at "
                         "the installation to qualify next (`condaqa qa NAME`) before the next qualification"
                         ] if site.link_target(site.qa_name) == new.name else []

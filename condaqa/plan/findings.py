@@ -73,6 +73,17 @@ def save_findings(site: Site, env: str, plan: BuildPlan | None, findings: list[F
     return path
 
 
+def add_findings(site: Site, env: str, found: list[Finding]) -> None:
+    """Add what a check found after the build (the versions check's missing executables) to the environment's
+    findings file, once; the next plan's file starts afresh."""
+    saved = load_findings(site, env) or FindingsFile(env)
+    new = [f for f in found if f not in saved.findings]
+    if new:
+        saved.findings.extend(new)
+        path = guard(findings_path(site, env), [site.reports_dir], "write the findings")
+        atomic.write_text(path, saved.to_json())
+
+
 def read_findings(path: Path) -> FindingsFile:
     data = json.loads(path.read_text(encoding="utf-8"))
     findings = [Finding(Rule(f["rule"]), f["environment"], f["package"], f["action"], f["reason"],

@@ -14,13 +14,14 @@ from typing import NoReturn
 import pytest
 
 from condaqa import triage
+from condaqa.checks.executables import executable_findings, missing_executables
 from condaqa.checks.imports import import_modules
 from condaqa.checks.owner import run_owner_check
 from condaqa.checks.versions import version_differences
 from condaqa.harness import Replicated, key_modules_or_fail
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
-from condaqa.plan.findings import explained_packages, load_findings
+from condaqa.plan.findings import add_findings, explained_packages, load_findings
 from condaqa.prefix import is_environment, read_prefix
 from condaqa.qualification.required import BUILD, EXPORT, IMPORTS, OWNER, VERSIONS
 from condaqa.sandbox.box import Sandbox
@@ -45,12 +46,15 @@ def test_builds(replicated_env: Replicated, site: Site, fail_triaged: Fail) -> N
 
 @pytest.mark.condaqa_requires(VERSIONS)
 def test_versions_match_current(replicated_env: Replicated, site: Site, fail_triaged: Fail) -> None:
-    """Every conda and pip package of current is in qa at the same version, unless a finding explains why not."""
+    """Every conda and pip package of current is in qa at the same version, unless a finding explains why not;
+    executables of current's bin/ that qa's lacks are warning findings (calling them by path stops working)."""
     replicated_env.require_built()
     assert replicated_env.build is not None
-    current = read_prefix(site.current_installation().env_prefix(replicated_env.env.name))
+    current_prefix = site.current_installation().env_prefix(replicated_env.env.name)
+    missing = missing_executables(current_prefix, replicated_env.prefix)
+    add_findings(site, replicated_env.env.name, executable_findings(replicated_env.env.name, missing))
     expected = explained_packages(replicated_env.build.findings)
-    differences = version_differences(current, read_prefix(replicated_env.prefix), expected)
+    differences = version_differences(read_prefix(current_prefix), read_prefix(replicated_env.prefix), expected)
     if differences:
         fail_triaged(triage.classify_versions(replicated_env.env.name, differences))
 
