@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +11,25 @@ from typing import Any
 
 from condaqa.errors import ConfigError
 from condaqa.inputs import MANIFEST, load_toml, name_problem, positive_number, read_text
-from condaqa.vocab import Disposition, Strategy
+from condaqa.vocab import Category, Disposition, Strategy
 
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: a week is more than any check needs
 DEFAULT_TIMEOUT = 600.0
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _NO_DEFAULT = "\0no default section"  # configparser's [DEFAULT] would copy its keys into every section
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A failure the site accepts for one environment, for a while: the gate lets it through while it lasts and
+    the failure stays exactly this one (qualification/waivers.py decides)."""
+
+    category: Category  # the failure accepted
+    checks: tuple[str, ...]  # the failed checks it covers; empty: any that fails with that category
+    why: str
+    by: str
+    until: datetime.date  # the last day it holds
+    where: str  # file:line of the waiver, for the reports
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,7 @@ class Environment:
     strategy: Strategy = Strategy.PINS
     local_sources: bool = False  # pip installs from folders and archives on this machine are allowed
     where: str = ""  # file:line of its facts in environments.toml, for errors about them
+    waiver: Waiver | None = None
 
     @property
     def replicate(self) -> bool:
@@ -110,7 +125,9 @@ _TOML_KEYS: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float),
     "strategy": str,
     "local_sources": bool,
+    "waiver": dict,
 }
+_WAIVER_KEYS = ("category", "checks", "why", "by", "until")
 
 
 def _read_toml(path: Path, known: set[str]) -> dict[str, tuple[dict[str, Any], str]]:
@@ -127,9 +144,44 @@ def _read_toml(path: Path, known: set[str]) -> dict[str, tuple[dict[str, Any], s
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: {name} must be a table ([{name}])")
         for key, value in table.items():
-            _check_value(_key_where(path, lines, line, key) or where, name, key, value)
+            key_where = _key_where(path, lines, line, key) or _sub_table_where(path, lines, name, key) or where
+            _check_value(key_where, name, key, value)
+            if key == "waiver":
+                table = {**table, "waiver": _waiver(key_where, name, value)}
         out[name] = (table, where)
     return out
+
+
+def _sub_table_where(path: Path, lines: list[str], name: str, key: str) -> str:
+    line = _table_line(lines, f"{name}.{key}")
+    return f"{path}:{line}" if line else ""
+
+
+def _waiver(where: str, name: str, table: dict[str, Any]) -> Waiver:
+    """[ENV.waiver]: category, why, by and until (a date) are required; checks narrows it to named checks."""
+    unknown = sorted(set(table) - set(_WAIVER_KEYS))
+    missing = [key for key in _WAIVER_KEYS if key not in table and key != "checks"]
+    if unknown or missing:
+        said = f"unknown key(s) {', '.join(unknown)}" if unknown else f"missing {', '.join(missing)}"
+        raise ConfigError(f"{where}: [{name}.waiver] {said}; a waiver has {', '.join(_WAIVER_KEYS)} "
+                          "(checks is optional)")
+    failures = [str(c) for c in Category]
+    if table["category"] not in failures:
+        raise ConfigError(f"{where}: [{name}.waiver] category = {str(table['category'])[:80]!r} is not a failure "
+                          f"category; one of {', '.join(failures)}")
+    checks = table.get("checks", [])
+    if not isinstance(checks, list) or not all(isinstance(c, str) and c for c in checks):
+        raise ConfigError(f"{where}: [{name}.waiver] checks must be a list of check ids, such as \"imports\" or "
+                          f"\"owner:{name}/check_x.py\"")
+    for key in ("why", "by"):
+        if not isinstance(table[key], str) or not table[key].strip():
+            raise ConfigError(f"{where}: [{name}.waiver] {key} must say something: a waiver is a decision someone "
+                              "took, for a reason")
+    until = table["until"]
+    if isinstance(until, datetime.datetime) or not isinstance(until, datetime.date):
+        raise ConfigError(f"{where}: [{name}.waiver] until must be a date, such as 2027-01-31 (no quotes), "
+                          f"got {until!r}")
+    return Waiver(Category(table["category"]), tuple(checks), table["why"].strip(), table["by"].strip(), until, where)
 
 
 def _key_where(path: Path, lines: list[str], table_line: int, key: str) -> str:
@@ -178,6 +230,7 @@ def _with_extras(env: Environment, extra: dict[str, Any], where: str) -> Environ
         strategy=Strategy(extra.get("strategy", Strategy.PINS)),
         local_sources=bool(extra.get("local_sources", False)),
         where=where,
+        waiver=extra.get("waiver"),
     )
 
 

@@ -26,6 +26,7 @@ from condaqa.plan.findings import FindingsFile, load_findings
 from condaqa.qualification.required import kernel_check
 from condaqa.qualification.store import CheckRecord, load
 from condaqa.qualification.verdict import first_failure, standing
+from condaqa.qualification.waivers import judge
 from condaqa.site import Site
 from condaqa.triage import HINTS
 from condaqa.vocab import Category, Outcome, Verdict
@@ -45,6 +46,7 @@ class Row:
     hint: str
     qa_output: str
     current_output: str
+    waiver: str  # what the environment's waiver does for a failure today (qualification/waivers.py), or ""
 
 
 def make_rows(site: Site, manifest: Sequence[Environment], installation: str, kernels: Sequence[Kernel]) -> list[Row]:
@@ -54,6 +56,7 @@ def make_rows(site: Site, manifest: Sequence[Environment], installation: str, ke
         result = load(site, installation, env.name)
         saved = load_findings(site, env.name)
         failure = first_failure(result) if found.verdict is Verdict.FAILED else None
+        waiver = judge(env, found)
         category = found.category if found.verdict is Verdict.FAILED else ""
         out.append(Row(
             environment=env.name,
@@ -68,6 +71,7 @@ def make_rows(site: Site, manifest: Sequence[Environment], installation: str, ke
             hint=HINTS[Category(category)].format(env=env.name) if category else "",
             qa_output=failure.qa_tail if failure else "",
             current_output=failure.current_tail if failure else "",
+            waiver=waiver.words if waiver else "",
         ))
     return out
 
@@ -173,6 +177,8 @@ def _details(row: Row, saved: FindingsFile | None) -> list[str]:
     lines = [f"### {row.environment}", ""]
     if row.hint:
         lines += [f"**{row.category}**: {_cell(row.first_error)}", "", f"Hint: {row.hint}", ""]
+    if row.waiver:
+        lines += [f"{row.waiver[:1].upper()}{row.waiver[1:]}.", ""]
     for where, words in (("qa", row.qa_output), ("current", row.current_output)):
         if words.strip():
             lines += [f"Its last lines in {where}:", "", "```", *words.splitlines(), "```", ""]

@@ -142,6 +142,8 @@ class Session:
             if row.category:
                 xml.add_global_property(f"{env.name}.category", row.category)
                 xml.add_global_property(f"{env.name}.hint", row.hint)
+            if row.waiver:
+                xml.add_global_property(f"{env.name}.waiver", row.waiver)
         for kernel in self.kernels:
             xml.add_global_property(f"kernel.{kernel.name}.display_name", kernel.display_name)
             xml.add_global_property(f"kernel.{kernel.name}.environment", kernel.environment or "-")

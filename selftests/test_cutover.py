@@ -36,7 +36,7 @@ def test_gate_lists_every_unqualified_environment_and_kernel_environment(site: S
     write_kernel(site.root, "gamma-kernel", f"{site.root}/current/envs/gamma/bin/python")
     qualify(site, envs=("alpha",))
     qualify(site, outcome=Outcome.FAILED, envs=("beta",))
-    assert gate(site, NEW) == [
+    assert gate(site, NEW).problems == [
         "gamma: kernel gamma-kernel runs it, but the manifest does not list it",
         "beta: failed: imports failed: ImportError: no module named beta_mod (runs kernel beta-current, beta-pinned)",
     ]
@@ -45,7 +45,7 @@ def test_gate_lists_every_unqualified_environment_and_kernel_environment(site: S
 def test_gate_refuses_a_passed_environment_that_is_missing_or_changed(qualified: Site) -> None:
     shutil.rmtree(qualified.root / NEW / "envs" / "beta")
     (qualified.root / NEW / "envs" / "alpha" / "conda-meta" / "history").write_text("# edited\n")
-    assert [line.split(" (runs kernel")[0] for line in gate(qualified, NEW)] == [
+    assert [line.split(" (runs kernel")[0] for line in gate(qualified, NEW).problems] == [
         f"alpha: stale: {qualified.root}/{NEW}/envs/alpha changed since it was built (a conda or pip install into "
         "it, or files edited)",
         f"beta: missing: it passed its build, but {qualified.root}/{NEW}/envs/beta is gone or was replaced by "

@@ -222,7 +222,7 @@ def test_nb_conda_kernels_names_follow_the_environments_and_the_gate_refuses_a_c
         "share/jupyter/kernels/python3/kernel.json",
     ]
     assert names.continuity(site, new, kernels) == expected
-    problems = gate(site, NEW)
+    problems = gate(site, NEW).problems
     assert problems[-3:] == expected and not any("conda-env-" in p for p in problems[:-3])
     shutil.rmtree(new.env_prefix("scratch"))
     assert names.continuity(site, new, kernels)[-1] == (

@@ -66,7 +66,8 @@ def test_csv_has_one_row_per_environment_with_the_spreadsheet_columns(tmp_path):
     rows = rows_of(qualified_site(tmp_path))
     assert list(rows) == [*ENVS, "legacy"]
     assert list(rows["alpha"]) == ["environment", "owner", "disposition", "result", "category", "first_error",
-                                   "findings", "override", "build_seconds", "hint", "qa_output", "current_output"]
+                                   "findings", "override", "build_seconds", "hint", "qa_output", "current_output",
+                                   "waiver"]
     alpha = rows["alpha"]
     assert alpha["result"] == "passed" and alpha["findings"] == "2" and alpha["override"] == "yes"
     assert rows["beta"]["result"] == "failed" and rows["beta"]["category"] == "version-mismatch"

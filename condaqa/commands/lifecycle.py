@@ -76,7 +76,9 @@ def _dry_run(site: Site, seen: switch.Assessment) -> int:
         print(f"gate: refuses, {len(seen.failures)} problem(s):")
         print("\n".join(f"  - {f}" for f in seen.failures))
     else:
-        print("gate: passes")
+        print("gate: passes" + (f", {len(seen.waived)} failure(s) waived" if seen.waived else ""))
+    for waived in seen.waived:
+        print(f"waived: {waived}")
     for warning in seen.warnings[:MAX_WARNINGS]:
         print(f"warning: {warning}")
     if len(seen.warnings) > MAX_WARNINGS:
@@ -172,6 +174,8 @@ def describe(record: dict[str, Any]) -> str:
         programs = sum(len(names) for names in record.get("executables_leaving", {}).values())
         if gone or programs:
             text += f", {len(gone)} environment(s) and {programs} executable(s) left current"
+        if record.get("waivers"):
+            text += f", {len(record['waivers'])} failure(s) waived"
         if record.get("forced"):
             text += f", FORCED past {len(record.get('gate_failures', []))} problem(s)"
         if record.get("reason"):
@@ -203,6 +207,8 @@ def _report(site: Site, outcome: switch.Outcome) -> None:
     for line in _leaving_lines(site, intent.old, intent.new, intent.environments_leaving, intent.executables_leaving,
                                "left"):
         print(line)
+    for waived in intent.waivers:
+        print(f"waived: {waived}")
     if intent.forced and intent.gate_failures:
         print(f"forced past {len(intent.gate_failures)} gate problem(s); reason recorded: {intent.reason}")
     qa = {QaLink.REMOVE: "removed", QaLink.KEEP: "kept", QaLink.RESTORE: f"restored -> {intent.old}"}.get(intent.qa)

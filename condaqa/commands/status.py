@@ -14,6 +14,7 @@ from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.qualification.store import results_dir
 from condaqa.qualification.verdict import standing
+from condaqa.qualification.waivers import judge
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Site
 from condaqa.vocab import Category, Verdict
@@ -52,7 +53,9 @@ def _qualification_lines(site: Site) -> list[str]:
         width = max(len(env.name) for env in manifest)
         for env, found in zip(manifest, standings, strict=True):
             category = f" [{found.category}]" if found.category else ""
-            lines.append(f"  {env.name:{width}}  {env.disposition:9}  {found.verdict:8}{category}  {found.reason}")
+            waiver = judge(env, found)
+            reason = found.reason + (f"; {waiver.words}" if waiver else "")
+            lines.append(f"  {env.name:{width}}  {env.disposition:9}  {found.verdict:8}{category}  {reason}")
     return lines
 
 

@@ -9,36 +9,54 @@ It reads only the library's facts and covers everything the cutover changes:
   `unqualified_kernels` lists it as one the site accepts untested;
 - no two kernels take one name (Jupyter lowercases folder names: HLINK and hlink collide), and
   no name notebooks use changes, vanishes or collides after the cutover (kernels/names.py).
-Anything else is a reason, in words, naming the environment or the kernel.
+Anything else is a reason, in words, naming the environment or the kernel. A `failed` environment
+whose waiver in environments.toml covers its failure today (qualification/waivers.py) passes,
+and is named among the waived.
 (switch.py adds readiness.py's readability problems.)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from condaqa.kernels import names
 from condaqa.kernels.specs import Kernel, find_kernels
 from condaqa.manifest import Environment, load_manifest
 from condaqa.qualification.required import check_manifest, kernels_of
 from condaqa.qualification.verdict import standing
+from condaqa.qualification.waivers import judge
 from condaqa.site import Site
 from condaqa.vocab import Verdict
 
 
-def gate(site: Site, installation: str) -> list[str]:
-    """Why `installation` may not become current: one line per environment or kernel, empty when it may."""
+@dataclass(frozen=True)
+class Gate:
+    problems: list[str]  # why the installation may not become current: empty when it may
+    waived: list[str]  # failures a waiver lets through, in words
+
+
+def gate(site: Site, installation: str) -> Gate:
+    """Why `installation` may not become current, one line per environment or kernel, and what is waived."""
     manifest = load_manifest(site.manifest)
     kernels = find_kernels(site)
     check_manifest(manifest, kernels)
-    problems = _unlisted(site, manifest) + _kernel_problems(site, manifest, kernels)
+    problems, waived = _unlisted(site, manifest) + _kernel_problems(site, manifest, kernels), []
     for env in manifest:
         if not env.replicate:
             continue
         found = standing(site, installation, env, kernels)
-        if found.verdict is not Verdict.PASSED:
-            runs = [k.name for k in kernels_of(env, kernels)]
-            note = f" (runs kernel {', '.join(runs)})" if runs else ""
-            problems.append(f"{env.name}: {found.verdict}: {found.reason}{note}")
-    return problems + _collisions(kernels) + names.continuity(site, site.installation(installation), kernels)
+        if found.verdict is Verdict.PASSED:
+            continue
+        waiver = judge(env, found)
+        if waiver is not None and waiver.covers:
+            waived.append(f"{env.name}: {found.verdict} [{found.category}] {waiver.words}")
+            continue
+        runs = [k.name for k in kernels_of(env, kernels)]
+        note = f" (runs kernel {', '.join(runs)})" if runs else ""
+        said = f"; {waiver.words}" if waiver is not None else ""
+        problems.append(f"{env.name}: {found.verdict}: {found.reason}{note}{said}")
+    problems += _collisions(kernels) + names.continuity(site, site.installation(installation), kernels)
+    return Gate(problems, waived)
 
 
 def _collisions(kernels: list[Kernel]) -> list[str]:

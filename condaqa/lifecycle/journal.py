@@ -42,6 +42,7 @@ class Intent:
     started_by: str = ""
     environments_leaving: list[str] = field(default_factory=list)  # in current/envs before, not after
     executables_leaving: dict[str, list[str]] = field(default_factory=dict)  # env -> names gone from its bin/
+    waivers: list[str] = field(default_factory=list)  # failures the gate let through, as it said them
 
     def record(self, recovered: bool) -> dict[str, object]:
         """The audit line of the finished action."""

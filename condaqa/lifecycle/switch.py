@@ -74,6 +74,7 @@ def cutover(
             journal.reached("gate")
             intent = _intent(Action.CUTOVER, old, new, seen.kernels, seen.qa, force, reason, seen.failures)
             intent.environments_leaving, intent.executables_leaving = seen.leaving, seen.executables_leaving
+            intent.waivers = seen.waived
             return Outcome(_run(site, intent), seen.warnings, notes)
 
 
@@ -89,10 +90,12 @@ class Assessment:
     qa: QaLink
     leaving: list[str]  # environments of current that the new installation does not hold
     executables_leaving: dict[str, list[str]]  # environment -> what its bin/ holds in old and not in new
+    waived: list[str]  # failures the gate lets through because a waiver covers them
 
 
 def assess(site: Site, old: Installation, new: Installation, *, keep_qa: bool = False) -> Assessment:
-    failures = gate(site, new.name) + readiness.readability_problems(old, new)
+    judged = gate(site, new.name)
+    failures = judged.problems + readiness.readability_problems(old, new)
     qa_points_here = site.link_target(site.qa_name) == new.name
     warnings = readiness.group_warnings(old, new)
     warnings += readiness.prefix_references(site, old, new, qa_goes=qa_points_here and not keep_qa)
@@ -102,7 +105,7 @@ def assess(site: Site, old: Installation, new: Installation, *, keep_qa: bool = 
         if names_installation(k.spec_file, old.path)
     ]
     qa = (QaLink.KEEP if keep_qa else QaLink.REMOVE) if qa_points_here else QaLink.UNTOUCHED
-    return Assessment(old, new, failures, warnings, kernels, qa, *leaving(old, new))
+    return Assessment(old, new, failures, warnings, kernels, qa, *leaving(old, new), judged.waived)
 
 
 def leaving(old: Installation, new: Installation) -> tuple[list[str], dict[str, list[str]]]:

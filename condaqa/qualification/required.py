@@ -67,8 +67,9 @@ def kernel_signature(site: Site, kernel: Kernel, installation: str) -> str:
 
 
 def entry_digest(env: Environment) -> str:
-    """What the manifest says of `env` (environments.ini and environments.toml), where it says it left out."""
-    return _digest(repr(astuple(replace(env, line=0, where=""))))
+    """What the manifest says of `env` (environments.ini and environments.toml), where it says it and its
+    waiver left out: a waiver is a decision about a result, and changes none."""
+    return _digest(repr(astuple(replace(env, line=0, where="", waiver=None))))
 
 
 def check_manifest(manifest: Sequence[Environment], kernels: Sequence[Kernel]) -> None:

@@ -30,6 +30,7 @@ class Standing:
     reason: str
     category: str = ""
     missing: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()  # (check, category) of each failed check, for waivers.py
 
 
 def standing(site: Site, installation: str, env: Environment, kernels: Sequence[Kernel]) -> Standing:
@@ -56,7 +57,8 @@ def _judge(site: Site, installation: str, env: Environment, result: Result, requ
         return Standing(env.name, Verdict.PENDING, f"a build started {built.started} never finished "
                         "(interrupted, failed without a word, or still running)")
     if built.state is BuildState.FAILED:
-        return Standing(env.name, Verdict.FAILED, f"the build failed at {built.stage}: {built.error}", built.category)
+        return Standing(env.name, Verdict.FAILED, f"the build failed at {built.stage}: {built.error}", built.category,
+                        failed=((BUILD, built.category),))
     prefix = site.installation(installation).env_prefix(env.name)
     stamp = read_stamp(prefix)
     if stamp is None:
@@ -73,7 +75,8 @@ def _judge(site: Site, installation: str, env: Environment, result: Result, requ
         first = next((k for k in failed if ran[k].category != Category.ALREADY_BROKEN), failed[0])
         detail = ran[first].detail.strip().splitlines()[0][:300] if ran[first].detail.strip() else ""
         more = f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""
-        return Standing(env.name, Verdict.FAILED, f"{first} failed: {detail}{more}", ran[first].category)
+        return Standing(env.name, Verdict.FAILED, f"{first} failed: {detail}{more}", ran[first].category,
+                        failed=tuple((k, ran[k].category) for k in failed))
     changed = _changed(env, ran, required, result)
     if changed:
         return Standing(env.name, Verdict.STALE, "; ".join(changed.values()), missing=tuple(changed))
