@@ -16,6 +16,7 @@ from condaqa.version import VERSION
 
 SITE_HELP = f"site.toml to use (default: ${SITE_ENV_VAR}, else manifests/site.toml); accepted anywhere on the line"
 _DISK = (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG, errno.EIO)
+EXIT_PIPE = 141  # as a shell reports a command killed by SIGPIPE: the reader of its output went away
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
             "run: `pytest -n auto` in this repository, or `pytest --pyargs condaqa.suite --site PATH` anywhere."
         ),
         epilog="Exit codes: 0 success, 1 failures found or action refused (a failed build, the cutover gate), "
-        "2 bad input or a refusal that names the file, line, environment or path.",
+        "2 bad input or a refusal that names the file, line, environment or path, 141 the reader of the output "
+        "went away (`| head`).",
     )
     parser.add_argument("--version", action="version", version=f"condaqa {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe is a traceback
         return code
+    except BrokenPipeError:  # `condaqa status | head`: what is left to print goes nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except CondaqaError as exc:
         for note in exc.notes:
             print(f"note: {redact(note)}")

@@ -378,3 +378,23 @@ def test_after_a_cli_cutover_a_failed_smoke_test_names_the_rollback(plain_site: 
     assert "cannot import beta_mod" in done.stdout
     assert f"1 smoke test(s) failed; `condaqa rollback` returns {site.current_link} to {OLD}" in done.stdout
     assert os.readlink(site.current_link) == NEW and [r["action"] for r in audit.records(site)] == ["cutover"]
+
+
+# --- command-line conventions -------------------------------------------------------------------
+
+
+def test_python_dash_m_condaqa_is_the_command(site: Site) -> None:
+    done = subprocess.run([sys.executable, "-m", "condaqa", "--site", str(site.file), "status"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"site      {site.root}")
+
+
+def test_a_reader_that_goes_away_is_no_traceback(site: Site) -> None:
+    """`condaqa status | head -1`: head exits, condaqa's next write finds the pipe closed."""
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as gone:
+        done = subprocess.run([sys.executable, "-m", "condaqa.cli", "--site", str(site.file), "status"], stdout=gone,
+                              stderr=subprocess.PIPE, text=True, check=False)
+    assert done.stderr == "" and done.returncode == 141
