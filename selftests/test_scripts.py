@@ -84,3 +84,28 @@ def test_the_readme_shows_the_ci_examples() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for name in ("gitlab-ci.yml", "Jenkinsfile"):
         assert (CI / name).read_text() in readme, f"README.md must show scripts/ci/{name} as it is"
+
+
+def test_the_readme_cron_line_runs_in_a_new_site_project(site_project: Path) -> None:
+    """The crontab line as the README shows it, in a project that has never run (no reports/ yet)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    line = next(text for text in readme.splitlines() if text.startswith("0 2 * * *"))
+    command = line.split(None, 5)[5].replace("/srv/qualify", str(site_project)).replace(". .venv/bin/activate && ", "")
+    assert not (site_project / "reports").exists()
+    done = run_lines([command], site_project, ONE_ENVIRONMENT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "passed" in (site_project / "reports" / "nightly.log").read_text()
+
+
+def test_qualify_retries_only_what_failed_with_lf(site_project: Path) -> None:
+    """README: `pytest --lf -n auto` retries what failed; scripts/qualify passes its arguments on. The fix
+    changed the folder of nhis_reformat's other owner check too, so that check is stale until it runs again."""
+    check = site_project / "env_checks" / "nhis_reformat" / "check_fixed_later.py"
+    check.write_text("raise SystemExit(1)\n")
+    variables = {"CONDAQA_SITE": "manifests/site.toml"}
+    assert run_lines(["scripts/qualify -k nhis_reformat"], site_project, variables).returncode == 1
+    check.write_text("print('fixed')\n")
+    retried = run_lines(["scripts/qualify --lf"], site_project, variables)
+    assert retried.returncode == 1 and "[1 item]" in retried.stdout and "1 passed" in retried.stdout, retried.stderr
+    assert "condaqa: exit 1: nhis_reformat is not qualified; run its checks: pytest -k nhis_reformat" in retried.stdout
+    assert run_lines(["scripts/qualify -k nhis_reformat"], site_project, variables).returncode == 0
