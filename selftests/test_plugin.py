@@ -3,6 +3,7 @@ pytester subprocesses, xdist; from a checkout of the repository and from any oth
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 from pathlib import Path
@@ -339,3 +340,17 @@ def test_site_as_a_separate_argument_in_a_checkout_runs_what_the_checkout_runs(p
                  "nhis_reformat or test_every_kernel_has_a_display_name")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert result.parseoutcomes()["passed"] == required_tests(qualified_site_of(project), "nhis_reformat") + 1
+
+
+def test_a_failed_build_reports_the_time_it_took(pytester, project):
+    """The summary's build seconds of a build that failed at pip, after the conda part was built."""
+    (project / "manifests" / "overrides" / "survey_weights.yml").write_text(
+        "name: survey_weights\nchannels: [main, mpc]\ndependencies:\n  - python\n  - pip\n  - tabular=2.0.0\n"
+        "  - pip:\n      - surveyweights==9.9\n")
+    result = run(pytester, "-n", "0", "-k", "test_builds and survey_weights")
+    assert result.ret == 1
+    said = next(line for line in result.outlines if line.startswith("condaqa: survey_weights: FAILED at pip in "))
+    seconds = float(said.rsplit(" ", 1)[1].rstrip("s"))
+    with (project / "reports" / "summary.csv").open(newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if r["environment"] == "survey_weights")
+    assert seconds > 0.5 and abs(float(row["build_seconds"]) - seconds) < 0.5, (row["build_seconds"], said)

@@ -5,6 +5,8 @@ The plugin and `condaqa replicate` build through here; neither decides what pass
 
 from __future__ import annotations
 
+import time
+
 from condaqa import locks
 from condaqa.build.replicate import BuildResult, replicate
 from condaqa.checks.drift import history_drift
@@ -22,14 +24,15 @@ from condaqa.vocab import PlanSource
 def build(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool = False) -> BuildResult:
     """Build `env` in qa and record what was built; a failed build records why."""
     installation = site.qa_installation().name
-    started = locks.now()
+    started, clock = locks.now(), time.monotonic()
     try:
         built = replicate(site, sandbox, env, rebuild=rebuild,
                           before_build=lambda: store.invalidate(site, installation, env, started))
     except BuildError as exc:
         saved = load_findings(site, env.name)
         found = classify_build(env.name, exc, saved.findings if saved else ())
-        store.record_failed_build(site, installation, env, started, str(exc.stage), found)
+        store.record_failed_build(site, installation, env, started, str(exc.stage), found,
+                                  seconds=time.monotonic() - clock)
         raise
     if built.plan.source is PlanSource.HISTORY:
         built.findings = [*built.findings, *history_drift(env.name, read_prefix(

@@ -200,11 +200,11 @@ def invalidate(site: Site, installation: str, env: Environment, started: str) ->
 
 
 def record_failed_build(site: Site, installation: str, env: Environment, started: str, stage: str,
-                        found: Triage) -> None:
+                        found: Triage, *, seconds: float = 0.0) -> None:
     detail = found.detail.strip()
     with updating(site, installation, env) as result:
-        result.build = BuildRecord(BuildState.FAILED, started, stage=stage, category=str(found.category),
-                                   error=detail.splitlines()[0][:300] if detail else "")
+        result.build = BuildRecord(BuildState.FAILED, started, seconds=round(seconds, 3), stage=stage,
+                                   category=str(found.category), error=detail.splitlines()[0][:300] if detail else "")
         result.checks = {BUILD: _check(env, Outcome.FAILED, "", "", str(found.category), found.detail)}
         _count_findings(site, result)
 
