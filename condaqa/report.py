@@ -29,7 +29,7 @@ from condaqa.qualification.verdict import first_failure, standing
 from condaqa.qualification.waivers import judge
 from condaqa.site import Site
 from condaqa.triage import HINTS
-from condaqa.vocab import Category, Outcome, Verdict
+from condaqa.vocab import Category, Outcome, Verdict, counted
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installa
                     kernels: Sequence[KernelRow] = ()) -> str:
     counts = ", ".join(f"{sum(1 for r in rows if test(r))} {title.split(' (')[0].lower()}" for title, test in _GROUPS)
     lines = [f"# Qualification of {installation}", "",
-             f"{len(rows)} environments: {counts}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}; "
+             f"{counted(len(rows), 'environment')}: {counts}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}; "
              "the same table is in summary.csv, every finding in findings/<env>.json.", "",
              f"Owner checks, probes, kernels and pip ran in this sandbox: {sandbox}.", ""]
     for title, test in _GROUPS:

@@ -22,7 +22,7 @@ from condaqa.manifest import Environment
 from condaqa.plan.findings import load_findings
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Site
-from condaqa.vocab import Verdict
+from condaqa.vocab import Verdict, counted
 
 CHECK = "condaqa_check"  # marker of a parametrized suite test: (environment, check id)
 
@@ -170,7 +170,7 @@ class Session:
             key = row.result + (f" [{row.category}]" if row.category else "")
             counts[key] = counts.get(key, 0) + 1
         terminalreporter.section("condaqa summary", sep="-")
-        terminalreporter.write_line(f"{len(rows)} environments of {qa}: "
+        terminalreporter.write_line(f"{counted(len(rows), 'environment')} of {qa}: "
                                     + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
         for row in rows:
             if row.result not in (Verdict.PASSED, Verdict.EXPORTED):

@@ -153,3 +153,8 @@ class Action(Word):
     FINALIZE = "finalize"  # the last cutover is kept for good: no rollback returns from it
     ABORT = "abort"
     RETIRE = "retire"
+
+
+def counted(count: int, noun: str) -> str:
+    """`count` and `noun` in words: 1 environment, 2 environments."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

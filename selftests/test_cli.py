@@ -55,8 +55,10 @@ def test_export_writes_one_spec_per_manifest_environment(demo_site, capsys):
 def test_replicate_one_then_nothing_to_do(demo_site, capsys):
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
     assert code == 0 and "[1/1] hlink: built in" in out
+    assert f"1 environment built, 0 up to date, 0 failed in {demo_site.qa_link}" in out
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
     assert code == 0 and "hlink: up to date" in out
+    assert f"0 environments built, 1 up to date, 0 failed in {demo_site.qa_link}" in out  # not "1 of 1 built"
 
 
 def test_replicate_failure_exits_1_and_names_the_log(demo_copy, capsys):

@@ -255,7 +255,7 @@ def test_a_run_that_leaves_an_environment_it_ran_unqualified_exits_1(pytester, p
     outcomes = result.parseoutcomes()
     assert outcomes["passed"] == 1 and "failed" not in outcomes
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
-    result.stdout.fnmatch_lines(["1 environments of v4.8: 1 pending",
+    result.stdout.fnmatch_lines(["1 environment of v4.8: 1 pending",
                                  "  survey_weights: pending: built, but its checks have not run (*",
                                  "condaqa: exit 1: survey_weights is not qualified; run its checks: "
                                  "pytest -k survey_weights"])

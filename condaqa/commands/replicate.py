@@ -17,6 +17,7 @@ from condaqa.qualification.builds import build
 from condaqa.qualification.required import check_manifest
 from condaqa.sandbox.box import sandbox_for
 from condaqa.triage import classify_build
+from condaqa.vocab import counted
 
 
 def _replicate_args(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,7 @@ def replicate_command(args: argparse.Namespace) -> int:
     check_manifest(load_manifest(site.manifest), find_kernels(site))
     sandbox = sandbox_for(site)
     chosen = selected(site, args.env, replicate_only=True)
-    failed, disk = 0, ""
+    failed, built_now, disk = 0, 0, ""
     with locks.qualifying(site, (qa.name, current.name), "condaqa replicate"):
         for number, env in enumerate(chosen, 1):
             print(f"[{number}/{len(chosen)}] {env.name}: ", end="", flush=True)
@@ -48,9 +49,11 @@ def replicate_command(args: argparse.Namespace) -> int:
                 print(f"    hint: {verdict.hint}\n    log: {exc.log}")
                 disk = disk or disk_trouble(str(exc))
                 continue
+            built_now += built.rebuilt
             print(f"built in {built.seconds:.1f}s" if built.rebuilt else "up to date")
-    print(f"{len(chosen) - failed} of {len(chosen)} environments built in {site.qa_link}; none is qualified until "
-          "its checks pass (pytest)")
+    up_to_date = len(chosen) - failed - built_now
+    print(f"{counted(built_now, 'environment')} built, {up_to_date} up to date, {failed} failed in {site.qa_link}; "
+          "none is qualified until its checks pass (pytest)")
     if disk:
         print(f"error: the disk refused a write: {disk}", file=sys.stderr)
         return EXIT_BAD_INPUT

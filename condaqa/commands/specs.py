@@ -28,7 +28,7 @@ from condaqa.spec.export import (
     write_spec,
 )
 from condaqa.spec.format import dump_spec
-from condaqa.vocab import PlanSource, Severity, StepKind
+from condaqa.vocab import PlanSource, Severity, StepKind, counted
 
 EXIT_BAD_INPUT = CondaqaError.exit_code
 
@@ -144,11 +144,8 @@ def _write(target: Path, source: Path, result: Sanitized) -> None:
 
 def _counts(result: Sanitized) -> str:
     by = {s: sum(1 for f in result.findings if f.severity is s) for s in (Severity.ERROR, Severity.WARNING)}
-    parts = [_plural(len(result.findings), "finding")] + [_plural(n, str(s)) for s, n in by.items() if n]
+    parts = [counted(len(result.findings), "finding")] + [counted(n, str(s)) for s, n in by.items() if n]
     if result.post:
-        parts.append(_plural(len(result.post), "post-create step"))
+        parts.append(counted(len(result.post), "post-create step"))
     return ", ".join(parts)
 
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"

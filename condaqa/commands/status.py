@@ -17,7 +17,7 @@ from condaqa.qualification.verdict import standing
 from condaqa.qualification.waivers import judge
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Site
-from condaqa.vocab import Category, Verdict
+from condaqa.vocab import Category, Verdict, counted
 
 
 @command("status", "where current and qa point, each environment's qualification (passed, failed, pending, "
@@ -104,6 +104,6 @@ def report_command(args: argparse.Namespace) -> int:
     md, csv_path = report.write_summary(site, manifest, kernels, sandbox_for(site).describe(), installation, rows)
     broken = sum(1 for r in rows if r.category == Category.ALREADY_BROKEN)
     failed = sum(1 for r in rows if r.result == Verdict.FAILED) - broken
-    print(f"{len(rows)} environments of {installation}: {failed} failed, {broken} already broken in current; "
-          f"{md} and {csv_path}")
+    print(f"{counted(len(rows), 'environment')} of {installation}: {failed} failed, {broken} already broken in "
+          f"current; {md} and {csv_path}")
     return EXIT_OK
