@@ -28,7 +28,7 @@ from condaqa.qualification.store import CheckRecord, load
 from condaqa.qualification.verdict import first_failure, standing
 from condaqa.qualification.waivers import judge
 from condaqa.site import Site
-from condaqa.triage import HINTS
+from condaqa.triage import hint
 from condaqa.vocab import Category, Outcome, Verdict, counted
 
 
@@ -68,7 +68,7 @@ def make_rows(site: Site, manifest: Sequence[Environment], installation: str, ke
             findings=len(saved.findings) if saved else (result.finding_count if result else 0),
             override=saved.override if saved else bool(result and result.override),
             build_seconds=round(result.build.seconds, 1) if result and result.build else 0.0,
-            hint=HINTS[Category(category)].format(env=env.name) if category else "",
+            hint=hint(Category(category), env.name, env.owner) if category else "",
             qa_output=failure.qa_tail if failure else "",
             current_output=failure.current_tail if failure else "",
             waiver=waiver.words if waiver else "",

@@ -41,7 +41,7 @@ HINTS = {
     Category.IMPORT_FAILED: "a key module imports in current but not in qa: compare the traceback with current and "
                             f"fix the spec in {OVERRIDE}",
     Category.OWNER_CHECK_FAILED: "the owner's check passes in current but fails in qa: a regression of the "
-                                 "migration; ask the owner named in environments.toml",
+                                 "migration; ask {owner}",
     Category.KERNEL_FAILED: "the kernel starts from current's spec but not as the cutover would leave it: read its "
                             "stderr, check that ipykernel is in the environment and the spec's env variables",
     Category.TIMEOUT: "it did not finish in time: raise timeout for {env} in environments.toml, or find what hangs in "
@@ -52,7 +52,7 @@ HINTS = {
                       "the way, or give --rebuild to replace a qa environment that condaqa did not build",
     Category.CURRENT_CHANGED: "a check, probe or kernel changed the installation in production while it ran: find "
                               "what writes there (the message names the file) and make it write elsewhere",
-    Category.ALREADY_BROKEN: "it fails with current's python too: not caused by the migration; the owner should fix "
+    Category.ALREADY_BROKEN: "it fails with current's python too: not caused by the migration; ask {owner} to fix "
                              "or drop the check or module",
     Category.VERSION_MISMATCH: f"qa resolved other versions than current has: pin them in {OVERRIDE}, or accept the "
                                "drift",
@@ -88,10 +88,16 @@ class Triage:
         return f"[{self.category}] {self.detail}\nhint: {self.hint}"
 
 
-def triaged(category: Category, env: str, detail: str, qa_tail: str = "", current_tail: str = "") -> Triage:
+def triaged(category: Category, env: str, detail: str, qa_tail: str = "", current_tail: str = "",
+            owner: str = "") -> Triage:
     """A failure's category, hint and words, credentials redacted: they go to results, the summary and JUnit."""
-    return Triage(category, redact(detail.strip()), HINTS[category].format(env=env), redact(qa_tail),
-                  redact(current_tail))
+    return Triage(category, redact(detail.strip()), hint(category, env, owner), redact(qa_tail), redact(current_tail))
+
+
+def hint(category: Category, env: str, owner: str = "") -> str:
+    """What to do about a failure of `env` in `category`, naming its owner where environments.toml does."""
+    return HINTS[category].format(env=env, owner=f"its owner, {owner}" if owner else
+                                  f"its owner (name one: owner in environments.toml [{env}])")
 
 
 def classify_build(env: str, error: BuildError, findings: Iterable[Finding] = ()) -> Triage:
@@ -204,7 +210,8 @@ def classify_imports(sandbox: Sandbox, env: Environment, failures: list[CheckRun
     if not new:
         names = ", ".join(run.name for run in failures)
         return triaged(Category.ALREADY_BROKEN, env.name, f"import {names} fails in current too\n"
-                       + failures[0].tail(TAIL), failures[0].tail(TAIL), before[failures[0].name].tail(TAIL))
+                       + failures[0].tail(TAIL), failures[0].tail(TAIL), before[failures[0].name].tail(TAIL),
+                       owner=env.owner)
     run = new[0]
     if run.timed_out:
         return triaged(Category.TIMEOUT, env.name, run.output.strip(), run.tail(TAIL))
@@ -226,12 +233,14 @@ def classify_owner_check(sandbox: Sandbox, env: Environment, check: Path, run: C
     if not before.passed:
         outcome = "timed out" if run.timed_out else f"exited {run.returncode}"
         return triaged(Category.ALREADY_BROKEN, env.name, f"{run.name} {outcome} in qa and fails in current too\n"
-                       f"{_said('qa', qa_words)}\n{_said('current', current_words)}", qa_words, current_words)
+                       f"{_said('qa', qa_words)}\n{_said('current', current_words)}", qa_words, current_words,
+                       owner=env.owner)
     if run.timed_out:
         return triaged(Category.TIMEOUT, env.name, f"{run.name} did not finish within {env.timeout:.0f}s in qa\n"
                        f"{_said('qa', qa_words)}", qa_words, current_words)
     return triaged(Category.OWNER_CHECK_FAILED, env.name, f"{run.name} exited {run.returncode} in qa, passes in "
-                   f"current\n{_said('qa', qa_words)}\n{_said('current', current_words)}", qa_words, current_words)
+                   f"current\n{_said('qa', qa_words)}\n{_said('current', current_words)}", qa_words, current_words,
+                   owner=env.owner)
 
 
 def _said(where: str, words: str) -> str:
@@ -257,7 +266,7 @@ def classify_kernel(env: Environment, qa: KernelRun, baseline: KernelRun | None,
         where = f"it ran in {qa.prefix}, not in qa's environment {expected}"
     if baseline is not None and not baseline.ok:
         return triaged(Category.ALREADY_BROKEN, env.name, f"kernel {qa.kernel}: {where}; it fails from current's spec "
-                       f"too: {baseline.problem}\n{said}", qa.stderr, baseline.stderr)
+                       f"too: {baseline.problem}\n{said}", qa.stderr, baseline.stderr, owner=env.owner)
     category = Category.TIMEOUT if qa.timed_out else Category.KERNEL_FAILED
     return triaged(category, env.name, f"kernel {qa.kernel}: {where}, though it starts from current's spec\n{said}",
                    qa.stderr, baseline.stderr if baseline else "")

@@ -144,6 +144,7 @@ def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(sit
     assert not run.passed
     found = triage.classify_owner_check(sandbox, env, pip_build, run)
     assert found.category is Category.OWNER_CHECK_FAILED and "datefmt 1.0.0" in found.detail
+    assert found.hint.endswith("ask its owner, ipums-usa")  # environments.toml names listed_twice's owner
     assert "datefmt 1.0.0" in found.qa_tail and not found.current_tail  # current passed, printing nothing
     broken = write_check(tmp_path, "check_weights.py", "import surveyweights\n")
     found = triage.classify_owner_check(sandbox, env, broken, qa_run(site, sandbox, env.name, broken))
@@ -321,13 +322,16 @@ def test_every_category_has_a_hint_that_says_what_to_do_for_its_environment():
     actions = ("pin", "change", "make", "fix", "compare", "ask", "read", "raise", "check", "find", "drop", "set",
                "move")
     for category, template in triage.HINTS.items():
-        hint = template.format(env="hlink")
+        hint = triage.hint(category, "hlink", "linkage-group")
         assert "{" not in hint and "}" not in hint, category
         cause, _, remedy = hint.partition(": ")
         assert cause and remedy, f"{category}: the hint says what happened, then what to do, after a colon"
         assert any(word in remedy.split() for word in actions), f"{category}: {remedy!r} names nothing to do"
         if "manifests/overrides/" in template:
             assert "manifests/overrides/hlink.yml" in hint, category
+        if "{owner}" in template:  # a person to ask, by name, or where to name one
+            assert "its owner, linkage-group" in hint, category
+            assert "owner in environments.toml [hlink]" in triage.hint(category, "hlink"), category
 
 
 def test_every_category_is_produced_by_some_case_here():
