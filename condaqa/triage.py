@@ -72,6 +72,7 @@ _NOT_FOUND = re.compile(r"PackagesNotFoundError|ResolvePackageNotFound|PackageNo
 # conda's error line (conda 4.3 to 25.x class names), and the line condaqa's engines put before it.
 _CONDA_ERROR = re.compile(r"^[A-Z]\w*(?:Error|Exception|NotFound|MatchSpec):")
 _LEAD = re.compile(r"^(?:the solver could not satisfy|conda (?:env )?(?:create|install)\b.* (?:failed|did not finish))")
+HEADLINE = 300  # characters of a failure's first line in a verdict: a cell of the summary
 _CONFLICT = re.compile(r"^Package (\S+) conflicts for:$")
 TAIL = 15  # lines of a traceback or a check's output kept in the message
 
@@ -98,6 +99,18 @@ def hint(category: Category, env: str, owner: str = "") -> str:
     """What to do about a failure of `env` in `category`, naming its owner where environments.toml does."""
     return HINTS[category].format(env=env, owner=f"its owner, {owner}" if owner else
                                   f"its owner (name one: owner in environments.toml [{env}])")
+
+
+def headline(text: str, limit: int = HEADLINE) -> str:
+    """The first line of `text`, at most `limit` characters, cut after a whole item or word ("...")."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if len(first) <= limit:
+        return first
+    cut = first[:limit - 4]
+    for mark in ("; ", ", ", " "):
+        if mark in cut:
+            return cut[:cut.rindex(mark)].rstrip(",;") + " ..."
+    return cut + " ..."
 
 
 def classify_build(env: str, error: BuildError, findings: Iterable[Finding] = ()) -> Triage:
@@ -155,7 +168,8 @@ def _conflicts(lines: list[str]) -> str:
             groups.append((header.group(1), []))
         elif groups and not line.endswith(":") and not line.startswith("Note that"):
             groups[-1][1].append(line)
-    return "; ".join(f"{name} ({', '.join(chains)})" for name, chains in groups)
+    # conda 4.8 and 25.x list the groups in another order each run: sorted, a report changes only when they do
+    return "; ".join(f"{name} ({', '.join(sorted(chains))})" for name, chains in sorted(groups))
 
 
 def _preflight(env: str, text: str, stopped: list[Finding]) -> Triage:

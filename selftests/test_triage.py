@@ -344,3 +344,32 @@ def test_every_category_is_produced_by_some_case_here():
     produced |= {triage.classify_kernel(env, p.values[0], p.values[1], "/r/v4.8/envs/env1").category
                  for p in KERNEL_CASES}
     assert produced | PRODUCED == set(Category), set(Category) - produced - PRODUCED
+
+
+CONFLICTS = {"python": ["eta=1.0 -> python[version='<3']", "alpha=2.0 -> python[version='>=3.8']"],
+             "alpha": ["eta=1.0 -> alpha[version='<2.0']", "alpha=2.0"]}
+
+
+def _unsatisfiable(order: list[str]) -> str:
+    groups = "".join(f"\nPackage {name} conflicts for:\n" + "\n".join(CONFLICTS[name] if name == "alpha" else
+                                                                       reversed(CONFLICTS[name]))
+                     for name in order)
+    return "UnsatisfiableError: The following specifications were found to be incompatible with each other:\n" + groups
+
+
+def test_conflicts_read_the_same_in_whatever_order_conda_lists_them():
+    """conda 4.8 and 25.x list the conflict groups and their chains in another order each run: a nightly
+    report changes only when the conflicts do."""
+    one, two = (triage.classify_build("hlink", BuildError(_unsatisfiable(order), stage=Stage.SOLVE))
+                for order in (["python", "alpha"], ["alpha", "python"]))
+    assert one.detail.splitlines()[0] == two.detail.splitlines()[0]
+    assert one.detail.splitlines()[0].endswith("each other: alpha (alpha=2.0, eta=1.0 -> alpha[version='<2.0']); "
+                                               "python (alpha=2.0 -> python[version='>=3.8'], eta=1.0 -> "
+                                               "python[version='<3'])")
+
+
+def test_a_long_first_line_is_cut_after_a_whole_item():
+    line = "UnsatisfiableError: incompatible: " + "; ".join(f"package{i} (chain{i} -> package{i})" for i in range(40))
+    cut = triage.headline(line)
+    assert len(cut) <= triage.HEADLINE and cut.endswith(")" + " ...") and cut.startswith(line[:200])
+    assert triage.headline("short\nsecond line") == "short"

@@ -29,7 +29,7 @@ from condaqa.manifest import Environment
 from condaqa.plan.findings import load_findings
 from condaqa.qualification.required import BUILD, entry_digest
 from condaqa.site import Site
-from condaqa.triage import Triage
+from condaqa.triage import Triage, headline
 from condaqa.version import VERSION
 from condaqa.vocab import BuildState, Disposition, Outcome
 
@@ -204,7 +204,7 @@ def record_failed_build(site: Site, installation: str, env: Environment, started
     detail = found.detail.strip()
     with updating(site, installation, env) as result:
         result.build = BuildRecord(BuildState.FAILED, started, seconds=round(seconds, 3), stage=stage,
-                                   category=str(found.category), error=detail.splitlines()[0][:300] if detail else "")
+                                   category=str(found.category), error=headline(detail))
         result.checks = {BUILD: _check(env, Outcome.FAILED, "", "", str(found.category), found.detail)}
         _count_findings(site, result)
 

@@ -17,6 +17,7 @@ from condaqa.manifest import Environment
 from condaqa.qualification.required import BUILD, EXPORT, entry_digest, required_checks
 from condaqa.qualification.store import CheckRecord, Result, Unverified, load_verified
 from condaqa.site import Site
+from condaqa.triage import headline
 from condaqa.version import VERSION
 from condaqa.vocab import BuildState, Category, Outcome, Verdict
 
@@ -73,7 +74,7 @@ def _judge(site: Site, installation: str, env: Environment, result: Result, requ
     failed = [k for k in required if k in ran and ran[k].outcome is Outcome.FAILED]
     if failed:
         first = next((k for k in failed if ran[k].category != Category.ALREADY_BROKEN), failed[0])
-        detail = ran[first].detail.strip().splitlines()[0][:300] if ran[first].detail.strip() else ""
+        detail = headline(ran[first].detail)
         more = f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""
         return Standing(env.name, Verdict.FAILED, f"{first} failed: {detail}{more}", ran[first].category,
                         failed=tuple((k, ran[k].category) for k in failed))
