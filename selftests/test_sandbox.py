@@ -147,8 +147,9 @@ USER = 4242
 @pytest.mark.parametrize("mode", [m for m in MODES if m.values[0] != box.NONE])
 def test_a_user_other_than_root_gets_the_sandbox_too(tmp_path, mode):
     """An administrator who is not root: the sandbox is made in a user namespace, foreign code runs as that
-    user, and the site it owns is read-only to it. condaqa's interpreter lives under /root here, so the run
-    sees it through a private /root."""
+    user, and the site it owns is read-only to it. That user is made here with condaqa's own mount plan
+    (layout.py), so it reaches condaqa's interpreter, venv and checkout wherever they lie (under /root, in
+    a private temporary folder) and may write its site."""
     if not ROOT or not _works(box.BWRAP) or shutil.which("setpriv") is None:
         pytest.skip("needs root, bubblewrap and setpriv to become another user")
     base = Path(tempfile.mkdtemp(prefix="condaqa-user-"))
@@ -157,15 +158,18 @@ def test_a_user_other_than_root_gets_the_sandbox_too(tmp_path, mode):
         site = make_site(base, ("alpha",), kernels=False)
         subprocess.run(["chown", "-R", f"{USER}:{USER}", str(base / "site")], check=True)
         interpreter = Path(os.path.realpath(sys.executable)).parent.parent
-        between = [str(p) for p in reversed(interpreter.parents) if Path("/root") in p.parents]
+        checkout = Path(__file__).resolve().parents[1]
+        reach = [str(interpreter), os.path.realpath(sys.prefix), str(checkout)]
+        steps = layout.plan(reach, [str(base)], [], Identity(USER, USER, (), "admin"))
         script = ("import json, os, sys\nsys.path.insert(0, sys.argv[2])\nfrom test_sandbox import facts\n"
                   "from condaqa.sandbox.box import sandbox_for\nfrom condaqa.site import load_site\n"
                   "sandbox = sandbox_for(load_site(sys.argv[1]))\n"
                   "print(json.dumps({'mode': sandbox.mode, 'facts': facts(sandbox)}))\n")
-        command = ["bwrap", "--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--tmpfs", "/root",
-                   *(word for folder in between for word in ("--perms", "0755", "--dir", folder)),
-                   "--ro-bind", str(interpreter), str(interpreter),
-                   "--", "setpriv", f"--reuid={USER}", f"--regid={USER}",
+        base_view, steps_view = layout.bwrap_options(steps)[:7], layout.bwrap_options(steps)[7:]
+        assert base_view == ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        # the host's /dev and /proc, as a user sees them (a view, not a sandbox: the one inside nests in it)
+        view = ["--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--bind", "/proc", "/proc", *steps_view]
+        command = ["bwrap", *view, "--", "setpriv", f"--reuid={USER}", f"--regid={USER}",
                    "--clear-groups", "--", sys.executable, "-c", script, str(site.file), str(Path(__file__).parent)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=base,
                               env={**os.environ, box.MODE_VARIABLE: mode})
