@@ -10,13 +10,13 @@ from pathlib import Path
 from _common import BENCH, PYTHON, Run, condaqa_cmd, log, pytest_cmd, run
 from synthetic import RealSite
 
-from condaqa.build.stamp import read_stamp
 from condaqa.checks.imports import key_modules
 from condaqa.engines.rattler import cache_dir
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plan.planning import plan_environment
 from condaqa.qualification import store, verdict
+from condaqa.replication.stamp import read_stamp
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
 from condaqa.vocab import Verdict

@@ -48,8 +48,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import WORK, log
 
-from condaqa.build.pip import pip_install
-from condaqa.build.replicate import pip_home
 from condaqa.demo.packages import (
     Package,
     PackageFile,
@@ -62,6 +60,8 @@ from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.lifecycle.installations import create_bare
 from condaqa.plan.model import BuildPlan
+from condaqa.replication.pip import pip_install
+from condaqa.replication.replicate import pip_home
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
 from condaqa.vocab import Stage

@@ -24,7 +24,6 @@ from typing import Any, NoReturn
 import pytest
 
 from condaqa import locks
-from condaqa.build.replicate import BuildResult
 from condaqa.checks.imports import key_modules
 from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
@@ -41,6 +40,7 @@ from condaqa.qualification.required import (
     check_manifest,
     required_checks,
 )
+from condaqa.replication.replicate import BuildResult
 from condaqa.sandbox.box import CurrentChanged, Sandbox, sandbox_for
 from condaqa.session import CHECK, Session, environment_of
 from condaqa.site import Site, load_site

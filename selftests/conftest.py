@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 from helpers_sites import tree_state
 
-from condaqa.build.stamp import STAMP
 from condaqa.demo.site import ensure_demo
 from condaqa.fingerprint import cache_file, fingerprint
+from condaqa.replication.stamp import STAMP
 from condaqa.site import Site, load_site
 
 REPO = Path(__file__).resolve().parent.parent

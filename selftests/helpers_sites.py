@@ -12,11 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from condaqa.build.stamp import write_stamp
 from condaqa.kernels.specs import find_kernels
 from condaqa.lifecycle import audit
 from condaqa.manifest import load_manifest
 from condaqa.qualification import required, store
+from condaqa.replication.stamp import write_stamp
 from condaqa.site import Site, load_site
 from condaqa.triage import triaged
 from condaqa.vocab import Action, Category, Outcome

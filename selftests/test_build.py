@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from condaqa import proc
-from condaqa.build.replicate import refuse_unsafe_target, replicate
-from condaqa.build.stamp import env_fingerprint, read_stamp
 from condaqa.checks.imports import import_modules
 from condaqa.engines import records
 from condaqa.errors import BuildError
 from condaqa.manifest import load_manifest
 from condaqa.prefix import read_history, read_prefix
+from condaqa.replication.replicate import refuse_unsafe_target, replicate
+from condaqa.replication.stamp import env_fingerprint, read_stamp
 from condaqa.sandbox.box import sandbox_for
 
 

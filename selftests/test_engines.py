@@ -32,7 +32,6 @@ from helpers_sites import make_site
 from standins.conda_standin import install
 
 from condaqa import channels
-from condaqa.build.replicate import replicate
 from condaqa.cli import main
 from condaqa.engines import ENGINES, Engine, conda, get_engine, worker
 from condaqa.errors import BuildError, ConfigError
@@ -43,6 +42,7 @@ from condaqa.plan.model import BuildPlan
 from condaqa.plan.rules import Context, conda_version
 from condaqa.prefix import read_prefix
 from condaqa.qualification import builds, store
+from condaqa.replication.replicate import replicate
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site
 from condaqa.triage import classify_build

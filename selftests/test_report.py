@@ -8,7 +8,6 @@ import json
 from helpers_sites import NEW, make_site, qualify
 
 from condaqa import report, triage
-from condaqa.build.stamp import write_stamp
 from condaqa.cli import main
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
@@ -16,6 +15,7 @@ from condaqa.plan import findings
 from condaqa.plan.findings import Finding
 from condaqa.plan.model import BuildPlan, PostStep
 from condaqa.qualification import required, store
+from condaqa.replication.stamp import write_stamp
 from condaqa.site import Site
 from condaqa.vocab import Category, Outcome, PlanSource, Rule, Severity, StepKind
 

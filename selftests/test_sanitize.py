@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from condaqa.build.replicate import replicate
 from condaqa.channels import RepodataIndex
 from condaqa.checks.drift import history_drift
 from condaqa.cli import main
@@ -30,6 +29,7 @@ from condaqa.plan.planning import legacy_path, load_legacy, override_path, plan_
 from condaqa.plan.rules import Context
 from condaqa.prefix import CondaPackage, PipDistribution, PrefixContents
 from condaqa.qualification import builds
+from condaqa.replication.replicate import replicate
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import load_site
 from condaqa.spec.export import export_from_history

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from condaqa import triage
-from condaqa.build.replicate import replicate
 from condaqa.checks.imports import import_module
 from condaqa.checks.owner import run_owner_check
 from condaqa.checks.runs import CheckRun
@@ -28,6 +27,7 @@ from condaqa.kernels.launch import KernelRun
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan.findings import Finding, load_findings
 from condaqa.plan.planning import override_path
+from condaqa.replication.replicate import replicate
 from condaqa.sandbox.box import Sandbox, sandbox_for
 from condaqa.site import Site
 from condaqa.vocab import Category, Disposition, Rule, Severity, Stage
@@ -177,7 +177,7 @@ def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site, 
 _PERMISSION_PROBE = """
 import json, sys
 from condaqa import triage
-from condaqa.build.replicate import replicate
+from condaqa.replication.replicate import replicate
 from condaqa.errors import BuildError
 from condaqa.manifest import load_manifest
 from condaqa.sandbox.box import sandbox_for

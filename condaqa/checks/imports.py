@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 
 from condaqa import atomic
-from condaqa.build.stamp import env_fingerprint
 from condaqa.checks.runs import CheckRun, run_python
 from condaqa.manifest import Environment
 from condaqa.prefix import read_prefix, top_level_modules
+from condaqa.replication.stamp import env_fingerprint
 from condaqa.sandbox.box import CurrentChanged, Sandbox
 from condaqa.site import Site
 

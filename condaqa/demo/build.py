@@ -19,8 +19,6 @@ from pathlib import Path
 
 import rattler
 
-from condaqa.build.pip import pip_install
-from condaqa.build.replicate import pip_home
 from condaqa.demo import catalog
 from condaqa.demo.distributions import write_kernel_channel
 from condaqa.demo.gitrepo import make_repo
@@ -30,6 +28,8 @@ from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.lifecycle.installations import create_bare
 from condaqa.plan.model import BuildPlan
+from condaqa.replication.pip import pip_install
+from condaqa.replication.replicate import pip_home
 from condaqa.sandbox.box import Sandbox, sandbox_for
 from condaqa.site import Installation, Site
 from condaqa.vocab import Stage

@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 
 from condaqa import locks
-from condaqa.build.replicate import BuildResult, replicate
 from condaqa.checks.drift import history_drift
 from condaqa.errors import BuildError
 from condaqa.manifest import Environment
 from condaqa.plan.findings import load_findings, save_findings
 from condaqa.prefix import read_prefix
 from condaqa.qualification import store
+from condaqa.replication.replicate import BuildResult, replicate
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
 from condaqa.triage import classify_build

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from condaqa import atomic, locks
-from condaqa.build.stamp import Stamp
 from condaqa.manifest import Environment
 from condaqa.plan.findings import load_findings
 from condaqa.qualification.required import BUILD, entry_digest
+from condaqa.replication.stamp import Stamp
 from condaqa.site import Site
 from condaqa.triage import Triage, headline
 from condaqa.version import VERSION

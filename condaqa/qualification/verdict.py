@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from condaqa.build.stamp import env_fingerprint, read_stamp
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.qualification.required import BUILD, EXPORT, entry_digest, required_checks
 from condaqa.qualification.store import CheckRecord, Result, Unverified, load_verified
+from condaqa.replication.stamp import env_fingerprint, read_stamp
 from condaqa.site import Site
 from condaqa.triage import headline
 from condaqa.version import VERSION

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TextIO
 
 from condaqa import atomic, locks
-from condaqa.build.pip import pip_install
-from condaqa.build.stamp import Stamp, env_fingerprint, read_stamp, write_stamp
 from condaqa.engines import get_engine
 from condaqa.errors import BuildError, CondaqaError, SiteError
 from condaqa.inputs import guard, inside, redact
@@ -26,6 +24,8 @@ from condaqa.permissions import inherit_permissions
 from condaqa.plan.findings import Finding, errors, findings_path, save_findings
 from condaqa.plan.model import BuildPlan
 from condaqa.plan.planning import plan_environment
+from condaqa.replication.pip import pip_install
+from condaqa.replication.stamp import Stamp, env_fingerprint, read_stamp, write_stamp
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Installation, Site
 from condaqa.vocab import Stage, StepKind
