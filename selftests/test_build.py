@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from condaqa import proc
 from condaqa.checks.imports import import_modules
-from condaqa.engines import records
 from condaqa.errors import BuildError
 from condaqa.manifest import load_manifest
 from condaqa.prefix import read_history, read_prefix
@@ -94,28 +91,6 @@ def test_what_a_failed_build_left_is_replaced_by_the_next_build_without_rebuild(
     with pytest.raises(BuildError, match="was not built by condaqa"):
         replicate(demo_site, sandbox_for(demo_site), env)
     assert (prefix / "notes.txt").exists()
-
-
-def test_bytecode_of_more_files_than_a_process_may_print_is_all_listed(tmp_path, monkeypatch):
-    """The list of what was compiled does not pass through the compiler's captured output, which keeps
-    only its last megabyte (an environment of 150 noarch packages lists more than that)."""
-    monkeypatch.setattr(proc, "OUTPUT_LIMIT", 64)
-    prefix = tmp_path / "env"
-    (prefix / "bin").mkdir(parents=True)
-    (prefix / "bin" / "python").symlink_to(sys.executable)
-    sources = [f"lib/python3/site-packages/pkg/mod_{i}.py" for i in range(20)]
-    for source in sources:
-        (prefix / source).parent.mkdir(parents=True, exist_ok=True)
-        (prefix / source).write_text("X = 1\n")
-    (prefix / "conda-meta").mkdir()
-    record_file = prefix / "conda-meta" / "pkg-1.0-py_0.json"
-    record_file.write_text(json.dumps({"name": "pkg", "version": "1.0", "build": "py_0", "noarch": "python",
-                                       "files": sources}))
-    records.finish(prefix, ["pkg 1.0"], [record_file.name])
-    record = json.loads(record_file.read_text())
-    pycs = [f for f in record["files"] if f.endswith(".pyc")]
-    assert len(pycs) == len(sources) and all((prefix / f).is_file() for f in pycs)
-    assert record["requested_spec"] == "pkg 1.0"
 
 
 def test_bytecode_is_compiled_at_link_time_and_listed_as_conda_does(demo_site):

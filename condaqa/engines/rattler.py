@@ -23,6 +23,7 @@ from condaqa.engines import Engine, records, worker
 from condaqa.engines.history import Dist, append_history, history_entry
 from condaqa.errors import BuildError
 from condaqa.plan.model import BuildPlan
+from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site
 from condaqa.spec.export import canonical_channel
 from condaqa.vocab import Stage
@@ -30,6 +31,11 @@ from condaqa.vocab import Stage
 
 def cache_dir(installation: Installation) -> Path:
     return installation.path / "pkgs" / ".rattler"
+
+
+def bytecode_cache(installation: Installation) -> Path:
+    """Bytecode compiled for the cache's noarch:python packages, by interpreter build (bytecode.py)."""
+    return cache_dir(installation) / "pyc"
 
 
 def _solve(
@@ -67,7 +73,8 @@ def _create(site: Site, installation: Installation, plan: BuildPlan, prefix: Pat
     """Solve, link, finish the records and write history; returns the log lines (runs in the worker)."""
     specs = list(plan.conda)
     solved = _solve(site, specs)
-    records.finish(prefix, specs, _install(solved, installation, prefix, Stage.INSTALL))
+    records.finish(prefix, plan.env, specs, _install(solved, installation, prefix, Stage.INSTALL),
+                   sandbox=sandbox_for(site), cache=bytecode_cache(installation))
     dists = _dists(solved)
     entry = history_entry(f"condaqa replicate --env {plan.env}", dists, specs, installation.conda_version())
     append_history(prefix, entry)
@@ -88,7 +95,8 @@ def _add(site: Site, installation: Installation, env: str, prefix: Path, spec: s
         solved = _solve(site, [*pins, spec], locked=existing)
     except BuildError as exc:
         raise BuildError(f"{spec} cannot be added to the environment as built: {exc}", stage=Stage.POST_STEP) from None
-    records.finish(prefix, [spec], _install(solved, installation, prefix, Stage.POST_STEP))
+    records.finish(prefix, env, [spec], _install(solved, installation, prefix, Stage.POST_STEP),
+                   sandbox=sandbox_for(site), cache=bytecode_cache(installation))
     have = {(r.name.normalized, str(r.version), str(r.build)) for r in existing}
     added = [d for d in _dists(solved) if (d.name, d.version, d.build) not in have]
     command = f"condaqa replicate --env {env} (post-create step)"

@@ -10,37 +10,29 @@ dependencies, conda 4.8 to 26.1). py-rattler 0.28 does neither.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from condaqa import atomic, proc
-from condaqa.errors import BuildError
+from condaqa import atomic
+from condaqa.engines import bytecode
 from condaqa.plan.entries import parse_conda
-from condaqa.vocab import Stage
-
-COMPILE_TIMEOUT = 1800.0
-_COMPILE = """
-import json, py_compile, sys
-done = []
-for source in sys.stdin.read().splitlines():
-    try:
-        done.append((source, py_compile.compile(source, doraise=True)))
-    except py_compile.PyCompileError:
-        pass  # conda skips what does not compile (py2-only files in old packages)
-with open(sys.argv[1], "w", encoding="utf-8") as out:
-    json.dump(done, out)
-"""
+from condaqa.sandbox.box import Sandbox
 
 
-def finish(prefix: Path, requested: Iterable[str], records: Iterable[str]) -> None:
+def finish(prefix: Path, env: str, requested: Iterable[str], records: Iterable[str], *, sandbox: Sandbox,
+           cache: Path) -> None:
     """Compile the noarch:python sources of the records named `records` (file names in conda-meta),
-    list their bytecode, and record `requested_spec`, as conda does."""
+    list their bytecode, and record `requested_spec`, as conda does; `cache` keeps the bytecode."""
     wanted = {e.name: e.text for e in filter(None, map(parse_conda, requested))}
     meta = prefix / "conda-meta"
     loaded = {name: json.loads((meta / name).read_text(encoding="utf-8")) for name in records}
-    compiled = _compile(prefix, [f for r in loaded.values() if r.get("noarch") == "python"
-                                 for f in r.get("files", []) if f.endswith(".py")])
+    noarch = {name: [f for f in r.get("files", []) if f.endswith(".py")]
+              for name, r in loaded.items() if r.get("noarch") == "python"}
+    interpreter = _digest(next((json.loads(p.read_text(encoding="utf-8")) for p in meta.glob("python-[0-9]*.json")),
+                               {}))
+    job = bytecode.Job(prefix, env, {n: s for n, s in noarch.items() if s}, {n: _digest(loaded[n]) for n in noarch},
+                       interpreter)
+    compiled = bytecode.compiled(job, sandbox, cache) if job.sources else {}
     for name, record in loaded.items():
         record["requested_spec"] = wanted.get(record["name"], "None")
         pycs = [compiled[f] for f in record.get("files", []) if f in compiled]
@@ -51,17 +43,10 @@ def finish(prefix: Path, requested: Iterable[str], records: Iterable[str]) -> No
         atomic.write_text(meta / name, json.dumps(record, indent=2) + "\n")
 
 
-def _compile(prefix: Path, sources: list[str]) -> dict[str, str]:
-    """source path -> its bytecode's path, both relative to the prefix, compiled by the environment's python."""
-    python = prefix / "bin" / "python"
-    if not sources or not python.exists():
-        return {}
-    listing = "\n".join(str(prefix / s) for s in sources).encode()
-    with tempfile.TemporaryDirectory() as scratch:  # a file, not stdout: the list outgrows proc's output limit
-        result = Path(scratch) / "compiled.json"
-        done = proc.run([str(python), "-Wi", "-E", "-s", "-c", _COMPILE, str(result)], environ=proc.foreign_environ(),
-                        timeout=COMPILE_TIMEOUT, stdin=listing)
-        if not done.ok:
-            raise BuildError(f"{done.problem('compiling the bytecode')}: {done.tail(5)}", stage=Stage.INSTALL)
-        pairs = json.loads(result.read_text(encoding="utf-8"))
-    return {str(Path(source).relative_to(prefix)): str(Path(pyc).relative_to(prefix)) for source, pyc in pairs}
+def _digest(record: dict[str, object]) -> str:
+    """What names a package build exactly: its sha256 (or md5), else its file name ("" without a record)."""
+    for key in ("sha256", "md5", "fn"):
+        value = record.get(key)
+        if isinstance(value, str) and value and "/" not in value and not value.startswith("."):
+            return value
+    return ""
