@@ -34,7 +34,7 @@ def environment(site: Site, name: str, store: Path, sources: list[str], *, copy:
     records: the python it runs (the one running these tests) and the package."""
     prefix = site.qa_installation().path / "envs" / name
     (prefix / "bin").mkdir(parents=True)
-    (prefix / "bin" / "python").symlink_to(sys.executable)
+    (prefix / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
     for source in sources:
         (prefix / source).parent.mkdir(parents=True, exist_ok=True)
         if copy:
