@@ -73,8 +73,9 @@ class Session:
         reporter = self._reporter()
         if reporter is None or self.config.get_verbosity() < verbosity:
             return
-        if reporter._tw.width_of_current_line:  # xdist's progress dots leave the line open
-            reporter._tw.line()
+        writer = self.config.get_terminal_writer()
+        if writer.width_of_current_line:  # xdist's progress dots leave the line open
+            writer.line()
         reporter.write_line(line)
 
     def _xml(self) -> Any:
