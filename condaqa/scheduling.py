@@ -17,7 +17,8 @@ LOW_WATER = 2  # a worker holds the last test it was sent until it gets more or 
 
 
 class GroupScheduling:
-    """Whole groups to one worker each, in collection order; a new group when a worker runs low."""
+    """Whole groups to one worker each, in collection order; more groups while a worker holds fewer than
+    LOW_WATER tests (it runs its last one only once it has a next one, or is told to stop)."""
 
     def __init__(self, numnodes: int, group_of: Callable[[str], str], log: Any) -> None:
         self.numnodes, self.group_of, self.log = numnodes, group_of, log
@@ -88,13 +89,10 @@ class GroupScheduling:
     def _refill(self, node: Any) -> None:
         if node.shutting_down or node not in self.collections or self.queue is None:
             return
-        if not self.queue:
+        while self.queue and self._pending(node) < LOW_WATER:
+            nodeids = self.queue.pop(next(iter(self.queue)))
+            self.assigned[node].update(dict.fromkeys(nodeids, False))
+            index = {nodeid: i for i, nodeid in enumerate(self.collections[node])}
+            node.send_runtest_some([index[nodeid] for nodeid in nodeids])
+        if not self.queue:  # the worker runs what it was sent, then stops
             node.shutdown()
-            return
-        if self._pending(node) >= LOW_WATER:
-            return
-        group = next(iter(self.queue))
-        nodeids = self.queue.pop(group)
-        self.assigned[node].update(dict.fromkeys(nodeids, False))
-        index = {nodeid: i for i, nodeid in enumerate(self.collections[node])}
-        node.send_runtest_some([index[nodeid] for nodeid in nodeids])
