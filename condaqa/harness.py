@@ -42,6 +42,7 @@ from condaqa.qualification.required import (
 )
 from condaqa.replication.replicate import BuildResult
 from condaqa.sandbox.box import CurrentChanged, Sandbox, sandbox_for
+from condaqa.scheduling import GroupScheduling
 from condaqa.session import CHECK, Session, environment_of
 from condaqa.site import Site, load_site
 from condaqa.triage import Triage, triaged
@@ -352,20 +353,13 @@ def _build_words(replicated: Replicated) -> dict[str, Any]:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Send all tests of one environment to one worker, so each environment is built once.
-
-    xdist's own `loadgroup` does not group xdist_group tests with pytest 9 (pytest-xdist#1386),
-    so the default `load` distribution is replaced by one that groups by environment.
-    """
-    if config.getoption("dist") != "load":
+    """Send all tests of one environment to one worker, so each environment is built once, in the worker
+    that runs its checks (`-n` alone, `--dist load` or `--dist loadgroup`; other distributions are the user's)."""
+    if config.getoption("dist") not in ("load", "loadgroup"):
         return None
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.workermanage import parse_tx_spec_config
 
     names = [e.name for e in _manifest(config)]
     kernel_envs = {k.name: k.environment for k in _kernels(config) if k.environment}
-
-    class EnvironmentScheduling(LoadScopeScheduling):  # type: ignore[misc]
-        def _split_scope(self, nodeid: str) -> str:
-            return environment_of(nodeid, names, kernel_envs) or nodeid
-
-    return EnvironmentScheduling(config, log)
+    return GroupScheduling(len(parse_tx_spec_config(config)),
+                           lambda nodeid: environment_of(nodeid, names, kernel_envs) or nodeid, log)

@@ -17,6 +17,7 @@ import pytest
 
 from condaqa import report
 from condaqa.errors import CondaqaError
+from condaqa.junitfile import add_facts, case_names
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.plan.findings import load_findings
@@ -41,6 +42,13 @@ def environment_of(nodeid: str, names: Sequence[str], kernel_envs: dict[str, str
     return ""
 
 
+class Properties(list[tuple[str, str]]):
+    """The testsuite properties of the run's JUnit file, in order."""
+
+    def add_global_property(self, name: str, value: str) -> None:
+        self.append((name, value))
+
+
 class Session:
     """Controller-side: progress lines, the summary, JUnit facts, and reports only for a real run."""
 
@@ -54,6 +62,8 @@ class Session:
         self.summary = ""
         self.rows: list[report.Row] = []  # the summary's rows, made once when the session finishes
         self.unqualified: list[str] = []  # environments this run ran, not qualified although every test passed
+        self.classnames: dict[tuple[str, str], str] = {}  # a JUnit test case's (classname, name): its new classname
+        self.properties = Properties()  # the testsuite properties added to the JUnit file
         self.kept: Path | None = None  # the last junit.xml, put back if this run qualifies nothing
         self.sandbox = sandbox_for(site).describe()
         if config.option.xmlpath is None:
@@ -73,14 +83,10 @@ class Session:
         reporter = self._reporter()
         if reporter is None or self.config.get_verbosity() < verbosity:
             return
-        if reporter._tw.width_of_current_line:  # xdist's progress dots leave the line open
-            reporter._tw.line()
+        writer = self.config.get_terminal_writer()
+        if writer.width_of_current_line:  # xdist's progress dots leave the line open
+            writer.line()
         reporter.write_line(line)
-
-    def _xml(self) -> Any:
-        from _pytest.junitxml import xml_key  # pytest's junitxml keeps its LogXML under this key
-
-        return self.config.stash.get(xml_key, None)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._count([item.nodeid for item in session.items])
@@ -109,9 +115,7 @@ class Session:
         built = getattr(report, "condaqa_build", None)
         if isinstance(built, dict):
             self._say(f"condaqa: {env}: {built['words']} in {built['seconds']:.1f}s")
-        xml = self._xml()
-        if xml is not None:
-            xml.node_reporter(report).add_attribute("classname", f"condaqa.{env}")
+        self.classnames[case_names(report.nodeid, self.config.getoption("junitprefix", None))] = f"condaqa.{env}"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -131,33 +135,31 @@ class Session:
         with contextlib.suppress(OSError, CondaqaError):
             self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, self.sandbox, qa,
                                                     self.rows)[0])
-        xml = self._xml()
-        if xml is None:
-            return
-        xml.add_global_property("condaqa.sandbox", self.sandbox)
+        facts = self.properties
+        facts.add_global_property("condaqa.sandbox", self.sandbox)
         for env, row in zip(self.manifest, self.rows, strict=True):
-            xml.add_global_property(f"{env.name}.owner", env.owner or "-")
-            xml.add_global_property(f"{env.name}.disposition", str(env.disposition))
-            xml.add_global_property(f"{env.name}.result", row.result)
+            facts.add_global_property(f"{env.name}.owner", env.owner or "-")
+            facts.add_global_property(f"{env.name}.disposition", str(env.disposition))
+            facts.add_global_property(f"{env.name}.result", row.result)
             if row.category:
-                xml.add_global_property(f"{env.name}.category", row.category)
-                xml.add_global_property(f"{env.name}.hint", row.hint)
+                facts.add_global_property(f"{env.name}.category", row.category)
+                facts.add_global_property(f"{env.name}.hint", row.hint)
             if row.waiver:
-                xml.add_global_property(f"{env.name}.waiver", row.waiver)
+                facts.add_global_property(f"{env.name}.waiver", row.waiver)
         for kernel in self.kernels:
-            xml.add_global_property(f"kernel.{kernel.name}.display_name", kernel.display_name)
-            xml.add_global_property(f"kernel.{kernel.name}.environment", kernel.environment or "-")
+            facts.add_global_property(f"kernel.{kernel.name}.display_name", kernel.display_name)
+            facts.add_global_property(f"kernel.{kernel.name}.environment", kernel.environment or "-")
         for env in self.manifest:
-            self._add_findings(xml, env.name)
+            self._add_findings(facts, env.name)
 
-    def _add_findings(self, xml: Any, env: str) -> None:
+    def _add_findings(self, facts: Properties, env: str) -> None:
         saved = load_findings(self.site, env)
         if saved is None:
             return
-        xml.add_global_property(f"{env}.findings", str(len(saved.findings)))
-        xml.add_global_property(f"{env}.override", "yes" if saved.override else "no")
+        facts.add_global_property(f"{env}.findings", str(len(saved.findings)))
+        facts.add_global_property(f"{env}.override", "yes" if saved.override else "no")
         for number, f in enumerate(saved.findings, 1):
-            xml.add_global_property(f"{env}.finding.{number}", f"{f.severity} {f.rule} {f.package}: {f.action}")
+            facts.add_global_property(f"{env}.finding.{number}", f"{f.severity} {f.rule} {f.package}: {f.action}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.ran:
@@ -183,7 +185,11 @@ class Session:
                                         + (names if one else repr(" or ".join(self.unqualified))))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        """A run that qualified nothing puts the last junit.xml back (pytest has written an empty one)."""
+        """A run that qualified nothing puts the last junit.xml back (pytest has written an empty one); one that
+        qualified something gets condaqa's facts in the file pytest wrote."""
+        junit = Path(str(config.option.xmlpath or ""))
+        if self.ran and junit.is_file():
+            add_facts(junit, self.classnames, self.properties)
         if self.kept is None:
             return
         if self.ran:

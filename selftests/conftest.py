@@ -10,8 +10,9 @@ made of hard links with the files tests edit in place (records, dist-info, kerne
 copied for real.
 
 The full green qualification of the demo that many tests start from is made once per worker
-that needs it; the tests that need it are listed in GREEN, which the scheduler sends to one
-worker together, so that one worker makes it.
+that needs it. Its fixture has one parameter, GREEN, so every test that starts from it (directly or
+through qualified_site) carries GREEN in its id, and the scheduler (condaqa's, the one the harness
+uses) sends those tests to one worker together, so that one worker makes it. No list of tests to keep.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from helpers_sites import tree_state
 from condaqa.demo.site import ensure_demo
 from condaqa.fingerprint import cache_file, fingerprint
 from condaqa.replication.stamp import STAMP
+from condaqa.scheduling import GroupScheduling
 from condaqa.site import Site, load_site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,39 +62,23 @@ def write_project(folder: Path, root: Path, **site_overrides: str) -> Path:
     return site_file
 
 
-# The tests that start from the green qualification, by file or file::test; any other that asks for it is refused.
-GREEN = ("test_demo_findings.py", "test_gate.py", "test_scripts.py",
-         *(f"test_plugin.py::test_{name}" for name in (
-             "demo_qualifies_green_one_worker_per_environment_rebuilds_nothing_and_leaves_current_alone",
-             "a_failing_owner_check_fails_only_its_environment_with_its_own_words",
-             "a_missing_pin_fails_only_its_environment_at_preflight",
-             "from_any_folder_with_pyargs_and_a_site_elsewhere")))
+GREEN = "green_qualification"  # the id of green_qualification's one parameter: in the id of every test using it
 
 
-def _green(nodeid: str) -> bool:
-    return any(nodeid == g or nodeid.startswith(g + "::") for g in GREEN)
+def _group(nodeid: str) -> str:
+    """The scheduling group of a test: GREEN for those that start from the green qualification."""
+    params = nodeid.partition("[")[2].removesuffix("]")
+    return GREEN if GREEN in params.split("-") else nodeid
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's `load`, except that the tests in GREEN go to one worker, as one unit."""
+    """xdist's `load`, except that the tests starting from the green qualification go to one worker, as one unit."""
     if config.getoption("dist") != "load":
         return None
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.workermanage import parse_tx_spec_config
 
-    class GreenOnOneWorker(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return "green" if _green(nodeid) else nodeid
-
-    return GreenOnOneWorker(config, log)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    strays = [item.nodeid for item in items
-              if "green_qualification" in getattr(item, "fixturenames", ()) and not _green(item.nodeid)]
-    if strays:
-        raise pytest.UsageError(f"{strays[0]} starts from the green qualification: add it to GREEN in conftest.py, "
-                                "so that one worker makes it")
+    return GroupScheduling(len(parse_tx_spec_config(config)), _group, log)
 
 
 @pytest.fixture(autouse=True)
@@ -218,7 +204,7 @@ def _stamp_digest(stamp: Path) -> str:
         return "unstamped"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=[pytest.param(None, id=GREEN)])
 def green_qualification(_demo: Demo) -> Qualified:
     """The demo qualified once per worker as users run it (`pytest -n 2 -v` in a checkout), kept aside:
     tests that start from a passing qualification get it back in seconds instead of running it again."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import signal
 import time
@@ -145,7 +146,7 @@ def _probe(client: Any, modules: Sequence[str], deadline: float) -> tuple[dict[s
     while time.monotonic() < deadline:
         try:
             msg = client.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-        except Exception:  # queue.Empty: nothing more within the deadline
+        except queue.Empty:  # nothing more within the deadline
             break
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import rattler
+from rattler.exceptions import InvalidMatchSpecError
 
 from condaqa.prefix import normalize
 
@@ -183,7 +184,7 @@ def parse_conda(text: str) -> CondaEntry | None:
         return None
     try:
         spec = rattler.MatchSpec(text.strip())
-    except Exception:  # py-rattler raises one exception class per parse error (a spec without a name too)
+    except InvalidMatchSpecError:  # a spec without a name too
         return None
     return CondaEntry(text.strip(), spec.name.normalized, str(spec.version or ""), str(spec.build or ""))
 

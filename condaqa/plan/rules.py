@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import rattler
+from rattler.exceptions import InvalidVersionError, InvalidVersionSpecError
 
 from condaqa.channels import RepodataIndex
 from condaqa.inputs import control_character
@@ -325,7 +326,7 @@ def _has_version(versions: Iterable[str], wanted: str) -> bool:
     try:
         target = rattler.Version(wanted)
         return any(rattler.Version(v) == target for v in versions)
-    except Exception:  # a pip version rattler cannot parse matches nothing
+    except InvalidVersionError:  # a pip version rattler cannot parse matches nothing
         return False
 
 
@@ -391,14 +392,14 @@ def conda_version(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Findin
 def _version(text: str) -> rattler.Version:
     try:
         return rattler.Version(text)
-    except Exception:  # an unparsable version sorts first
+    except InvalidVersionError:  # an unparsable version sorts first
         return rattler.Version("0")
 
 
 def _any_match(spec: str, versions: list[str]) -> bool:
     try:
         matcher = rattler.VersionSpec(spec)
-    except Exception:  # unparsable specs are entry-syntax's business
+    except InvalidVersionSpecError:  # unparsable specs are entry-syntax's business
         return True
     return any(matcher.matches(rattler.Version(v)) for v in versions)
 
@@ -412,7 +413,7 @@ def nearest_versions(spec: str, versions: list[str], around: int = 2) -> list[st
     ordered = sorted(versions, key=rattler.Version)
     try:
         position = bisect.bisect_left([rattler.Version(v) for v in ordered], rattler.Version(_base_version(spec)))
-    except Exception:  # no comparable version asked for: show the newest
+    except InvalidVersionError:  # no comparable version asked for: show the newest
         return ordered[-2 * around:]
     return ordered[max(0, position - around):position + around]
 
