@@ -59,6 +59,8 @@ def test_replicate_one_then_nothing_to_do(demo_site, capsys):
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
     assert code == 0 and "hlink: up to date" in out
     assert f"0 environments built, 1 up to date, 0 failed in {demo_site.qa_link}" in out  # not "1 of 1 built"
+    code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink", "--rebuild")
+    assert code == 0 and "[1/1] hlink: rebuilt in" in out  # a build that replaced one, unlike the first
 
 
 def test_replicate_failure_exits_1_and_names_the_log(demo_copy, capsys):

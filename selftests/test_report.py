@@ -119,3 +119,14 @@ def test_findings_file_round_trips(tmp_path):
     saved = findings.load_findings(site, "alpha")
     assert saved is not None
     assert saved.findings == [finding] and saved.post_steps == [PostStep(StepKind.CONDA, "varlabels=0.2")]
+
+
+def test_the_first_error_names_an_owner_check_once(tmp_path):
+    """Not `owner:gamma/check_x.py failed: gamma/check_x.py exited 3 ...`."""
+    site = make_site(tmp_path, ENVS, kernels=False)
+    fail(site, "gamma", "owner:gamma/check_x.py", Category.OWNER_CHECK_FAILED,
+         "gamma/check_x.py exited 3 in qa, passes in current\nqa: KeyError")
+    fail(site, "beta", required.VERSIONS, Category.VERSION_MISMATCH, "versions differ: tabular")
+    rows = rows_of(site)
+    assert rows["gamma"]["first_error"] == "owner:gamma/check_x.py exited 3 in qa, passes in current"
+    assert rows["beta"]["first_error"] == "versions failed: versions differ: tabular"

@@ -443,6 +443,8 @@ def test_a_pin_missing_from_every_channel_is_an_error_listing_the_nearest_versio
     missing = by_package["ipumsdata"]
     assert missing.severity is ERROR and "nearest available: 0.4.1, 0.5.0" in missing.reason
     assert "chan (linux-64, noarch)" in missing.reason and "pin one of 0.4.1, 0.5.0" in missing.hint
+    # the channels never held 0.4.0 as far as condaqa can know: no "publish it again"
+    assert "again" not in missing.hint and "add ipumsdata 0.4.0 to one of the site's channels" in missing.hint
     assert "no package nosuchthing" in by_package["nosuchthing"].reason
 
 
