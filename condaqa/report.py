@@ -184,7 +184,10 @@ def _details(row: Row, saved: FindingsFile | None) -> list[str]:
             lines += [f"Its last lines in {where}:", "", "```", *words.splitlines(), "```", ""]
     for f in saved.findings if saved else ():
         hint = f" Hint: {f.hint}" if f.hint else ""
-        lines.append(f"- {f.severity} `{f.rule}` {f.package}: {f.action} — {f.reason}.{hint}")
+        first, _, rest = f.reason.partition("\n")
+        lines.append(f"- {f.severity} `{f.rule}` {f.package}: {f.action} — {first}.{hint}")
+        if rest.strip():  # a solver's whole explanation: kept as it was written
+            lines += ["", "  ```", *(f"  {line}" for line in rest.splitlines()), "  ```"]
     for step in saved.post_steps if saved else ():
         lines.append(f"- post-create step ({step.kind}): `{step.requirement}`")
     return [*lines, ""]
