@@ -670,6 +670,29 @@ def test_the_sanitize_command_runs_the_preflight_only_with_a_site(demo_template,
     assert load_spec(out / "old.yml").dependencies == ["python", "ipumsdata=0.4.0"]
 
 
+def test_the_sanitize_command_prints_each_error_findings_reason(demo_template, tmp_path, capsys):
+    exported = tmp_path / "old.yml"
+    exported.write_text("name: old\nchannels: [mpc]\ndependencies: [python, ipumsdata=0.4.0=pyh_0]\n")
+    assert main(["sanitize", str(exported), "--site", str(demo_template.file), "--out", str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "  error missing-version ipumsdata: ipumsdata=0.4.0: no such version in mpc" in out
+    assert "nearest available: 0.4.1, 0.5.0" in out
+
+
+def test_sanitize_with_a_site_says_the_preflight_skipped_an_unreachable_channel(demo_site, tmp_path, capsys):
+    """As pytest's preflight does: a channel that cannot be read is said, not 0 findings in silence."""
+    text = demo_site.file.read_text()
+    demo_site.file.write_text(text.replace('channels = ["main", "mpc"]',
+                                           'channels = ["main", "mpc", "http://127.0.0.1:9/gone"]'))
+    assert "127.0.0.1:9" in demo_site.file.read_text()
+    exported = tmp_path / "fine.yml"
+    exported.write_text("name: fine\nchannels: [mpc]\ndependencies: [python, ipumsdata=0.4.1]\n")
+    assert main(["sanitize", str(exported), "--site", str(demo_site.file), "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: preflight skipped for channel http://127.0.0.1:9/gone" in err
+    assert "1 warning" in out and "preflight cannot tell" in (tmp_path / "out" / "fine.findings.json").read_text()
+
+
 def test_the_sanitize_command_fails_a_file_with_an_extra_index_unless_the_site_gives_it(demo_template, tmp_path,
                                                                                         capsys):
     exported = tmp_path / "wheels.yml"
