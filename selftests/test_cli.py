@@ -122,3 +122,12 @@ def test_a_hand_edited_export_is_named_as_ignored_and_where_fixes_go(demo_site, 
     [edited] = [f for f in plan_environment(demo_site, env)[1] if f.rule is Rule.EDITED_EXPORT]
     assert edited.severity is Severity.WARNING and edited.action == "ignored by the build"
     assert str(path) in edited.reason and "manifests/overrides/hlink.yml" in edited.hint
+
+
+def test_demo_root_works_outside_a_clone_with_no_site_file(tmp_path, capsys, monkeypatch):
+    """condaqa installed from a wheel, run in a folder without manifests/: `condaqa demo --root DIR` builds."""
+    monkeypatch.delenv("CONDAQA_SITE", raising=False)
+    assert not (tmp_path / "manifests").exists()
+    assert main(["demo", "--root", str(tmp_path / "demo")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "demo" / "current").is_symlink() and (tmp_path / "demo" / "kernels").is_dir()
+    assert "site ready at" in capsys.readouterr().out
