@@ -131,3 +131,13 @@ def test_demo_root_works_outside_a_clone_with_no_site_file(tmp_path, capsys, mon
     assert main(["demo", "--root", str(tmp_path / "demo")]) == 0, capsys.readouterr().err
     assert (tmp_path / "demo" / "current").is_symlink() and (tmp_path / "demo" / "kernels").is_dir()
     assert "site ready at" in capsys.readouterr().out
+
+
+def test_inventory_json_lists_every_environment_of_current(demo_template, capsys):
+    import json
+
+    code, out, _ = run(demo_template, capsys, "inventory", "--json")
+    facts = json.loads(out)
+    assert code == 0 and {f["name"] for f in facts} == set(demo_template.installation("current").environments())
+    hlink = next(f for f in facts if f["name"] == "hlink")
+    assert hlink["kernels"] == ["hlink"] and hlink["size"] > 0 and hlink["user"]

@@ -434,3 +434,20 @@ def test_cutover_never_asks_with_yes_or_in_ci(site: Site, capsys, monkeypatch, h
         monkeypatch.setenv("CI", "true")
     assert run(site, "cutover", *([how] if how == "--yes" else [])) == 0
     assert terminal.asked == 0 and os.readlink(site.current_link) == NEW
+
+
+def test_status_says_whether_the_gate_would_pass_now_and_why_not(site: Site, capsys) -> None:
+    assert run(site, "status") == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("gate "))
+    assert f"a cutover to {NEW} would refuse now, 2 problem(s): alpha: never: never qualified" in line
+    assert run(site, "status", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["current"] == OLD and data["qa"] == NEW and data["gate"]["passes"] is False
+    assert len(data["gate"]["problems"]) == 2
+    qualify(site)
+    assert run(site, "status", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["gate"] == {"passes": True, "problems": []}
+    assert data["qualification"][NEW]["alpha"]["verdict"] == "passed"
+    assert run(site, "status") == 0
+    assert f"gate      a cutover to {NEW} would pass now" in capsys.readouterr().out
