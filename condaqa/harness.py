@@ -343,11 +343,13 @@ def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestRepor
 
 
 def _build_words(replicated: Replicated) -> dict[str, Any]:
-    """What the controller prints when a build ends: rebuilt, up to date, or where it failed."""
+    """What the controller prints when a build ends: built (the first time), rebuilt, up to date, or where it
+    failed."""
     if replicated.error is not None:
         words = f"FAILED at {replicated.error.stage}"
     else:
-        words = "rebuilt" if replicated.build is not None and replicated.build.rebuilt else "up to date"
+        built = replicated.build
+        words = "up to date" if built is None or not built.rebuilt else "rebuilt" if built.replaced else "built"
     return {"env": replicated.env.name, "seconds": replicated.seconds, "words": words}
 
 

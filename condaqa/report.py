@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
@@ -22,7 +23,7 @@ from condaqa.inputs import guard
 from condaqa.kernels import names
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
-from condaqa.plan.findings import FindingsFile, load_findings
+from condaqa.plan.findings import FindingsFile, findings_path, read_findings
 from condaqa.qualification.required import kernel_check
 from condaqa.qualification.store import CheckRecord, load
 from condaqa.qualification.verdict import first_failure, standing
@@ -54,7 +55,8 @@ def make_rows(site: Site, manifest: Sequence[Environment], installation: str, ke
     for env in manifest:
         found = standing(site, installation, env, kernels)
         result = load(site, installation, env.name)
-        saved = load_findings(site, env.name)
+        path = _findings_file(site, installation, env.name)
+        saved = _read(path) if path else None
         failure = first_failure(result) if found.verdict is Verdict.FAILED else None
         waiver = judge(env, found)
         category = found.category if found.verdict is Verdict.FAILED else ""
@@ -137,11 +139,12 @@ _HEADER = "| environment | owner | disposition | result | category | first error
 
 
 def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installation: str, sandbox: str,
-                    kernels: Sequence[KernelRow] = ()) -> str:
+                    kernels: Sequence[KernelRow] = (), links: dict[str, str] | None = None) -> str:
+    """The Markdown summary; `links` holds each findings file's path relative to the summary."""
     counts = ", ".join(f"{sum(1 for r in rows if test(r))} {title.split(' (')[0].lower()}" for title, test in _GROUPS)
     lines = [f"# Qualification of {installation}", "",
              f"{counted(len(rows), 'environment')}: {counts}. Generated {time.strftime('%Y-%m-%d %H:%M:%S')}; "
-             "the same table is in summary.csv, every finding in findings/<env>.json.", "",
+             "the same table is in summary.csv, and each environment's findings file is linked under it.", "",
              f"Owner checks, probes, kernels and pip ran in this sandbox: {sandbox}.", ""]
     for title, test in _GROUPS:
         group = [r for r in rows if test(r)]
@@ -151,7 +154,7 @@ def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installa
         lines += [_table_row(r) for r in group]
         lines.append("")
         for row in group:
-            lines += _details(row, findings.get(row.environment))
+            lines += _details(row, findings.get(row.environment), (links or {}).get(row.environment, ""))
     if kernels:
         lines += ["## Kernels", "", f"The kernel names Jupyter shows now, and what the cutover to {installation} does "
                   "to each (notebooks save the name).", "",
@@ -171,7 +174,7 @@ def _table_row(r: Row) -> str:
     return "| " + " | ".join(_cell(v) for v in values) + " |"
 
 
-def _details(row: Row, saved: FindingsFile | None) -> list[str]:
+def _details(row: Row, saved: FindingsFile | None, link: str = "") -> list[str]:
     if not row.hint and not (saved and saved.findings):
         return []
     lines = [f"### {row.environment}", ""]
@@ -184,9 +187,14 @@ def _details(row: Row, saved: FindingsFile | None) -> list[str]:
             lines += [f"Its last lines in {where}:", "", "```", *words.splitlines(), "```", ""]
     for f in saved.findings if saved else ():
         hint = f" Hint: {f.hint}" if f.hint else ""
-        lines.append(f"- {f.severity} `{f.rule}` {f.package}: {f.action} — {f.reason}.{hint}")
+        first, _, rest = f.reason.partition("\n")
+        lines.append(f"- {f.severity} `{f.rule}` {f.package}: {f.action} — {first}.{hint}")
+        if rest.strip():  # a solver's whole explanation: kept as it was written
+            lines += ["", "  ```", *(f"  {line}" for line in rest.splitlines()), "  ```"]
     for step in saved.post_steps if saved else ():
         lines.append(f"- post-create step ({step.kind}): `{step.requirement}`")
+    if link:
+        lines += ["", f"Every finding: [{link}]({link})"]
     return [*lines, ""]
 
 
@@ -201,10 +209,30 @@ def write_summary(site: Site, manifest: Sequence[Environment], kernels: Sequence
     verdict fingerprints the environment, so a caller that shows them too makes them once)."""
     installation = installation or qa_installation(site)
     rows = make_rows(site, manifest, installation, kernels) if rows is None else rows
-    findings = {r.environment: f for r in rows if (f := load_findings(site, r.environment)) is not None}
     md, csv_path = (guard(site.reports_dir / name, [site.reports_dir], "write the summary")
                     for name in ("summary.md", "summary.csv"))
+    files = {r.environment: f for r in rows if (f := _findings_file(site, installation, r.environment))}
+    findings = {env: saved for env, path in files.items() if (saved := _read(path)) is not None}
+    links = {env: os.path.relpath(path, md.parent) for env, path in files.items() if env in findings}
     table = kernel_rows(site, manifest, installation, kernels)
-    atomic.write_text(md, render_markdown(rows, findings, installation, sandbox, table))
+    atomic.write_text(md, render_markdown(rows, findings, installation, sandbox, table, links))
     atomic.write_text(csv_path, render_csv(rows))
     return md, csv_path
+
+
+def _findings_file(site: Site, installation: str, env: str) -> Path | None:
+    """The environment's findings file: in this run's reports/, else where its last build wrote it (`condaqa
+    report` run from another folder than the qualification); None if neither exists."""
+    here = findings_path(site, env)
+    if here.is_file():
+        return here
+    result = load(site, installation, env)
+    there = Path(result.findings_file) if result and result.findings_file else None
+    return there if there is not None and there.is_file() else None
+
+
+def _read(path: Path) -> FindingsFile | None:
+    try:
+        return read_findings(path)
+    except (OSError, ValueError, KeyError):  # a findings file of another version, or cut short: no findings known
+        return None

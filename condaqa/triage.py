@@ -28,8 +28,8 @@ from condaqa.vocab import Category, Rule, Stage
 
 OVERRIDE = "manifests/overrides/{env}.yml"
 HINTS = {
-    Category.MISSING_VERSION: "a pinned version is no longer in the channels: pin one of the nearest versions in "
-                              f"{OVERRIDE}, or publish the old version to the channel again",
+    Category.MISSING_VERSION: "a pinned version is in none of the site's channels: pin one of the nearest versions in "
+                              f"{OVERRIDE}, or add the pinned version to one of the site's channels",
     Category.UNSATISFIABLE: "the pins cannot be installed together in the new installation: change the conflicting "
                             f'pins in {OVERRIDE}, or set strategy = "history" for {{env}} in environments.toml',
     Category.PIP_FAILED: "pip could not install a requirement: make it available to pip_args (wheelhouse or index), "

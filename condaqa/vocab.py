@@ -71,6 +71,7 @@ class Rule(Word):
     SPEC_KEYS = "spec-keys"
     LOCAL_SOURCE = "local-source"
     EXECUTABLES = "executables"  # the versions check: programs in current's bin/ that qa's lacks
+    SOLVER = "solver"  # a failed solve: the solver's whole explanation, which the report's cell cuts after an item
 
 
 class Severity(Word):

@@ -59,6 +59,8 @@ def test_replicate_one_then_nothing_to_do(demo_site, capsys):
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
     assert code == 0 and "hlink: up to date" in out
     assert f"0 environments built, 1 up to date, 0 failed in {demo_site.qa_link}" in out  # not "1 of 1 built"
+    code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink", "--rebuild")
+    assert code == 0 and "[1/1] hlink: rebuilt in" in out  # a build that replaced one, unlike the first
 
 
 def test_replicate_failure_exits_1_and_names_the_log(demo_copy, capsys):
@@ -120,3 +122,22 @@ def test_a_hand_edited_export_is_named_as_ignored_and_where_fixes_go(demo_site, 
     [edited] = [f for f in plan_environment(demo_site, env)[1] if f.rule is Rule.EDITED_EXPORT]
     assert edited.severity is Severity.WARNING and edited.action == "ignored by the build"
     assert str(path) in edited.reason and "manifests/overrides/hlink.yml" in edited.hint
+
+
+def test_demo_root_works_outside_a_clone_with_no_site_file(tmp_path, capsys, monkeypatch):
+    """condaqa installed from a wheel, run in a folder without manifests/: `condaqa demo --root DIR` builds."""
+    monkeypatch.delenv("CONDAQA_SITE", raising=False)
+    assert not (tmp_path / "manifests").exists()
+    assert main(["demo", "--root", str(tmp_path / "demo")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "demo" / "current").is_symlink() and (tmp_path / "demo" / "kernels").is_dir()
+    assert "site ready at" in capsys.readouterr().out
+
+
+def test_inventory_json_lists_every_environment_of_current(demo_template, capsys):
+    import json
+
+    code, out, _ = run(demo_template, capsys, "inventory", "--json")
+    facts = json.loads(out)
+    assert code == 0 and {f["name"] for f in facts} == set(demo_template.installation("current").environments())
+    hlink = next(f for f in facts if f["name"] == "hlink")
+    assert hlink["kernels"] == ["hlink"] and hlink["size"] > 0 and hlink["user"]

@@ -398,3 +398,56 @@ def test_a_reader_that_goes_away_is_no_traceback(site: Site) -> None:
         done = subprocess.run([sys.executable, "-m", "condaqa.cli", "--site", str(site.file), "status"], stdout=gone,
                               stderr=subprocess.PIPE, text=True, check=False)
     assert done.stderr == "" and done.returncode == 141
+
+
+class _Terminal:
+    """A person at a terminal, answering `answer` to the first question."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer, self.asked = answer, 0
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        self.asked += 1
+        return self.answer + "\n"
+
+
+@pytest.mark.parametrize(("answer", "code", "where"), [("n", 1, OLD), ("", 1, OLD), ("y", 0, NEW)])
+def test_cutover_asks_on_a_terminal(site: Site, capsys, monkeypatch, answer: str, code: int, where: str) -> None:
+    qualify(site)
+    monkeypatch.delenv("CI", raising=False)
+    terminal = _Terminal(answer)
+    monkeypatch.setattr(sys, "stdin", terminal)
+    assert run(site, "cutover") == code
+    assert terminal.asked == 1 and f"from {OLD} to {NEW}? [y/N]" in capsys.readouterr().out
+    assert os.readlink(site.current_link) == where
+
+
+@pytest.mark.parametrize("how", ["--yes", "CI"])
+def test_cutover_never_asks_with_yes_or_in_ci(site: Site, capsys, monkeypatch, how: str) -> None:
+    qualify(site)
+    terminal = _Terminal("n")
+    monkeypatch.setattr(sys, "stdin", terminal)
+    if how == "CI":
+        monkeypatch.setenv("CI", "true")
+    assert run(site, "cutover", *([how] if how == "--yes" else [])) == 0
+    assert terminal.asked == 0 and os.readlink(site.current_link) == NEW
+
+
+def test_status_says_whether_the_gate_would_pass_now_and_why_not(site: Site, capsys) -> None:
+    assert run(site, "status") == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("gate "))
+    assert f"a cutover to {NEW} would refuse now, 2 problem(s): alpha: never: never qualified" in line
+    assert run(site, "status", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["current"] == OLD and data["qa"] == NEW and data["gate"]["passes"] is False
+    assert len(data["gate"]["problems"]) == 2
+    qualify(site)
+    assert run(site, "status", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["gate"] == {"passes": True, "problems": []}
+    assert data["qualification"][NEW]["alpha"]["verdict"] == "passed"
+    assert run(site, "status") == 0
+    assert f"gate      a cutover to {NEW} would pass now" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 from helpers_sites import NEW, make_site, qualify
 
@@ -119,3 +120,33 @@ def test_findings_file_round_trips(tmp_path):
     saved = findings.load_findings(site, "alpha")
     assert saved is not None
     assert saved.findings == [finding] and saved.post_steps == [PostStep(StepKind.CONDA, "varlabels=0.2")]
+
+
+def test_the_first_error_names_an_owner_check_once(tmp_path):
+    """Not `owner:gamma/check_x.py failed: gamma/check_x.py exited 3 ...`."""
+    site = make_site(tmp_path, ENVS, kernels=False)
+    fail(site, "gamma", "owner:gamma/check_x.py", Category.OWNER_CHECK_FAILED,
+         "gamma/check_x.py exited 3 in qa, passes in current\nqa: KeyError")
+    fail(site, "beta", required.VERSIONS, Category.VERSION_MISMATCH, "versions differ: tabular")
+    rows = rows_of(site)
+    assert rows["gamma"]["first_error"] == "owner:gamma/check_x.py exited 3 in qa, passes in current"
+    assert rows["beta"]["first_error"] == "versions failed: versions differ: tabular"
+
+
+def test_condaqa_report_from_another_folder_links_findings_files_that_exist(tmp_path, capsys, monkeypatch):
+    """The qualification ran in one folder; `condaqa report` runs in another: every findings file the summary
+    links is there, and the findings are in it."""
+    ran_in, elsewhere = tmp_path / "qualified-here", tmp_path / "elsewhere"
+    ran_in.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(ran_in)
+    site = make_site(tmp_path, ENVS, kernels=False)
+    findings.save_findings(site, "beta", BuildPlan("beta", ()),
+                           [Finding(Rule.PIP_SYNTAX, "beta", "x", "kept", "unpinned", Severity.ERROR, "pin it")])
+    fail(site, "beta", required.VERSIONS, Category.VERSION_MISMATCH, "versions differ: tabular")
+    monkeypatch.chdir(elsewhere)
+    assert main(["--site", str(site.file), "report"]) == 0
+    text = (elsewhere / "reports" / "summary.md").read_text()
+    assert "- error `pip-syntax` x: kept — unpinned. Hint: pin it" in text
+    links = re.findall(r"\]\(([^)]+\.json)\)", text)
+    assert links and all((elsewhere / "reports" / link).resolve().is_file() for link in links)
+    assert "findings/<env>.json" not in text

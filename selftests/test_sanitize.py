@@ -443,6 +443,8 @@ def test_a_pin_missing_from_every_channel_is_an_error_listing_the_nearest_versio
     missing = by_package["ipumsdata"]
     assert missing.severity is ERROR and "nearest available: 0.4.1, 0.5.0" in missing.reason
     assert "chan (linux-64, noarch)" in missing.reason and "pin one of 0.4.1, 0.5.0" in missing.hint
+    # the channels never held 0.4.0 as far as condaqa can know: no "publish it again"
+    assert "again" not in missing.hint and "add ipumsdata 0.4.0 to one of the site's channels" in missing.hint
     assert "no package nosuchthing" in by_package["nosuchthing"].reason
 
 
@@ -666,6 +668,29 @@ def test_the_sanitize_command_runs_the_preflight_only_with_a_site(demo_template,
     assert main(["--site", str(demo_template.file), "sanitize", str(exported), "--out", str(out)]) == 1
     assert "nearest available: 0.4.1, 0.5.0" in (out / "old.findings.json").read_text()
     assert load_spec(out / "old.yml").dependencies == ["python", "ipumsdata=0.4.0"]
+
+
+def test_the_sanitize_command_prints_each_error_findings_reason(demo_template, tmp_path, capsys):
+    exported = tmp_path / "old.yml"
+    exported.write_text("name: old\nchannels: [mpc]\ndependencies: [python, ipumsdata=0.4.0=pyh_0]\n")
+    assert main(["sanitize", str(exported), "--site", str(demo_template.file), "--out", str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "  error missing-version ipumsdata: ipumsdata=0.4.0: no such version in mpc" in out
+    assert "nearest available: 0.4.1, 0.5.0" in out
+
+
+def test_sanitize_with_a_site_says_the_preflight_skipped_an_unreachable_channel(demo_site, tmp_path, capsys):
+    """As pytest's preflight does: a channel that cannot be read is said, not 0 findings in silence."""
+    text = demo_site.file.read_text()
+    demo_site.file.write_text(text.replace('channels = ["main", "mpc"]',
+                                           'channels = ["main", "mpc", "http://127.0.0.1:9/gone"]'))
+    assert "127.0.0.1:9" in demo_site.file.read_text()
+    exported = tmp_path / "fine.yml"
+    exported.write_text("name: fine\nchannels: [mpc]\ndependencies: [python, ipumsdata=0.4.1]\n")
+    assert main(["sanitize", str(exported), "--site", str(demo_site.file), "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: preflight skipped for channel http://127.0.0.1:9/gone" in err
+    assert "1 warning" in out and "preflight cannot tell" in (tmp_path / "out" / "fine.findings.json").read_text()
 
 
 def test_the_sanitize_command_fails_a_file_with_an_extra_index_unless_the_site_gives_it(demo_template, tmp_path,

@@ -80,6 +80,22 @@ def test_qualify_exits_with_pytests_code_and_keeps_the_last_reports(site_project
     assert (site_project / "reports" / "junit.xml").read_bytes() == kept
 
 
+def test_qualify_and_cutover_are_commands_of_the_installed_package(site_project: Path) -> None:
+    """A site project installed from a wheel has no scripts/: the package's own commands do their work."""
+    from importlib.metadata import entry_points
+
+    commands = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert commands.get("condaqa-qualify") == "condaqa.runners:qualify"
+    assert commands.get("condaqa-cutover") == "condaqa.runners:cutover"
+    shutil.rmtree(site_project / "scripts")
+    variables = {"CONDAQA_SITE": "manifests/site.toml"}
+    done = run_lines(["condaqa-qualify -k nhis_reformat"], site_project, variables)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert SCHEMA.validate(etree.parse(str(site_project / "reports" / "junit.xml")))
+    listed = run_lines(["condaqa-cutover --collect-only -q"], site_project, variables)
+    assert listed.returncode == 0 and "test_cutover.py::" in listed.stdout, listed.stdout + listed.stderr
+
+
 def test_the_readme_shows_the_ci_examples() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for name in ("gitlab-ci.yml", "Jenkinsfile"):

@@ -85,6 +85,23 @@ def test_unsatisfiable_pins_get_the_solver_explanation(site):
     assert "manifests/overrides/hlink.yml" in found.hint
 
 
+def test_a_failed_solve_keeps_the_solvers_whole_explanation_in_the_findings(site):
+    """The first-error cell is cut after an item; the findings file and the summary keep every word."""
+    from condaqa import report
+    from condaqa.qualification.builds import build
+
+    override(site, "hlink", ["python", "pip", "linkage=2.2.0", "ipumsdata=0.4.1"])
+    with pytest.raises(BuildError) as caught:
+        build(site, sandbox_for(site), env_named(site, "hlink"))
+    whole = triage.classify_build("hlink", caught.value).detail.strip()
+    saved = load_findings(site, "hlink")
+    assert saved is not None
+    [solver] = [f for f in saved.findings if f.rule is Rule.SOLVER]
+    assert solver.severity is Severity.ERROR and solver.reason == whole and "ipumsdata >=0.5" in whole
+    md, _ = report.write_summary(site, load_manifest(site.manifest), [], "test")
+    assert all(line.strip() in md.read_text() for line in whole.splitlines())
+
+
 @produces(Category.MISSING_VERSION)
 def test_a_missing_version_is_caught_at_preflight(site):
     override_path(site, "missing_pin").unlink()

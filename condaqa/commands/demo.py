@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 from pathlib import Path
 
 from condaqa.commands import EXIT_OK, command
 from condaqa.demo.site import ensure_demo
 from condaqa.site import load_site
+from condaqa.sitefile import DEFAULT_SITE, SITE_ENV_VAR
+
+PACKAGED = Path(__file__).resolve().parent.parent / "demo" / "site.toml"
 
 
 def _demo_args(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +21,10 @@ def _demo_args(parser: argparse.ArgumentParser) -> None:
 
 @command("demo", "build the embedded demo site (offline, about half a minute)", _demo_args)
 def demo(args: argparse.Namespace) -> int:
-    site = load_site(getattr(args, "site", None))
+    named = getattr(args, "site", None) or os.environ.get(SITE_ENV_VAR)
+    if named is None and args.root is not None and not (Path.cwd() / DEFAULT_SITE).is_file():
+        named = str(PACKAGED)  # installed from a wheel, outside a clone: the demo's own settings
+    site = load_site(named)
     if args.root is not None:
         root = args.root.resolve()
         site = replace(site, root=root, specs_dir=root / site.specs_dir.name, kernels_dir=root / site.kernels_dir.name)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from dataclasses import asdict
 
 from condaqa.commands import EXIT_OK, command, site_of
 from condaqa.inventory import human_size, inventory
@@ -11,13 +13,19 @@ from condaqa.manifest import starter_ini
 
 
 def _inventory_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ini", action="store_true", help="print a starter environments.ini (all export)")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--ini", action="store_true", help="print a starter environments.ini (all export)")
+    how.add_argument("--json", action="store_true", help="print a JSON list, one object per environment (size in "
+                     "bytes, modified in seconds since the epoch)")
 
 
 @command("inventory", "list every environment of current: size, owner, last change, kernels", _inventory_args)
 def inventory_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     facts = inventory(site)
+    if args.json:
+        print(json.dumps([asdict(f) for f in facts], indent=1))
+        return EXIT_OK
     if args.ini:
         print(starter_ini([(f.name, f.comment()) for f in facts]), end="")
         return EXIT_OK

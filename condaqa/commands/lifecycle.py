@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,8 @@ def _cutover_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="switch even if the gate refuses (needs --reason)")
     parser.add_argument("--reason", metavar="TEXT", default="", help="why; recorded in the audit log")
     parser.add_argument("--keep-qa", action="store_true", help="keep the qa link after the swap")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (it is asked only on a "
+                        "terminal, and never when $CI is set)")
     parser.add_argument("--dry-run", action="store_true", help="print the gate's verdict and everything the cutover "
                         "would change (kernel specs, environments leaving current, qa), and change nothing; exit 1 "
                         "if the gate would refuse")
@@ -60,12 +64,24 @@ def cutover_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     if args.dry_run:
         return _dry_run(site, switch.preview(site, args.to, keep_qa=args.keep_qa))
+    if not args.yes and not _confirmed(f"switch {site.current_link} from {site.link_target(site.current_name)} to "
+                                       f"{args.to or site.link_target(site.qa_name)}?"):
+        print("nothing changed: the cutover was not confirmed (give --yes to skip the question)")
+        return EXIT_FAILED
     where = f" --to {args.to}" if args.to else ""
     outcome = switch.cutover(
         site, args.to, force=args.force, reason=args.reason, keep_qa=args.keep_qa, command=f"condaqa cutover{where}"
     )
     _report(site, outcome)
     return EXIT_OK
+
+
+def _confirmed(question: str) -> bool:
+    """Yes, unless a person at a terminal says otherwise: cron, CI ($CI) and pipes are never asked."""
+    if os.environ.get("CI") or not sys.stdin.isatty():
+        return True
+    print(f"{question} [y/N] ", end="", flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
 def _dry_run(site: Site, seen: switch.Assessment) -> int:

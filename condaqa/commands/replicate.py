@@ -50,7 +50,8 @@ def replicate_command(args: argparse.Namespace) -> int:
                 disk = disk or disk_trouble(str(exc))
                 continue
             built_now += built.rebuilt
-            print(f"built in {built.seconds:.1f}s" if built.rebuilt else "up to date")
+            words = "rebuilt" if built.replaced else "built"
+            print(f"{words} in {built.seconds:.1f}s" if built.rebuilt else "up to date")
     up_to_date = len(chosen) - failed - built_now
     print(f"{counted(built_now, 'environment')} built, {up_to_date} up to date, {failed} failed in {site.qa_link}; "
           "none is qualified until its checks pass (pytest)")

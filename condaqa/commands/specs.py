@@ -15,7 +15,7 @@ from condaqa.inputs import redact
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan.findings import FindingsFile, errors
 from condaqa.plan.foreign import Sanitized, sanitize_file
-from condaqa.plan.planning import legacy_path, load_legacy
+from condaqa.plan.planning import legacy_path, load_legacy, skipped_preflight
 from condaqa.site import Site
 from condaqa.spec.export import (
     explicit_path,
@@ -99,6 +99,9 @@ def sanitize_command(args: argparse.Namespace) -> int:
         site = site_of(args)
         index, legacy, platform = RepodataIndex(site), load_legacy(legacy_path(site)), qa_platform(site)
         pip_args = tuple(site.expand(a) for a in site.pip_args)
+        for channel, why in index.unreadable.items():  # as pytest's preflight says it: nothing passes in silence
+            print(f"warning: preflight skipped for channel {channel}: {redact(why)}; a pin missing from the other "
+                  "channels may be in it, so none is called missing", file=sys.stderr)
     inputs = {os.path.realpath(p) for p in args.files}
     code, written = EXIT_OK, set[Path]()
     for path in args.files:
@@ -110,12 +113,16 @@ def sanitize_command(args: argparse.Namespace) -> int:
                 raise SpecError(f"{clash[0]}: is one of the input files; choose another --out folder")
             result = sanitize_file(path, index=index, legacy=legacy, keep_builds=args.keep_builds, platform=platform,
                                    site_pip_args=pip_args)
+            if index is not None:
+                result.findings[:0] = skipped_preflight(result.spec.name, index)
         except SpecError as exc:
             print(f"error: {redact(str(exc))}", file=sys.stderr)
             code = EXIT_BAD_INPUT
             continue
         _write(target, path, result)
         print(f"{path} -> {target}.yml: {_counts(result)}; findings in {target.name}.findings.json")
+        for finding in errors(result.findings):
+            print(redact(f"  error {finding.rule} {finding.package}: {finding.reason}"))
         if errors(result.findings) and code == EXIT_OK:
             code = EXIT_FAILED
     return code

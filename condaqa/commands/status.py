@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
 from condaqa import report
 from condaqa.commands import EXIT_OK, command, site_of
 from condaqa.commands.lifecycle import lifecycle_status
+from condaqa.errors import CondaqaError
 from condaqa.inputs import redact
 from condaqa.kernels.specs import find_kernels
+from condaqa.lifecycle import audit, switch
 from condaqa.manifest import load_manifest
 from condaqa.qualification.store import results_dir
 from condaqa.qualification.verdict import standing
@@ -20,19 +23,60 @@ from condaqa.site import Site
 from condaqa.vocab import Category, Verdict, counted
 
 
+def _status_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object (links, each environment's "
+                        "verdict, whether the gate would pass) instead of the lines")
+
+
 @command("status", "where current and qa point, each environment's qualification (passed, failed, pending, "
-         "partial, stale), the cutover history")
+         "partial, stale), whether the cutover gate would pass now, the cutover history", _status_args)
 def status(args: argparse.Namespace) -> int:
     site = site_of(args)
+    if args.json:
+        print(redact(json.dumps(_status_data(site), indent=1)))
+        return EXIT_OK
     print(f"site      {site.root}  ({site.file})")
     for link in (site.current_name, site.qa_name):
         print(f"{link:9} -> {site.link_target(link) or '(absent)'}")
     for inst in site.installations():
         print(f"  {inst.name:12} {len(inst.environments()):3} environments  conda {inst.conda_version() or '-'}")
     print(f"sandbox   {sandbox_for(site).describe()}")
+    passes, problems = _gate(site)
+    if passes is not None:
+        said = "would pass now" if passes else f"would refuse now, {len(problems)} problem(s): {problems[0]}" + (
+            f" (and {len(problems) - 1} more: condaqa cutover --dry-run)" if len(problems) > 1 else "")
+        print(f"gate      a cutover to {site.link_target(site.qa_name)} {said}")
     for line in [*_qualification_lines(site), *_kernel_lines(site), *lifecycle_status(site)]:
         print(redact(line))  # results of older runs may hold what redact() masks now
     return EXIT_OK
+
+
+def _gate(site: Site) -> tuple[bool | None, list[str]]:
+    """Whether `condaqa cutover` to qa would pass now, and its problems; None when there is no cutover to make."""
+    if switch.nothing_to_cut_over(site):
+        return None, []
+    try:
+        seen = switch.preview(site)
+    except CondaqaError as exc:
+        return False, [str(exc)]
+    return not seen.failures, list(seen.failures)
+
+
+def _status_data(site: Site) -> dict[str, object]:
+    passes, problems = _gate(site)
+    manifest, kernels = load_manifest(site.manifest), find_kernels(site)
+    qualification = {}
+    for link in (site.qa_name, site.current_name):
+        target = site.link_target(link)
+        if target is None or not _readable(results_dir(site, target)):
+            continue
+        qualification[target] = {env.name: {"verdict": str(found.verdict), "category": str(found.category or ""),
+                                            "reason": found.reason}
+                                 for env in manifest for found in [standing(site, target, env, kernels)]}
+    return {"site": str(site.file), "root": str(site.root), "current": site.link_target(site.current_name),
+            "qa": site.link_target(site.qa_name), "sandbox": sandbox_for(site).describe(),
+            "gate": None if passes is None else {"passes": passes, "problems": problems},
+            "qualification": qualification, "rollback_to": audit.rollback_target(site)}
 
 
 def _qualification_lines(site: Site) -> list[str]:

@@ -145,12 +145,17 @@ def edited_export(site: Site, env: Environment) -> list[Finding]:
                     f"put hand-fixes in {override_path(site, env.name)} (kept in version control), not in {path}")]
 
 
+def skipped_preflight(env: str, index: RepodataIndex) -> list[Finding]:
+    """A warning per channel whose repodata could not be read: the preflight cannot call a pin missing."""
+    return [Finding(Rule.MISSING_VERSION, env, channel, "preflight cannot tell what is missing", why,
+                    Severity.WARNING, "a pin missing everywhere else may be in this channel: the solver decides")
+            for channel, why in index.unreadable.items()]
+
+
 def site_context(site: Site, env: Environment) -> tuple[Context, list[Finding]]:
     """The channels, legacy list, current's prefix and what the site allows, for the rules of `env`."""
     index = RepodataIndex(site)
-    findings = [Finding(Rule.MISSING_VERSION, env.name, channel, "preflight cannot tell what is missing", why,
-                        Severity.WARNING, "a pin missing everywhere else may be in this channel: the solver decides")
-                for channel, why in index.unreadable.items()]
+    findings = skipped_preflight(env.name, index)
     prefix = site.current_installation().env_prefix(env.name)
     installed = read_prefix(prefix) if is_environment(prefix) else None
     conda = site.qa_installation().conda_version() or "" if site.engine == "conda" else ""

@@ -370,8 +370,8 @@ def missing_version(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Find
             findings.append(ctx.finding(
                 RuleName.MISSING_VERSION, entry.name, "build stopped at preflight",
                 f"{entry.text}: no such version in {where}; nearest available: {', '.join(near)}", ERROR,
-                f"pin one of {', '.join(near)} in {ctx.override_hint()}, or publish "
-                f"{entry.name} {_base_version(entry.version)} to the channel again"))
+                f"pin one of {', '.join(near)} in {ctx.override_hint()}, or add {entry.name} "
+                f"{_base_version(entry.version)} to one of the site's channels (none of them holds it)"))
     return plan, findings
 
 

@@ -11,14 +11,14 @@ from condaqa import locks
 from condaqa.checks.drift import history_drift
 from condaqa.errors import BuildError
 from condaqa.manifest import Environment
-from condaqa.plan.findings import load_findings, save_findings
+from condaqa.plan.findings import Finding, add_findings, load_findings, save_findings
 from condaqa.prefix import read_prefix
 from condaqa.qualification import store
 from condaqa.replication.replicate import BuildResult, replicate
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
 from condaqa.triage import classify_build
-from condaqa.vocab import PlanSource
+from condaqa.vocab import PlanSource, Rule, Severity, Stage
 
 
 def build(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool = False) -> BuildResult:
@@ -31,6 +31,9 @@ def build(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool = Fal
     except BuildError as exc:
         saved = load_findings(site, env.name)
         found = classify_build(env.name, exc, saved.findings if saved else ())
+        if exc.stage is Stage.SOLVE and found.detail.strip():  # the cell cuts it: the findings keep it whole
+            add_findings(site, env.name, [Finding(Rule.SOLVER, env.name, "*", "build stopped at solve",
+                                                  found.detail.strip(), Severity.ERROR, found.hint)])
         store.record_failed_build(site, installation, env, started, str(exc.stage), found,
                                   seconds=time.monotonic() - clock)
         raise

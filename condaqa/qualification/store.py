@@ -25,7 +25,7 @@ from pathlib import Path
 
 from condaqa import atomic, locks
 from condaqa.manifest import Environment
-from condaqa.plan.findings import load_findings
+from condaqa.plan.findings import findings_path, load_findings
 from condaqa.qualification.required import BUILD, entry_digest
 from condaqa.replication.stamp import Stamp
 from condaqa.site import Site
@@ -76,6 +76,7 @@ class Result:
     finding_count: int = 0
     override: bool = False
     updated: str = ""
+    findings_file: str = ""  # where the build's findings were written: `condaqa report` may run from elsewhere
 
 
 class Unverified(Exception):
@@ -166,7 +167,8 @@ def _result(data: dict[str, object]) -> Result:
         required=dict(data.get("required", {})),  # type: ignore[call-overload]
         checks={k: CheckRecord(**{**v, "outcome": Outcome(v["outcome"])}) for k, v in checks.items()},
         finding_count=int(data.get("finding_count", 0)),  # type: ignore[call-overload]
-        override=bool(data.get("override", False)), updated=str(data.get("updated", "")))
+        override=bool(data.get("override", False)), updated=str(data.get("updated", "")),
+        findings_file=str(data.get("findings_file", "")))
 
 
 def _save(site: Site, result: Result) -> None:
@@ -232,6 +234,7 @@ def _count_findings(site: Site, result: Result) -> None:
     saved = load_findings(site, result.env)
     result.finding_count = len(saved.findings) if saved else 0
     result.override = bool(saved and saved.override)
+    result.findings_file = str(findings_path(site, result.env)) if saved else ""
 
 
 def record(site: Site, installation: str, env: Environment, check: str, outcome: Outcome, *, build_id: str,

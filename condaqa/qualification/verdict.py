@@ -76,7 +76,7 @@ def _judge(site: Site, installation: str, env: Environment, result: Result, requ
         first = next((k for k in failed if ran[k].category != Category.ALREADY_BROKEN), failed[0])
         detail = headline(ran[first].detail)
         more = f" (and {len(failed) - 1} more failed)" if len(failed) > 1 else ""
-        return Standing(env.name, Verdict.FAILED, f"{first} failed: {detail}{more}", ran[first].category,
+        return Standing(env.name, Verdict.FAILED, f"{failed_words(first, detail)}{more}", ran[first].category,
                         failed=tuple((k, ran[k].category) for k in failed))
     changed = _changed(env, ran, required, result)
     if changed:
@@ -116,3 +116,12 @@ def first_failure(result: Result | None) -> CheckRecord | None:
     """The failed check the summary shows: a regression before old breakage."""
     failed = [c for c in result.checks.values() if c.outcome is Outcome.FAILED] if result else []
     return next((c for c in failed if c.category != Category.ALREADY_BROKEN), failed[0] if failed else None)
+
+
+def failed_words(check: str, detail: str) -> str:
+    """"CHECK failed: DETAIL", or "CHECK DETAIL" when the detail starts by naming what ran (an owner check's
+    "x/check.py exited 3"), so the first-error cell says it once."""
+    subject = check.partition(":")[2]
+    if subject and detail.startswith(f"{subject} "):
+        return f"{check} {detail.removeprefix(subject).lstrip()}"
+    return f"{check} failed: {detail}"

@@ -41,6 +41,7 @@ class BuildResult:
     log: Path
     stamp: Stamp
     findings: list[Finding] = field(default_factory=list)
+    replaced: bool = False  # a previous build stood in the prefix: a rebuild, not a first build
 
 
 class RedactedLog(io.TextIOWrapper):
@@ -121,6 +122,7 @@ def replicate(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool =
             unfinished = _unfinished(site, installation, env.name)
             _refuse_foreign(prefix, rebuild or unfinished.exists())
             before_build()
+            replaced = prefix.exists()
             atomic.write_text(unfinished, f"{prefix} started {locks.now()}\n")
             _build(site, sandbox, installation, plan, prefix, out)
             _inherit_permissions(site, installation, env.name)
@@ -132,7 +134,7 @@ def replicate(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool =
             raise
         seconds = time.monotonic() - started
         out.write(f"built in {seconds:.1f}s (plan {plan.digest()}, build {stamp.build_id})\n")
-    return BuildResult(env.name, prefix, plan, True, seconds, log, stamp, findings)
+    return BuildResult(env.name, prefix, plan, True, seconds, log, stamp, findings, replaced)
 
 
 def _unfinished(site: Site, installation: Installation, env: str) -> Path:
