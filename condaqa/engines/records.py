@@ -20,16 +20,18 @@ from condaqa.plan.entries import parse_conda
 from condaqa.vocab import Stage
 
 COMPILE_TIMEOUT = 1800.0
+# Runs in the environment's python, which may be as old as 2.7: nothing newer than 2.7 and 3.5 share.
+# Python 2's py_compile returns None and writes `source` + "c" beside the source, where conda 4.3 lists it.
 _COMPILE = """
 import json, py_compile, sys
 done = []
 for source in sys.stdin.read().splitlines():
     try:
-        done.append((source, py_compile.compile(source, doraise=True)))
+        done.append((source, py_compile.compile(source, doraise=True) or source + "c"))
     except py_compile.PyCompileError:
         pass  # conda skips what does not compile (py2-only files in old packages)
-with open(sys.argv[1], "w", encoding="utf-8") as out:
-    json.dump(done, out)
+with open(sys.argv[1], "wb") as out:
+    out.write(json.dumps(done).encode("utf-8"))
 """
 
 
