@@ -15,6 +15,7 @@ import ast
 import json
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from conftest import REPO
 
 from condaqa.checks import imports
 from condaqa.demo import pythons
+from condaqa.demo.packages import old_python_package, write_package
 from condaqa.demo.pythons import find, missing_reason
 from condaqa.engines import records
 from condaqa.kernels import launch
@@ -115,3 +117,18 @@ def test_the_check_every_environment_runs_passes_on_old_pythons(python: str) -> 
     prefix = _run(python, "-c", "import sys; print(sys.prefix)")
     said = _run(python, str(check), environ={"CONDAQA_ENV_PREFIX": prefix, "CONDAQA_ENV_NAME": "old"})
     assert said.startswith("old: python ") and said.endswith(prefix)
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_a_python_package_of_an_old_interpreter_gives_an_environment_its_own_prefix(python: str,
+                                                                                   tmp_path: Path) -> None:
+    found = next(f for f in FOUND.values() if f is not None and str(f.executable) == python)
+    archive = write_package(tmp_path / "channel", old_python_package("linux-64", found.executable, found.version))
+    prefix = tmp_path / "env"
+    with tarfile.open(archive) as tar:
+        tar.extractall(prefix, filter="tar")
+    ask = "import json, sys; print(json.dumps([sys.prefix, sys.version.split()[0], sys.path]))"
+    where, version, path = json.loads(_run(str(prefix / "bin" / "python"), "-c", ask))
+    assert where == str(prefix) and version == found.version
+    assert str(prefix / "lib" / f"python{found.short}" / "site-packages") in path
+    assert _run(str(prefix / "bin" / "python"), "-c", "import json, encodings, ctypes; print('stdlib')") == "stdlib"
