@@ -1,62 +1,138 @@
 """The code condaqa hands to an environment's own interpreter runs on the pythons old sites hold.
 
-The key-module probe, the forked imports and the kernel's import probe run in the environment's
-python, which on a site migrating off conda 4.3 is often 2.7 or 3.6. Each snippet is run here by
-every old interpreter this machine has (pyenv's, or pythonX.Y on PATH), and gives the answer
-condaqa parses.
+The key-module probe, the forked imports, a single import, the kernel's import probe, the
+bytecode compiler of noarch packages and the owner check every environment runs (env_checks/_all)
+run in the environment's python, which on a site migrating off conda 4.3 is often 2.7 or 3.6.
+Each is compiled and run here by every old interpreter this machine has (pythonX.Y on PATH, or
+pyenv's), and gives the answer condaqa parses. The versions and executables checks read the
+prefix and run nothing in it. A guard finds every `-c` snippet condaqa passes to a process, so
+a new one cannot escape these tests.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
-import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from condaqa.checks import imports
+from condaqa.demo import pythons
+from condaqa.demo.packages import old_python_package, write_package
+from condaqa.demo.pythons import find, missing_reason
+from condaqa.engines import bytecode
 from condaqa.kernels import launch
 
 OLD = ("2.7", "3.5", "3.6", "3.7", "3.8")
+FOUND = {version: find(version) for version in OLD}
+PYTHONS = [pytest.param(str(found.executable) if found else "", id=version,
+                        marks=pytest.mark.skipif(found is None, reason=missing_reason(version)))
+           for version, found in FOUND.items()]
+
+# Every `-c` snippet in condaqa, by its source text: what runs it.
+FOREIGN = {"_PROBE", "_FORKED_IMPORTS", "f'import {module}'", "_COMPILE", "_ASK"}  # old pythons: tested here
+OWN = {"script": "the sandbox probe, run by sh", "SCRIPT": "the sandbox without bubblewrap, run by sh",
+       "'from condaqa.engines.worker import serve; serve()'": "condaqa's own python (sys.executable)"}
 
 
-def _interpreter(version: str) -> str | None:
-    found = shutil.which(f"python{version}")
-    if found and subprocess.run([found, "-c", "pass"], capture_output=True).returncode == 0:
-        return found
-    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    candidates = sorted(root.glob(f"{version}.*/bin/python{version}")) if root.is_dir() else []
-    return str(candidates[-1]) if candidates else None
-
-
-PYTHONS = [pytest.param(_interpreter(v), id=v, marks=pytest.mark.skipif(_interpreter(v) is None,
-                                                                         reason=f"no python {v} here"))
-           for v in OLD]
-
-
-def _run(python: str, *args: str) -> str:
-    done = subprocess.run([python, "-E", "-s", "-B", *args], capture_output=True, text=True, timeout=60)
+def _run(python: str, *args: str, stdin: str = "", environ: dict[str, str] | None = None) -> str:
+    done = subprocess.run([python, "-E", "-s", "-B", *args], capture_output=True, text=True, timeout=60, input=stdin,
+                          env={"PATH": os.environ["PATH"], **(environ or {})})
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return (done.stdout.strip().splitlines() or [""])[-1]
+
+
+def _compiles(python: str, source: str) -> None:
+    _run(python, "-c", "import sys; compile(sys.stdin.read(), '<snippet>', 'exec')", stdin=source)
+
+
+def test_every_c_snippet_condaqa_runs_is_known_to_these_tests() -> None:
+    found = set()
+    for module in sorted((REPO / "condaqa").rglob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.List):
+                for flag, snippet in zip(node.elts, node.elts[1:], strict=False):
+                    if isinstance(flag, ast.Constant) and flag.value == "-c":
+                        found.add(ast.unparse(snippet))
+    found -= {"url"}  # conda's `-c CHANNEL` (engines/conda.py), not code
+    assert found == FOREIGN | set(OWN), "a `-c` snippet neither run on old pythons here nor known as condaqa's own"
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_version_question_runs_on_old_pythons(python: str) -> None:
+    version, executable = _run(python, "-c", pythons._ASK).split(" ", 1)
+    assert version.count(".") == 2 and os.path.samefile(executable, python)
 
 
 @pytest.mark.parametrize("python", PYTHONS)
 def test_the_key_module_probe_runs_on_old_pythons(python: str) -> None:
+    _compiles(python, imports._PROBE)
     assert json.loads(_run(python, "-c", imports._PROBE, "json", "no_such_module")) == ["json"]
 
 
 @pytest.mark.parametrize("python", PYTHONS)
 def test_the_forked_imports_run_on_old_pythons(python: str) -> None:
+    _compiles(python, imports._FORKED_IMPORTS)
     found = json.loads(_run(python, "-c", imports._FORKED_IMPORTS, "5", "json", "no_such_module", "os"))
     assert [(name, code) for name, code, _ in found] == [("json", 0), ("no_such_module", 1), ("os", 0)]
     assert "ImportError" in found[1][2] or "ModuleNotFoundError" in found[1][2]
 
 
 @pytest.mark.parametrize("python", PYTHONS)
+def test_one_import_runs_on_old_pythons(python: str) -> None:
+    module = "json"
+    assert _run(python, "-c", f"import {module}; print('imported')") == "imported"
+
+
+@pytest.mark.parametrize("python", PYTHONS)
 def test_the_kernel_probe_runs_on_old_pythons(python: str) -> None:
-    said = _run(python, "-c", launch._PROBE.format(modules=["json", "no_such_module"]))
-    answer = json.loads(said.removeprefix("condaqa-probe "))
+    probe = launch._PROBE.format(modules=["json", "no_such_module"])
+    _compiles(python, probe)
+    answer = json.loads(_run(python, "-c", probe).removeprefix("condaqa-probe "))
     [(name, error)] = answer["failed"]
     assert name == "no_such_module" and error.split(":")[0] in ("ImportError", "ModuleNotFoundError")
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_bytecode_compiler_runs_on_old_pythons(python: str, tmp_path: Path) -> None:
+    _compiles(python, bytecode._COMPILE)
+    good, bad = tmp_path / "pkg" / "good.py", tmp_path / "pkg" / "bad.py"
+    good.parent.mkdir()
+    good.write_text("VALUE = 1\n", encoding="utf-8")
+    bad.write_text("print 'python 2 only' if False else\n", encoding="utf-8")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "sources").write_text(f"{good}\0{bad}", encoding="utf-8")
+    _run(python, "-Wi", "-c", bytecode._COMPILE, str(scratch))
+    tag = (scratch / "tag").read_text(encoding="ascii")
+    assert sorted(p.name for p in scratch.glob("*.pyc")) == ["0.pyc"]
+    major = _run(python, "-c", "import sys; print(sys.version_info[0])")
+    assert (tag == "") == (major == "2") and (not tag or tag.startswith("cpython-3"))
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_the_check_every_environment_runs_passes_on_old_pythons(python: str) -> None:
+    check = REPO / "env_checks" / "_all" / "check_interpreter.py"
+    prefix = _run(python, "-c", "import sys; print(sys.prefix)")
+    said = _run(python, str(check), environ={"CONDAQA_ENV_PREFIX": prefix, "CONDAQA_ENV_NAME": "old"})
+    assert said.startswith("old: python ") and said.endswith(prefix)
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+def test_a_python_package_of_an_old_interpreter_gives_an_environment_its_own_prefix(python: str,
+                                                                                   tmp_path: Path) -> None:
+    found = next(f for f in FOUND.values() if f is not None and str(f.executable) == python)
+    archive = write_package(tmp_path / "channel", old_python_package("linux-64", found.executable, found.version))
+    prefix = tmp_path / "env"
+    with tarfile.open(archive) as tar:
+        tar.extractall(prefix, filter="tar")
+    ask = "import json, sys; print(json.dumps([sys.prefix, sys.version.split()[0], sys.path]))"
+    where, version, path = json.loads(_run(str(prefix / "bin" / "python"), "-c", ask))
+    assert where == str(prefix) and version == found.version
+    assert str(prefix / "lib" / f"python{found.short}" / "site-packages") in path
+    assert _run(str(prefix / "bin" / "python"), "-c", "import json, encodings, ctypes; print('stdlib')") == "stdlib"

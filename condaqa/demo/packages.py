@@ -151,6 +151,36 @@ def python_package(subdir: str) -> Package:
     return Package("python", version, "0_venvlink", subdir, files=files)
 
 
+def old_python_package(subdir: str, executable: Path, version: str) -> Package:
+    """A `python` package of an old interpreter found on the machine (demo/pythons.py), made to get its own
+    `sys.prefix` and site-packages as a conda python does.
+
+    3.3 and newer read `pyvenv.cfg`: the package is python_package's venv-style link. Python 2.7
+    ignores `pyvenv.cfg` and finds its prefix from the real location of its executable, so the
+    most faithful thing that works offline is what virtualenv did for 2.7: a copy of the
+    executable in `bin/`, and `lib/python2.7/` holding a link to each entry of the interpreter's
+    standard library (the prefix's landmark `os.py` among them) beside a site-packages of its
+    own. The copy still loads libpython and the links still read the standard library from the
+    interpreter's installation, so that installation must stay where it is (as the venv's home must).
+    """
+    major, minor = version.split(".")[:2]
+    short = f"{major}.{minor}"
+    if (int(major), int(minor)) >= (3, 3):
+        cfg = f"home = {executable.parent}\ninclude-system-site-packages = false\nversion = {version}\n".encode()
+        files = [PackageFile("pyvenv.cfg", cfg), PackageFile("bin/python", symlink=str(executable))]
+    else:
+        stdlib = executable.parent.parent / "lib" / f"python{short}"
+        files = [PackageFile(f"bin/python{short}", executable.read_bytes(), executable=True),
+                 PackageFile("bin/python", symlink=f"python{short}")]
+        files += [PackageFile(f"lib/python{short}/{entry.name}", symlink=str(entry))
+                  for entry in sorted(stdlib.iterdir()) if entry.name not in ("site-packages", "test")]
+    files += [PackageFile(f"bin/python{major}", symlink="python"),
+              PackageFile(f"lib/python{short}/site-packages/README.txt", b"site-packages\n")]
+    if int(major) >= 3:
+        files.append(PackageFile(f"bin/python{short}", symlink="python"))
+    return Package("python", version, "0_venvlink" if int(major) >= 3 else "0_virtualenvlink", subdir, files=files)
+
+
 def wheel_to_package(wheel: Path, build: str = "pyh_0", depends: list[str] | None = None) -> Package:
     """Turn a pure-Python wheel into a noarch-python conda package, as conda-forge does."""
     name, version = wheel.name.split("-")[:2]
