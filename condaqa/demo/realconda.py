@@ -34,8 +34,9 @@ PIP_FIRST = "pip<22"  # the newest pip that still installs on python 3.6 and rea
 REQUIREMENTS = (f"conda=={VERSION}", "pycosat==0.6.3", "requests==2.27.1", "idna<3.5", "urllib3<1.27",
                 "certifi<2023", "charset-normalizer<2.1", "ruamel.yaml==0.15.100")
 PIP_TIMEOUT = 600.0
-# conda's own bin/conda entry point (its package's, not pip's console script)
-ENTRY = "#!{python}\nimport sys\nfrom conda.cli import main\nif __name__ == '__main__':\n    sys.exit(main())\n"
+# conda's own bin/conda and bin/conda-env (its package's, not pip's console scripts); `conda env` runs conda-env
+ENTRIES = {"conda": "conda.cli", "conda-env": "conda_env.cli.main"}
+ENTRY = "#!{python}\nimport sys\nfrom {module} import main\nif __name__ == '__main__':\n    sys.exit(main())\n"
 
 
 def python36() -> Path | None:
@@ -102,10 +103,11 @@ def make_root(target: Path, channel_urls: Sequence[str], cache: Path, python: Pa
 
 def configure(target: Path, channel_urls: Sequence[str]) -> None:
     """Point the root's bin/conda at its own python and its .condarc at `channel_urls` (again, after a copy)."""
-    conda = target / "bin" / "conda"
-    conda.unlink(missing_ok=True)
-    conda.write_text(ENTRY.format(python=target / "bin" / "python"), encoding="utf-8")
-    conda.chmod(0o755)
+    for name, module in ENTRIES.items():
+        script = target / "bin" / name
+        script.unlink(missing_ok=True)
+        script.write_text(ENTRY.format(python=target / "bin" / "python", module=module), encoding="utf-8")
+        script.chmod(0o755)
     condarc = {"channels": list(channel_urls), "default_channels": list(channel_urls), "offline": True}
     (target / ".condarc").write_text(yaml.safe_dump(condarc, sort_keys=False), encoding="utf-8")
 
