@@ -100,7 +100,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     chan = root / "chan"
     write_package(chan, realconda.python_link(python, SUBDIR))
     write_package(chan, wheel_to_package(next(wheels.glob(f"pip-{PIP}-*.whl")), build="py_0", depends=["python"]))
-    for package in (_library("alpha", "1.0"), _library("alpha", "2.0"), _library("beta", "1.0", "python", "alpha >=1.0"),
+    for package in (_library("alpha", "1.0"), _library("alpha", "2.0"),
+                    _library("beta", "1.0", "python", "alpha >=1.0"),
                     _library("eta", "1.0", "python", "alpha <2.0"), _library("zeta", "0.9"), _library("zeta", "1.0"),
                     Package("gamma", "0.1", files=[PackageFile("share/gamma/data.txt", b"gamma\n")])):
         write_package(chan, package)

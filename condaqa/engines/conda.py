@@ -132,9 +132,9 @@ class CondaEngine(Engine):
         conda 4.3 has no --freeze-installed (its argparse refuses it): that is said before conda runs."""
         version = installation.conda_version()
         if version and Version(version) < _FREEZE_INSTALLED:
-            raise BuildError(f"conda {version} in {installation.name} has no `install --freeze-installed`, so it cannot "
-                             f"add {spec} without changing what is installed; build with engine = \"rattler\", or "
-                             "install a newer conda as qa", stage=Stage.POST_STEP)
+            raise BuildError(f"conda {version} in {installation.name} has no `install --freeze-installed`, so it "
+                             f"cannot add {spec} without changing what is installed; build with "
+                             'engine = "rattler", or install a newer conda as qa', stage=Stage.POST_STEP)
         argv = [str(executable(installation)), "install", "--yes", "--quiet", "--prefix", str(prefix),
                 "--override-channels", *_channels(site), "--freeze-installed", spec]
         self._run(site, installation, argv, log, f"conda install {spec}", Stage.POST_STEP)
