@@ -69,6 +69,9 @@ GREEN = ("test_demo_findings.py", "test_gate.py", "test_scripts.py",
              "from_any_folder_with_pyargs_and_a_site_elsewhere")))
 
 
+REAL_CONDA_TIER = "test_realconda_live.py"
+
+
 def _green(nodeid: str) -> bool:
     return any(nodeid == g or nodeid.startswith(g + "::") for g in GREEN)
 
@@ -82,6 +85,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class GreenOnOneWorker(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(REAL_CONDA_TIER):  # one worker builds its conda site once
+                return REAL_CONDA_TIER
             return "green" if _green(nodeid) else nodeid
 
     return GreenOnOneWorker(config, log)
