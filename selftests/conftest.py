@@ -65,8 +65,14 @@ def write_project(folder: Path, root: Path, **site_overrides: str) -> Path:
 GREEN = "green_qualification"  # the id of green_qualification's one parameter: in the id of every test using it
 
 
+REAL_CONDA_TIER = "test_realconda_live.py"  # one worker builds its conda site once
+
+
 def _group(nodeid: str) -> str:
-    """The scheduling group of a test: GREEN for those that start from the green qualification."""
+    """The scheduling group of a test: GREEN for those that start from the green qualification, the real
+    conda tier as one, any other test on its own."""
+    if nodeid.partition("::")[0].endswith(REAL_CONDA_TIER):
+        return REAL_CONDA_TIER
     params = nodeid.partition("[")[2].removesuffix("]")
     return GREEN if GREEN in params.split("-") else nodeid
 

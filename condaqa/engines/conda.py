@@ -6,8 +6,9 @@ from whoever runs condaqa: a private HOME under ROOT/.condaqa/home/<installation
 (so no ~/.condarc, no ~/.conda/environments.txt and no notices cache of the invoker's),
 the installation's own .condarc and package cache named explicitly, and one writer of that
 cache at a time (conda corrupts a cache two processes extract into: conda #13037, #9484).
-There is no conda binary on the machines that build condaqa: the selftests drive this engine
-through a stand-in that replays what real conda 4.3 to 25.11 wrote and printed.
+The selftests drive this engine through a real conda 4.3.16 installed from the package registry
+(selftests/test_realconda_live.py) and, for conda 4.8 to 25.11, a stand-in that replays what they
+wrote and printed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import TextIO
+
+from packaging.version import Version
 
 from condaqa import atomic, locks, proc
 from condaqa.engines import Engine
@@ -33,6 +36,7 @@ _SOLVE_ERRORS = ("PackagesNotFoundError", "ResolvePackageNotFound", "Unsatisfiab
                  "SpecsConfigurationConflictError", "PackageNotFoundError")
 # `conda env create` running the pip section: 4.4+ print pip's stderr under this line, then "Pip failed".
 _PIP_STDERR = "Pip subprocess error:"
+_FREEZE_INSTALLED = Version("4.4")  # the 4.3 line (4.3.16 real, 4.3.31 recorded) has no install --freeze-installed
 _PIP_FAILED = (_PIP_STDERR, "CondaEnvException: Pip failed", "CondaValueError: Value error: pip returned")
 
 
@@ -124,7 +128,13 @@ class CondaEngine(Engine):
         self._run(site, installation, command(site, installation, plan, prefix), log, "conda create", Stage.INSTALL)
 
     def add(self, site: Site, installation: Installation, env: str, prefix: Path, spec: str, log: TextIO) -> None:
-        """`conda install --freeze-installed SPEC`: one legacy package, nothing already there changed."""
+        """`conda install --freeze-installed SPEC`: one legacy package, nothing already there changed.
+        conda 4.3 has no --freeze-installed (its argparse refuses it): that is said before conda runs."""
+        version = installation.conda_version()
+        if version and Version(version) < _FREEZE_INSTALLED:
+            raise BuildError(f"conda {version} in {installation.name} has no `install --freeze-installed`, so it "
+                             f"cannot add {spec} without changing what is installed; build with "
+                             'engine = "rattler", or install a newer conda as qa', stage=Stage.POST_STEP)
         argv = [str(executable(installation)), "install", "--yes", "--quiet", "--prefix", str(prefix),
                 "--override-channels", *_channels(site), "--freeze-installed", spec]
         self._run(site, installation, argv, log, f"conda install {spec}", Stage.POST_STEP)

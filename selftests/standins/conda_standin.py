@@ -1,4 +1,7 @@
-"""A stand-in for real conda's `bin/conda`, for testing condaqa's conda engine where no conda exists.
+"""A stand-in for real conda's `bin/conda`, for the conda versions no package registry serves.
+
+conda 4.3.16 runs for real in selftests/test_realconda_live.py (installed from PyPI); this stand-in
+stays for what no registry conda can show: the 4.8.5, 24.11.3 and 25.11.1 transcripts (and 4.3.31's).
 
 Built from what real conda 4.3.31, 4.8.5, 24.11.3 and 25.11.1 wrote and printed, as recorded in
 ../shared/realconda (its README.md says how). `install()` writes an executable `bin/conda` and a conda

@@ -1,0 +1,149 @@
+"""A real conda 4.3.16, installed from the package registry: the production conda of an old site.
+
+conda published its releases up to 4.3.16 as source distributions on PyPI. pip installs one into a
+python 3.6 venv; the `bin/conda` pip writes refuses to run ("not compatible with using conda as an
+application"), so `bin/conda` is written the way conda's own package writes it. With `conda-meta/`,
+`pkgs/`, `envs/` and a `.condarc` naming the site's local channels (as `channels` and
+`default_channels`, with `offline: true`) the venv is a conda root that builds environments from
+those channels with no network. The demo's production installation and the selftests' real-conda
+tier are made this way. conda 4.3 reads a python's minor version from its first two digits, so it
+misplaces noarch python packages of python 3.10 and newer (`lib/python3.1`): its environments run a
+python of 3.9 or older.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import yaml
+
+from condaqa.demo.packages import Package, PackageFile
+from condaqa.engines.rattler import index_channel
+from condaqa.errors import SiteError
+
+VERSION = "4.3.16"
+PIP_FIRST = "pip<22"  # the newest pip that still installs on python 3.6 and reads conda's old metadata
+# conda 4.3.16's own requirements, each at the last release that still runs on python 3.6
+REQUIREMENTS = (f"conda=={VERSION}", "pycosat==0.6.3", "requests==2.27.1", "idna<3.5", "urllib3<1.27",
+                "certifi<2023", "charset-normalizer<2.1", "ruamel.yaml==0.15.100")
+PIP_TIMEOUT = 600.0
+# conda's own bin/conda and bin/conda-env (its package's, not pip's console scripts); `conda env` runs conda-env
+ENTRIES = {"conda": "conda.cli", "conda-env": "conda_env.cli.main"}
+ENTRY = "#!{python}\nimport sys\nfrom {module} import main\nif __name__ == '__main__':\n    sys.exit(main())\n"
+
+
+def python36() -> Path | None:
+    """A python 3.6 interpreter that runs: python3.6 on PATH, else the newest pyenv has."""
+    candidates = [Path(found)] if (found := shutil.which("python3.6")) else []
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    candidates += sorted(pyenv.glob("3.6.*/bin/python3.6"), reverse=True)
+    for candidate in candidates:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run([str(candidate), "-c", "import sys; print(sys.version_info[:2])"],
+                                  capture_output=True, text=True, timeout=30)
+            if done.returncode == 0 and done.stdout.strip() == "(3, 6)":
+                return candidate.resolve()
+    return None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _pip(venv: Path, *args: str) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CONDA"))}
+    argv = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args]
+    try:
+        done = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=PIP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise SiteError(f"pip install of conda {VERSION} did not finish within {PIP_TIMEOUT:.0f}s") from None
+    if done.returncode != 0:
+        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise SiteError(f"pip could not install conda {VERSION} (is the package registry reachable?): {tail}")
+
+
+def conda_venv(cache: Path, python: Path) -> Path:
+    """The venv with conda 4.3.16 installed, made once under `cache` (one maker at a time) and reused."""
+    venv = cache / f"conda-{VERSION}"
+    done = venv / ".condaqa-complete"
+    with _locked(cache / f"conda-{VERSION}.lock"):
+        if done.is_file():
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([str(python), "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
+        _pip(venv, "install", "--quiet", PIP_FIRST)
+        _pip(venv, "install", "--quiet", *REQUIREMENTS)
+        done.write_text(f"{python}\n", encoding="utf-8")
+    return venv
+
+
+def make_root(target: Path, channel_urls: Sequence[str], cache: Path, python: Path) -> Path:
+    """A conda 4.3.16 root at `target` (a copy of the cached venv) whose channels are `channel_urls` only."""
+    if target.exists():
+        raise SiteError(f"{target}: already exists")
+    venv = conda_venv(cache, python)
+    shutil.copytree(venv, target, symlinks=True, ignore=shutil.ignore_patterns(".condaqa-complete"))
+    for sub in ("conda-meta", "pkgs", "envs"):
+        (target / sub).mkdir(exist_ok=True)
+    (target / "conda-meta" / "history").touch()
+    configure(target, channel_urls)
+    return target
+
+
+def configure(target: Path, channel_urls: Sequence[str]) -> None:
+    """Point the root's bin/conda at its own python and its .condarc at `channel_urls` (again, after a copy)."""
+    for name, module in ENTRIES.items():
+        script = target / "bin" / name
+        script.unlink(missing_ok=True)
+        script.write_text(ENTRY.format(python=target / "bin" / "python", module=module), encoding="utf-8")
+        script.chmod(0o755)
+    condarc = {"channels": list(channel_urls), "default_channels": list(channel_urls), "offline": True}
+    (target / ".condarc").write_text(yaml.safe_dump(condarc, sort_keys=False), encoding="utf-8")
+
+
+def index(channel: Path) -> None:
+    """Index a local channel as conda 4.3 reads it: py-rattler's repodata.json, and beside it the
+    repodata.json.bz2 that 4.3 fetches from a file:// channel."""
+    index_channel(channel)
+    for repodata in channel.glob("*/repodata.json"):
+        repodata.with_name("repodata.json.bz2").write_bytes(bz2.compress(repodata.read_bytes()))
+
+
+def can_place(python_version: str) -> bool:
+    """Whether conda 4.3 puts noarch python packages where a python of this version finds them."""
+    major, minor = (int(part) for part in python_version.split(".")[:2])
+    return minor < 10 or major != 3
+
+
+def python_link(interpreter: Path, subdir: str) -> Package:
+    """A `python` package that is a venv-style link to `interpreter` (as demo/packages.py's python_package
+    is to the running one): an environment that installs it has its own sys.prefix and site-packages."""
+    script = "import platform; print(platform.python_version())"
+    found = subprocess.run([str(interpreter), "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    version = found.stdout.strip()
+    short = ".".join(version.split(".")[:2])
+    cfg = f"home = {Path(interpreter).resolve().parent}\ninclude-system-site-packages = false\nversion = {version}\n"
+    files = [
+        PackageFile("pyvenv.cfg", cfg.encode()),
+        PackageFile("bin/python", symlink=str(Path(interpreter).resolve())),
+        PackageFile(f"bin/python{short}", symlink="python"),
+        PackageFile(f"bin/python{short.split('.')[0]}", symlink="python"),
+        PackageFile(f"lib/python{short}/site-packages/README.txt", b"site-packages\n"),
+    ]
+    return Package("python", version, "0_venvlink", subdir, files=files)
+
+
+def unavailable() -> str:
+    """Why no real conda can be made here ("" when it can): no python 3.6."""
+    return "" if python36() else f"no python 3.6 interpreter to install conda {VERSION} into"
