@@ -34,10 +34,12 @@ class Evidence:
     weakness: str = ""  # "" for evidence that someone ran it
     now: bool = False  # running at this moment
     pid: int = 0
+    detail: str = ""  # how it was found: the path under the environment
 
     def line(self) -> str:
         weak = f" [{self.weakness}]" if self.weakness else ""
-        return f"{self.source}: {self.time} {self.user}: {self.what}{weak}"
+        detail = f" ({self.detail})" if self.detail else ""
+        return f"{self.source}: {self.time} {self.user}: {self.what}{detail}{weak}"
 
 
 @dataclass
@@ -69,7 +71,7 @@ class EnvUsage:
         if seen is not None:
             return f"last seen {seen.time} by {seen.user} ({seen.what})"
         if self.kernel_specs:
-            return f"no process seen; kernel spec {', '.join(e.what.split()[2] for e in self.kernel_specs)} runs it"
+            return f"kernel spec {', '.join(e.what.split()[2] for e in self.kernel_specs)} runs it; no process seen"
         return "not seen in use"
 
 
@@ -132,15 +134,15 @@ def collect(site: Site, since: str = "30d", homes: Sequence[Path] | None = None,
         source, what = ("kernel", f"kernel {kernel} ({s.process.command})") if kernel else \
             ("process", s.process.command)
         by_env[s.env].evidence.append(Evidence(source, stamp(s.process.started), s.process.user,
-                                               f"pid {s.process.pid}: {what}; {s.how} {s.path}", now=True,
-                                               pid=s.process.pid))
+                                               f"pid {s.process.pid}: {what}", now=True, pid=s.process.pid,
+                                               detail=f"{s.how} {s.path}"))
     log = sampler.read(site, durations.seconds(since))
     for env, newest in log.last_seen().items():
         if env in by_env:
             kernel = f"kernel {newest.kernel}: " if newest.kernel else ""
-            times = f"; seen in {log.times_seen(env)} of {log.samples} samples since {_iso_stamp(log.first)}"
+            times = f"seen in {log.times_seen(env)} of {log.samples} samples since {_iso_stamp(log.first)}"
             by_env[env].evidence.append(Evidence("sampler", _iso_stamp(newest.time), newest.user,
-                                                 f"{kernel}{newest.command}{times}"))
+                                                 f"{kernel}{newest.command}", detail=times))
     for fact in kernels.spec_facts(site, specs):
         if fact.env in by_env:
             by_env[fact.env].evidence.append(Evidence("kernel spec", stamp(fact.modified), "-",
