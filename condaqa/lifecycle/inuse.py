@@ -32,7 +32,8 @@ def in_use(site: Site, old: Installation, new: Installation, leaving: Sequence[s
     """Which of `leaving` (environments of `old` that `new` does not hold) run now, or ran lately."""
     if not leaving:
         return InUse([], [])
-    real = {env: Path(os.path.realpath(old.env_prefix(env))) for env in leaving}
+    real = {env: (Path(os.path.realpath(old.env_prefix(env))), old.env_prefix(env), site.current_link / "envs" / env,
+                  site.envs_link / env) for env in leaving}
     found = processes.processes() if found is None else found
     running: dict[str, list[processes.Sighting]] = {}
     for sighting in processes.sightings(found, real):

@@ -103,13 +103,19 @@ def prefixes(site: Site) -> dict[str, Path]:
     return {env: Path(os.path.realpath(installation.env_prefix(env))) for env in installation.environments()}
 
 
+def spellings(site: Site) -> dict[str, tuple[Path, ...]]:
+    """Each environment of current: its real path, then the paths users reach it by (current/envs, envs)."""
+    return {env: (path, site.current_link / "envs" / env, site.envs_link / env)
+            for env, path in prefixes(site).items()}
+
+
 def running(site: Site, found: Sequence[processes.Process] | None = None,
             specs: Sequence[Kernel] | None = None) -> tuple[list[processes.Sighting], dict[int, str], list[str]]:
     """The processes running from current's environments now, the kernel spec of each kernel among them,
     and what could not be read."""
     found = processes.processes() if found is None else found
     specs = find_kernels(site) if specs is None else specs
-    seen = processes.sightings(found, prefixes(site))
+    seen = processes.sightings(found, spellings(site))
     kernel_of = {s.process.pid: kernels.spec_of(s.process, specs) or "?" for s in seen if kernels.is_kernel(s.process)}
     return seen, kernel_of, processes.unreadable_words(found)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import pwd
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,13 +127,15 @@ def processes(proc: Path = PROC) -> list[Process]:
     return sorted(found, key=lambda p: p.pid)
 
 
-def sightings(found: Iterable[Process], prefixes: Mapping[str, Path]) -> list[Sighting]:
-    """Each process running from one of `prefixes` (environment -> its real path), once per environment."""
-    roots = [(env, str(path)) for env, path in prefixes.items()]
+def sightings(found: Iterable[Process], prefixes: Mapping[str, Sequence[Path]]) -> list[Sighting]:
+    """Each process running from one of `prefixes` (environment -> its real path, then the paths it is reached
+    by: a reader that cannot pass through a folder cannot resolve a command line's links), once per environment."""
+    roots = [(env, [str(p) for p in paths]) for env, paths in prefixes.items()]
     out = []
     for process in found:
-        for env, root in roots:
-            hit = next(((how, p) for how, p in process.paths if p == root or p.startswith(root + "/")), None)
+        for env, spellings in roots:
+            hit = next(((how, p) for how, p in process.paths for root in spellings
+                        if p == root or p.startswith(root + "/")), None)
             if hit is not None:
                 out.append(Sighting(env, process, *hit))
     return out
