@@ -13,6 +13,7 @@ from typing import Any
 
 from condaqa.kernels.specs import find_kernels
 from condaqa.site import Site
+from condaqa.usage.evidence import EnvUsage
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,13 @@ def inventory(site: Site) -> list[EnvFacts]:
                      modified, tuple(kernels_by_env.get(env, ())))
         )
     return facts
+
+
+def proposal(found: EnvUsage | None) -> tuple[bool, str]:
+    """Whether `inventory --ini` proposes REPLICATE, and the evidence for its comment: seen running (now or in
+    the sampler log), or a kernel spec runs it (the gate requires a kernel's environment to be replicated)."""
+    if found is None:
+        return False, "usage: unknown"
+    seen = found.last_seen
+    replicate = seen is not None or bool(found.kernel_specs)
+    return replicate, f"usage: {found.verdict()} -> {'REPLICATE' if replicate else 'export'}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from condaqa import proc
+from condaqa import durations, proc
 from condaqa.errors import ConfigError, SiteError
 from condaqa.inputs import SITE_FILE, load_toml, read_text
 from condaqa.sitefile import SITE_ENV_VAR, site_file
@@ -32,6 +32,8 @@ _KEYS: dict[str, tuple[type, object]] = {
     "offline": (bool, False),  # preflight reads remote channels' repodata from its cache only
     "sandbox_user": (str, "nobody"),  # who foreign code runs as when root owns the environment
     "unqualified_kernels": (list, []),  # kernel specs the gate does not require a start of (none can be found)
+    "usage_window": (str, "14d"),  # the cutover warns about export-only environments seen in use this recently
+    "notify_webhook": (str, ""),  # the chat incoming webhook `condaqa report --owners --notify` posts to
 }
 
 
@@ -57,6 +59,8 @@ class Site:
     offline: bool = False
     sandbox_user: str = "nobody"
     unqualified_kernels: tuple[str, ...] = ()
+    usage_window: str = "14d"
+    notify_webhook: str = ""
 
     @property
     def current_link(self) -> Path:
@@ -229,6 +233,8 @@ def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None 
         offline=values["offline"],
         sandbox_user=values["sandbox_user"],
         unqualified_kernels=tuple(v.lower() for v in values["unqualified_kernels"]),
+        usage_window=values["usage_window"],
+        notify_webhook=values["notify_webhook"],
     )
 
 
@@ -251,4 +257,8 @@ def _validated(path: Path, table: dict[str, object]) -> dict[str, Any]:
     for key in ("current", "qa"):
         if "/" in values[key] or values[key] in ("", ".", ".."):
             raise ConfigError(f"{path}: [site] {key} must be a plain name under root, got {values[key]!r}")
+    try:
+        durations.seconds(values["usage_window"])
+    except ValueError as exc:
+        raise ConfigError(f"{path}: [site] usage_window: {exc}") from None
     return values

@@ -39,8 +39,10 @@ def test_inventory_ini_is_a_valid_starter_manifest(demo_template, capsys, tmp_pa
     assert code == 0
     (tmp_path / "environments.ini").write_text(out)
     envs = load_manifest(tmp_path / "environments.ini")
-    assert {e.disposition for e in envs} == {"export"}
     assert {e.name for e in envs} == set(demo_template.installation("current").environments())
+    # nothing runs from the demo: only the environments kernel specs run are proposed REPLICATE (the gate needs it)
+    assert {e.name for e in envs if e.replicate} == {"hlink", "super_important_jupyter_kernel"}
+    assert "# usage: kernel spec hlink runs it; no process seen -> REPLICATE\nhlink = REPLICATE" in out
 
 
 def test_export_writes_one_spec_per_manifest_environment(demo_site, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 from condaqa import report
 from condaqa.commands import EXIT_OK, command, site_of
 from condaqa.commands.lifecycle import lifecycle_status
+from condaqa.commands.owners import owner_args, owner_reports
 from condaqa.errors import CondaqaError
 from condaqa.inputs import redact
 from condaqa.kernels.specs import find_kernels
@@ -137,9 +138,11 @@ def _readable(folder: Path) -> bool:
 
 def _report_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--installation", metavar="NAME", help="whose results (default: what qa points to)")
+    owner_args(parser)
 
 
-@command("report", "regenerate reports/summary.md and summary.csv from the saved results and findings", _report_args)
+@command("report", "regenerate reports/summary.md and summary.csv from the saved results and findings; "
+         "--owners: a page per owner and the overview; --notify: send them", _report_args)
 def report_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     manifest, kernels = load_manifest(site.manifest), find_kernels(site)
@@ -150,4 +153,6 @@ def report_command(args: argparse.Namespace) -> int:
     failed = sum(1 for r in rows if r.result == Verdict.FAILED) - broken
     print(f"{counted(len(rows), 'environment')} of {installation}: {failed} failed, {broken} already broken in "
           f"current; {md} and {csv_path}")
+    if args.owners or args.notify:
+        return owner_reports(args, site, manifest, kernels, installation, rows)
     return EXIT_OK

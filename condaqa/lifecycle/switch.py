@@ -19,7 +19,7 @@ from condaqa.checks.executables import missing_executables
 from condaqa.errors import CutoverError
 from condaqa.inputs import guard
 from condaqa.kernels.specs import find_kernels, names_installation, writable_roots
-from condaqa.lifecycle import audit, journal, readiness
+from condaqa.lifecycle import audit, inuse, journal, readiness
 from condaqa.lifecycle.gate import gate
 from condaqa.site import Installation, Site
 from condaqa.vocab import Action, QaLink
@@ -95,9 +95,11 @@ class Assessment:
 
 def assess(site: Site, old: Installation, new: Installation, *, keep_qa: bool = False) -> Assessment:
     judged = gate(site, new.name)
-    failures = judged.problems + readiness.readability_problems(old, new)
+    gone, programs = leaving(old, new)
+    busy = inuse.in_use(site, old, new, gone)
+    failures = judged.problems + readiness.readability_problems(old, new) + busy.problems
     qa_points_here = site.link_target(site.qa_name) == new.name
-    warnings = readiness.group_warnings(old, new)
+    warnings = readiness.group_warnings(old, new) + busy.warnings
     warnings += readiness.prefix_references(site, old, new, qa_goes=qa_points_here and not keep_qa)
     kernels = [
         _change(guard(k.spec_file, writable_roots(site), "rewrite the kernel spec"), old.path, new.path)
@@ -105,7 +107,7 @@ def assess(site: Site, old: Installation, new: Installation, *, keep_qa: bool = 
         if names_installation(k.spec_file, old.path)
     ]
     qa = (QaLink.KEEP if keep_qa else QaLink.REMOVE) if qa_points_here else QaLink.UNTOUCHED
-    return Assessment(old, new, failures, warnings, kernels, qa, *leaving(old, new), judged.waived)
+    return Assessment(old, new, failures, warnings, kernels, qa, gone, programs, judged.waived)
 
 
 def leaving(old: Installation, new: Installation) -> tuple[list[str], dict[str, list[str]]]:
