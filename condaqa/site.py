@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ _KEYS: dict[str, tuple[type, object]] = {
     "offline": (bool, False),  # preflight reads remote channels' repodata from its cache only
     "sandbox_user": (str, "nobody"),  # who foreign code runs as when root owns the environment
     "unqualified_kernels": (list, []),  # kernel specs the gate does not require a start of (none can be found)
+    "shared_package_cache": (bool, False),  # a sharded run builds from the installation's pkgs/ on every host
+    "local_package_cache": (str, "/var/tmp/condaqa-pkgs"),  # else each host's own, on its local disk
 }
 
 
@@ -57,6 +60,9 @@ class Site:
     offline: bool = False
     sandbox_user: str = "nobody"
     unqualified_kernels: tuple[str, ...] = ()
+    shared_package_cache: bool = False
+    local_package_cache: Path = Path("/var/tmp/condaqa-pkgs")
+    per_host_cache: bool = False  # set by a sharded run (never by site.toml): package caches are each host's own
 
     @property
     def current_link(self) -> Path:
@@ -79,6 +85,15 @@ class Site:
         """The HOME of the tools condaqa runs for an installation (conda, pip): none of the invoker's
         configuration reaches them, and nothing they keep lands in the invoker's home."""
         return self.state_dir / "home" / installation
+
+    def package_cache(self, installation: Installation) -> Path:
+        """Where builds in `installation` keep packages: its pkgs/, or, in a sharded run on a site without
+        `shared_package_cache`, a folder on this host's local disk (conda's advice for shared file systems:
+        one writer per cache, no cache extracted over NFS by many hosts at once)."""
+        if not self.per_host_cache:
+            return installation.path / "pkgs"
+        tree = hashlib.sha256(str(self.root).encode("utf-8")).hexdigest()[:12]
+        return self.local_package_cache / f"{self.root.name}-{tree}" / installation.name
 
     def channel_urls(self) -> list[str]:
         """Channels in priority order: a bare name is a channel folder under root."""
@@ -229,6 +244,8 @@ def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None 
         offline=values["offline"],
         sandbox_user=values["sandbox_user"],
         unqualified_kernels=tuple(v.lower() for v in values["unqualified_kernels"]),
+        shared_package_cache=values["shared_package_cache"],
+        local_package_cache=Path(values["local_package_cache"]).expanduser(),
     )
 
 
