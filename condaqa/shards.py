@@ -92,21 +92,20 @@ def save_durations(site: Site, installation: str, seconds: Mapping[str, float]) 
     atomic.write_text(durations_file(site, installation), json.dumps(rounded, indent=1) + "\n")
 
 
-def _hashed(name: str, total: int) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") % total + 1
+def _hashed(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()
 
 
 def assign(names: Sequence[str], total: int, durations: Mapping[str, float]) -> dict[str, int]:
-    """environment -> shard (1-based). With durations: greedy longest-first into the least loaded shard (an
-    environment without a duration counts as the mean of the others); without: a stable hash of the name.
-    Ties break by name and shard number, so every process computes the same answer."""
+    """environment -> shard (1-based): greedy longest-first into the least loaded shard, by the last run's
+    durations (an environment without one counts as the mean of the others); without any, every environment
+    counts the same and they are dealt in the order of a stable hash of their names. Ties break by that hash
+    and the shard number, so every process computes the same answer."""
     known = [durations[n] for n in names if n in durations]
-    if not known:
-        return {name: _hashed(name, total) for name in names}
-    mean = sum(known) / len(known)
+    mean = sum(known) / len(known) if known else 1.0
     load = [0.0] * total
     out = {}
-    for name in sorted(names, key=lambda n: (-durations.get(n, mean), n)):
+    for name in sorted(names, key=lambda n: (-durations.get(n, mean), _hashed(n))):
         target = min(range(total), key=lambda i: (load[i], i))
         load[target] += durations.get(name, mean)
         out[name] = target + 1

@@ -69,7 +69,7 @@ class Tracker:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """After pytest has written the JUnit: a shard's part and the merge; a whole run's test times."""
-        if not self.claimed:
+        if self.config.option.collectonly or (self.shard is None and not self.claimed):
             return
         installation = report.qa_installation(self.site)
         if self.shard is None:
