@@ -145,7 +145,7 @@ def test_the_gate_refuses_while_a_shard_runs_on_another_host_and_after_it_was_ki
             assert found.verdict is Verdict.PENDING and "farhost" in found.reason
     finally:
         os.kill(holder.pid, signal.SIGKILL)
-        holder.wait()
+        holder.communicate()
     killed = gate(demo_site, "v4.8").problems
     assert any("being qualified by" in p and "farhost" in p and "unlock --stale" in p for p in killed)
     assert all(any(p.startswith(f"{e.name}: pending:") and "farhost" in p for p in killed) for e in envs)
