@@ -43,6 +43,10 @@ def standing(site: Site, installation: str, env: Environment, kernels: Sequence[
         return Standing(env.name, Verdict.NEVER, f"no result condaqa can trust: {exc}")
     if result is None:
         return Standing(env.name, Verdict.NEVER, "never qualified")
+    if result.claim is not None and env.replicate:
+        found = _judge(site, installation, env, result, required_checks(site, env, kernels, installation))
+        return Standing(env.name, Verdict.PENDING, f"{_claimed(result.claim)}; so far: {found.reason}",
+                        missing=found.missing)
     if result.claim is not None:
         return Standing(env.name, Verdict.PENDING, _claimed(result.claim))
     if not env.replicate:
