@@ -14,6 +14,8 @@ fixture switches `current` and smoke-tests it, and its JUnit goes to reports/cut
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -23,7 +25,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from condaqa import locks
+from condaqa import locks, shards
 from condaqa.checks.imports import key_modules
 from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
@@ -45,12 +47,14 @@ from condaqa.sandbox.box import CurrentChanged, Sandbox, sandbox_for
 from condaqa.scheduling import GroupScheduling
 from condaqa.session import CHECK, Session, environment_of
 from condaqa.site import Site, load_site
+from condaqa.tracker import Tracker
 from condaqa.triage import Triage, triaged
 from condaqa.vocab import Category, Outcome
 
 SITE_KEY = pytest.StashKey[Site]()
 MANIFEST_KEY = pytest.StashKey[list[Environment]]()
 KERNELS_KEY = pytest.StashKey[list[Kernel]]()
+SHARD_KEY = pytest.StashKey[tuple[shards.Shard, dict[str, int]]]()  # this shard, and every environment's
 TRIAGE_KEY = pytest.StashKey[Triage]()
 STARTED_IN_CURRENT_KEY = pytest.StashKey[bool]()  # a kernel test's baseline: did current's spec start
 REQUIRES = "condaqa_requires"  # marker of a suite test: the kind of required check it runs
@@ -78,6 +82,14 @@ def activate(config: pytest.Config, path: str) -> None:
         sandbox_for(site)  # a bad sandbox_user or $CONDAQA_SANDBOX is a usage error, before any test
     except CondaqaError as exc:
         raise pytest.UsageError(str(exc)) from None
+    try:
+        shard = _shard(config)
+        site = _past_one_host(config, site, shard)
+    except CondaqaError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if shard is not None:
+        durations = shards.load_durations(site, _qa_name(site))
+        config.stash[SHARD_KEY] = shard, shards.assign([e.name for e in manifest], shard.total, durations)
     config.stash[SITE_KEY], config.stash[MANIFEST_KEY], config.stash[KERNELS_KEY] = site, manifest, kernels
     config.pluginmanager.register(sys.modules[__name__], "condaqa-harness")
     if hasattr(config, "workerinput"):
@@ -86,6 +98,30 @@ def activate(config: pytest.Config, path: str) -> None:
         _start_cutover_run(config, site)
     else:
         _start_qualification(config, site, manifest, kernels)
+
+
+def _shard(config: pytest.Config) -> shards.Shard | None:
+    """`--shard I/N`, else the shard GitLab's parallel job or a Slurm array task gives this process."""
+    given = config.getoption("shard")
+    return shards.parse(str(given)) if given else shards.from_environ(os.environ)
+
+
+def _past_one_host(config: pytest.Config, site: Site, shard: shards.Shard | None) -> Site:
+    """A shard, or a package cache shared by hosts, needs locks that exclude other hosts: refused where the
+    mount of the site's state says they do not. A shard keeps packages on its own host's disk unless the site
+    shares one cache. xdist's SSH workers that fail at start are not restarted forever."""
+    if shard is not None or site.shared_package_cache:
+        reach = locks.lock_reach(site.root)
+        if not reach.holds and not hasattr(config, "workerinput"):
+            what = f"run shard {shard.label}" if shard else "build with one package cache shared by hosts"
+            raise CondaqaError(f"refusing to {what}: condaqa's locks would not exclude another host: {reach.words()}"
+                               + ("" if shard else "; or drop shared_package_cache from site.toml"))
+    if any("ssh=" in tx for tx in config.getoption("tx", None) or ()) and \
+            config.getoption("maxworkerrestart", None) is None:
+        config.option.maxworkerrestart = "0"
+    if shard is not None and not site.shared_package_cache:
+        return dataclasses.replace(site, per_host_cache=True)
+    return site
 
 
 def cutover_run(config: pytest.Config) -> bool:
@@ -118,7 +154,10 @@ def _start_qualification(config: pytest.Config, site: Site, manifest: list[Envir
             pass
     except CondaqaError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.pluginmanager.register(Session(config, site, manifest, kernels), "condaqa-session")
+    shard, assignment = config.stash.get(SHARD_KEY, (None, {}))
+    junit = f"junit-{shard.suffix}.xml" if shard else "junit.xml"
+    config.pluginmanager.register(Session(config, site, manifest, kernels, junit), "condaqa-session")
+    config.pluginmanager.register(Tracker(config, site, manifest, kernels, shard, assignment), "condaqa-tracker")
 
 
 def _site(config: pytest.Config) -> Site:
@@ -172,10 +211,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.extra_keyword_matches.add(str(marker.args[0]))
     if cutover_run(config):
         return
+    _only_this_shard(config, items)
     chosen = [i for i in items if i.get_closest_marker(CUTOVER) is None]
     if len(chosen) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker(CUTOVER) is not None])
         items[:] = chosen
+
+
+def _only_this_shard(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A shard keeps the tests of its environments, whole; tests of no environment run in shard 1."""
+    shard, assignment = config.stash.get(SHARD_KEY, (None, {}))
+    if shard is None:
+        return
+    mine = []
+    for item in items:
+        marker = item.get_closest_marker(CHECK)
+        mine.append(assignment.get(str(marker.args[0]), 1) == shard.index if marker else shard.index == 1)
+    if not all(mine):
+        config.hook.pytest_deselected(items=[i for i, keep in zip(items, mine, strict=True) if not keep])
+        items[:] = [i for i, keep in zip(items, mine, strict=True) if keep]
 
 
 @pytest.fixture(scope="session")
@@ -204,10 +258,12 @@ def _qa_name(site: Site) -> str:
 
 
 @pytest.fixture(scope="session")
-def _qualifying(site: Site) -> Iterator[None]:
+def _qualifying(request: pytest.FixtureRequest, site: Site) -> Iterator[None]:
     """The qualification lock of qa and current, shared, for as long as this process qualifies."""
     try:
-        lock = locks.qualifying(site, _qualified_installations(site), "pytest (condaqa qualification)")
+        shard = request.config.stash.get(SHARD_KEY, (None, {}))[0]
+        run = f"pytest --shard {shard.label}" if shard else "pytest"
+        lock = locks.qualifying(site, _qualified_installations(site), f"{run} (condaqa qualification)")
         lock.__enter__()
     except CondaqaError as exc:
         pytest.fail(str(exc), pytrace=False)

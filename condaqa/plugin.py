@@ -25,6 +25,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--site", metavar="PATH", help=f"site.toml to qualify (default: ${SITE_ENV_VAR}, the condaqa_site "
                     "ini key, else manifests/site.toml under the rootdir if its [site] table names a root)")
     group.addoption("--rebuild", action="store_true", help="rebuild environments even when their plan is unchanged")
+    group.addoption("--shard", metavar="I/N", help="run only shard I of N (1-based): whole environments, balanced by "
+                    "the last run's durations; writes reports/junit-I-of-N.xml, the last shard merges them (default: "
+                    "$CI_NODE_INDEX/$CI_NODE_TOTAL of a GitLab parallel job, or a Slurm array task's "
+                    "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
     parser.addini("condaqa_site", "site.toml to qualify, relative to the ini file", default="")
 
 

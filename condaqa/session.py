@@ -52,7 +52,8 @@ class Properties(list[tuple[str, str]]):
 class Session:
     """Controller-side: progress lines, the summary, JUnit facts, and reports only for a real run."""
 
-    def __init__(self, config: pytest.Config, site: Site, manifest: list[Environment], kernels: list[Kernel]) -> None:
+    def __init__(self, config: pytest.Config, site: Site, manifest: list[Environment], kernels: list[Kernel],
+                 junit_name: str = "junit.xml") -> None:
         self.config, self.site, self.manifest, self.kernels = config, site, manifest, kernels
         self.names = [e.name for e in manifest]
         self.kernel_envs = {k.name: k.environment for k in kernels if k.environment}
@@ -67,7 +68,7 @@ class Session:
         self.kept: Path | None = None  # the last junit.xml, put back if this run qualifies nothing
         self.sandbox = sandbox_for(site).describe()
         if config.option.xmlpath is None:
-            junit = site.reports_dir / "junit.xml"
+            junit = site.reports_dir / junit_name  # a shard's own: junit-I-of-N.xml, merged by the last one
             config.option.xmlpath = str(junit)
             if junit.is_file():
                 self.kept = junit.with_name(f".junit-{os.getpid()}.xml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ _KEYS: dict[str, tuple[type, object]] = {
     "unqualified_kernels": (list, []),  # kernel specs the gate does not require a start of (none can be found)
     "usage_window": (str, "14d"),  # the cutover warns about export-only environments seen in use this recently
     "notify_webhook": (str, ""),  # the chat incoming webhook `condaqa report --owners --notify` posts to
+    "shared_package_cache": (bool, False),  # a sharded run builds from the installation's pkgs/ on every host
+    "local_package_cache": (str, "/var/tmp/condaqa-pkgs"),  # else each host's own, on its local disk
 }
 
 
@@ -61,6 +64,9 @@ class Site:
     unqualified_kernels: tuple[str, ...] = ()
     usage_window: str = "14d"
     notify_webhook: str = ""
+    shared_package_cache: bool = False
+    local_package_cache: Path = Path("/var/tmp/condaqa-pkgs")
+    per_host_cache: bool = False  # set by a sharded run (never by site.toml): package caches are each host's own
 
     @property
     def current_link(self) -> Path:
@@ -83,6 +89,15 @@ class Site:
         """The HOME of the tools condaqa runs for an installation (conda, pip): none of the invoker's
         configuration reaches them, and nothing they keep lands in the invoker's home."""
         return self.state_dir / "home" / installation
+
+    def package_cache(self, installation: Installation) -> Path:
+        """Where builds in `installation` keep packages: its pkgs/, or, in a sharded run on a site without
+        `shared_package_cache`, a folder on this host's local disk (conda's advice for shared file systems:
+        one writer per cache, no cache extracted over NFS by many hosts at once)."""
+        if not self.per_host_cache:
+            return installation.path / "pkgs"
+        tree = hashlib.sha256(str(self.root).encode("utf-8")).hexdigest()[:12]
+        return self.local_package_cache / f"{self.root.name}-{tree}" / installation.name
 
     def channel_urls(self) -> list[str]:
         """Channels in priority order: a bare name is a channel folder under root."""
@@ -235,6 +250,8 @@ def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None 
         unqualified_kernels=tuple(v.lower() for v in values["unqualified_kernels"]),
         usage_window=values["usage_window"],
         notify_webhook=values["notify_webhook"],
+        shared_package_cache=values["shared_package_cache"],
+        local_package_cache=Path(values["local_package_cache"]).expanduser(),
     )
 
 

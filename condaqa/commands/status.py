@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from condaqa import report
-from condaqa.commands import EXIT_OK, command, site_of
+from condaqa import locks, report
+from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.commands.lifecycle import lifecycle_status
 from condaqa.commands.owners import owner_args, owner_reports
 from condaqa.errors import CondaqaError
@@ -20,6 +20,7 @@ from condaqa.qualification.store import results_dir
 from condaqa.qualification.verdict import standing
 from condaqa.qualification.waivers import judge
 from condaqa.sandbox.box import sandbox_for
+from condaqa.shardreports import merge
 from condaqa.site import Site
 from condaqa.vocab import Category, Verdict, counted
 
@@ -139,6 +140,8 @@ def _readable(folder: Path) -> bool:
 def _report_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--installation", metavar="NAME", help="whose results (default: what qa points to)")
     owner_args(parser)
+    parser.add_argument("--merge", action="store_true", help="merge the shards' reports/junit-I-of-N.xml into "
+                        "reports/junit.xml and the summary, and name the shards that are missing (exit 1 if any)")
 
 
 @command("report", "regenerate reports/summary.md and summary.csv from the saved results and findings; "
@@ -147,6 +150,12 @@ def report_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     manifest, kernels = load_manifest(site.manifest), find_kernels(site)
     installation = args.installation or report.qa_installation(site)
+    if args.merge:
+        with locks.merging(site):
+            merged = merge(site, manifest, kernels, sandbox_for(site).describe(), installation)
+        for line in merged.words():
+            print(line)
+        return EXIT_FAILED if merged.missing or not merged.total else EXIT_OK
     rows = report.make_rows(site, manifest, installation, kernels)
     md, csv_path = report.write_summary(site, manifest, kernels, sandbox_for(site).describe(), installation, rows)
     broken = sum(1 for r in rows if r.category == Category.ALREADY_BROKEN)
@@ -156,3 +165,22 @@ def report_command(args: argparse.Namespace) -> int:
     if args.owners or args.notify:
         return owner_reports(args, site, manifest, kernels, installation, rows)
     return EXIT_OK
+
+
+def _unlock_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stale", action="store_true", required=True,
+                        help="clear the lock cards of qualifications that no longer run, on any host (their lock is "
+                        "free), naming each one's host, pid and start; what they did not finish stays pending")
+
+
+@command("unlock", "clear the stale lock cards a killed qualification left, on any host, saying whose", _unlock_args)
+def unlock(args: argparse.Namespace) -> int:
+    site = site_of(args)
+    done = locks.unlock_stale(site)
+    for line in done.cleared:
+        print(f"cleared stale lock card of {line}")
+    for line in done.held:
+        print(f"still held, left alone: {line}")
+    if not done.cleared and not done.held:
+        print("no lock card to clear")
+    return EXIT_FAILED if done.held else EXIT_OK

@@ -62,7 +62,7 @@ def environ(site: Site, installation: Installation) -> dict[str, str]:
         "HOME": str(private),
         "XDG_CACHE_HOME": str(private / ".cache"),
         "CONDARC": str(installation.path / ".condarc"),
-        "CONDA_PKGS_DIRS": str(installation.path / "pkgs"),
+        "CONDA_PKGS_DIRS": str(site.package_cache(installation)),
         "CONDA_ENVS_DIRS": str(installation.envs_dir),
         "CONDA_AUTO_UPDATE_CONDA": "false",
         "CONDA_NOTIFY_OUTDATED_CONDA": "false",

@@ -29,8 +29,9 @@ from condaqa.spec.export import canonical_channel
 from condaqa.vocab import Stage
 
 
-def cache_dir(installation: Installation) -> Path:
-    return installation.path / "pkgs" / ".rattler"
+def cache_dir(installation: Installation, pkgs: Path | None = None) -> Path:
+    """py-rattler's cache inside the package cache `pkgs` (default: the installation's own pkgs/)."""
+    return (pkgs or installation.path / "pkgs") / ".rattler"
 
 
 def bytecode_cache(installation: Installation) -> Path:
@@ -56,13 +57,14 @@ def _solve(
         raise BuildError(f"the solver could not satisfy the specs:\n{exc}", stage=Stage.SOLVE) from None
 
 
-def _install(records_: list[rattler.RepoDataRecord], installation: Installation, prefix: Path,
+def _install(records_: list[rattler.RepoDataRecord], site: Site, installation: Installation, prefix: Path,
              stage: Stage) -> list[str]:
     """Link `records_`; returns the conda-meta file names it added."""
     meta = prefix / "conda-meta"
     before = set(p.name for p in meta.glob("*.json")) if meta.is_dir() else set()
+    cache = cache_dir(installation, site.package_cache(installation))
     try:
-        asyncio.run(rattler.install(records_, target_prefix=prefix, cache_dir=cache_dir(installation),
+        asyncio.run(rattler.install(records_, target_prefix=prefix, cache_dir=cache,
                                     show_progress=False))
     except Exception as exc:  # py-rattler raises one exception type per failure cause
         raise BuildError(f"linking failed: {exc}", stage=stage) from None
@@ -73,7 +75,7 @@ def _create(site: Site, installation: Installation, plan: BuildPlan, prefix: Pat
     """Solve, link, finish the records and write history; returns the log lines (runs in the worker)."""
     specs = list(plan.conda)
     solved = _solve(site, specs)
-    records.finish(prefix, plan.env, specs, _install(solved, installation, prefix, Stage.INSTALL),
+    records.finish(prefix, plan.env, specs, _install(solved, site, installation, prefix, Stage.INSTALL),
                    sandbox=sandbox_for(site), cache=bytecode_cache(installation))
     dists = _dists(solved)
     entry = history_entry(f"condaqa replicate --env {plan.env}", dists, specs, installation.conda_version())
@@ -95,7 +97,7 @@ def _add(site: Site, installation: Installation, env: str, prefix: Path, spec: s
         solved = _solve(site, [*pins, spec], locked=existing)
     except BuildError as exc:
         raise BuildError(f"{spec} cannot be added to the environment as built: {exc}", stage=Stage.POST_STEP) from None
-    records.finish(prefix, env, [spec], _install(solved, installation, prefix, Stage.POST_STEP),
+    records.finish(prefix, env, [spec], _install(solved, site, installation, prefix, Stage.POST_STEP),
                    sandbox=sandbox_for(site), cache=bytecode_cache(installation))
     have = {(r.name.normalized, str(r.version), str(r.build)) for r in existing}
     added = [d for d in _dists(solved) if (d.name, d.version, d.build) not in have]

@@ -7,6 +7,7 @@ It reads only the library's facts and covers everything the cutover changes:
 - every kernel spec of the kernels folder was started for real: it names the python of a
   REPLICATE environment (as its first word, or inside a shell command), or site.toml's
   `unqualified_kernels` lists it as one the site accepts untested;
+- no qualification of it runs now, on any host (a shard's lock card says where; locks.py);
 - no two kernels take one name (Jupyter lowercases folder names: HLINK and hlink collide), and
   no name notebooks use changes, vanishes or collides after the cutover (kernels/names.py).
 Anything else is a reason, in words, naming the environment or the kernel. A `failed` environment
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from condaqa import locks
 from condaqa.kernels import names
 from condaqa.kernels.specs import Kernel, find_kernels
 from condaqa.manifest import Environment, load_manifest
@@ -40,7 +42,9 @@ def gate(site: Site, installation: str) -> Gate:
     manifest = load_manifest(site.manifest)
     kernels = find_kernels(site)
     check_manifest(manifest, kernels)
-    problems, waived = _unlisted(site, manifest) + _kernel_problems(site, manifest, kernels), []
+    problems = [f"{installation}: being qualified by {who}" for who in locks.qualifications(site, installation)]
+    problems += _unlisted(site, manifest) + _kernel_problems(site, manifest, kernels)
+    waived: list[str] = []
     for env in manifest:
         if not env.replicate:
             continue

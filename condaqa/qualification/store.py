@@ -48,6 +48,7 @@ class CheckRecord:
     started_in_current: bool | None = None  # a kernel check's baseline; None: not a kernel check, or not started
     entry: str = ""  # the digest of the environment's manifest entry it ran under
     condaqa: str = ""  # the version of condaqa that ran it
+    host: str = ""  # where it ran (results of every host of a sharded run read alike)
 
 
 @dataclass
@@ -62,6 +63,19 @@ class BuildRecord:
     stage: str = ""
     category: str = ""
     error: str = ""
+    host: str = ""
+
+
+@dataclass
+class Claim:
+    """A qualification run that has collected the environment and not yet finished all its tests: while it
+    stands the environment is `pending`, so a run (or one shard of it) killed midway never leaves an old
+    `passed` behind for what it did not finish."""
+
+    run: str  # "pytest", "pytest --shard 2/3"
+    host: str
+    pid: int
+    since: str
 
 
 @dataclass
@@ -77,6 +91,7 @@ class Result:
     override: bool = False
     updated: str = ""
     findings_file: str = ""  # where the build's findings were written: `condaqa report` may run from elsewhere
+    claim: Claim | None = None
 
 
 class Unverified(Exception):
@@ -156,9 +171,10 @@ def load(site: Site, installation: str, env: str) -> Result | None:
 
 
 def _result(data: dict[str, object]) -> Result:
-    build = data.get("build")
+    build, claim = data.get("build"), data.get("claim")
     checks = data.get("checks", {})
-    if not isinstance(checks, dict) or (build is not None and not isinstance(build, dict)):
+    if not isinstance(checks, dict) or (build is not None and not isinstance(build, dict)) or \
+            (claim is not None and not isinstance(claim, dict)):
         raise TypeError("malformed result")
     return Result(
         env=str(data["env"]), installation=str(data["installation"]),
@@ -168,7 +184,8 @@ def _result(data: dict[str, object]) -> Result:
         checks={k: CheckRecord(**{**v, "outcome": Outcome(v["outcome"])}) for k, v in checks.items()},
         finding_count=int(data.get("finding_count", 0)),  # type: ignore[call-overload]
         override=bool(data.get("override", False)), updated=str(data.get("updated", "")),
-        findings_file=str(data.get("findings_file", "")))
+        findings_file=str(data.get("findings_file", "")),
+        claim=Claim(**claim) if claim else None)
 
 
 def _save(site: Site, result: Result) -> None:
@@ -198,7 +215,7 @@ def updating(site: Site, installation: str, env: Environment) -> Iterator[Result
 def invalidate(site: Site, installation: str, env: Environment, started: str) -> None:
     """A build of `env` starts: before anything under its prefix changes, no old `passed` survives."""
     with updating(site, installation, env) as result:
-        result.build, result.checks = BuildRecord(BuildState.BUILDING, started), {}
+        result.build, result.checks = BuildRecord(BuildState.BUILDING, started, host=locks.host()), {}
 
 
 def record_failed_build(site: Site, installation: str, env: Environment, started: str, stage: str,
@@ -206,7 +223,7 @@ def record_failed_build(site: Site, installation: str, env: Environment, started
     detail = found.detail.strip()
     with updating(site, installation, env) as result:
         result.build = BuildRecord(BuildState.FAILED, started, seconds=round(seconds, 3), stage=stage,
-                                   category=str(found.category), error=headline(detail))
+                                   category=str(found.category), error=headline(detail), host=locks.host())
         result.checks = {BUILD: _check(env, Outcome.FAILED, "", "", str(found.category), found.detail)}
         _count_findings(site, result)
 
@@ -218,7 +235,7 @@ def record_build(site: Site, installation: str, env: Environment, stamp: Stamp, 
         old = result.build
         if rebuilt or old is None or old.build_id != stamp.build_id or old.state is not BuildState.BUILT:
             result.build = BuildRecord(BuildState.BUILT, started or locks.now(), stamp.build_id, stamp.digest,
-                                       stamp.fingerprint, rebuilt, round(seconds, 3))
+                                       stamp.fingerprint, rebuilt, round(seconds, 3), host=locks.host())
             result.checks = {k: v for k, v in result.checks.items() if v.build_id == stamp.build_id}
         result.checks[BUILD] = _check(env, Outcome.PASSED, stamp.build_id, "")
         _count_findings(site, result)
@@ -227,7 +244,7 @@ def record_build(site: Site, installation: str, env: Environment, stamp: Stamp, 
 def _check(env: Environment, outcome: Outcome, build_id: str, signature: str, category: str = "",
            detail: str = "") -> CheckRecord:
     return CheckRecord(outcome, build_id, signature, locks.now(), category, detail, entry=entry_digest(env),
-                       condaqa=VERSION)
+                       condaqa=VERSION, host=locks.host())
 
 
 def _count_findings(site: Site, result: Result) -> None:
@@ -252,3 +269,19 @@ def record(site: Site, installation: str, env: Environment, check: str, outcome:
         result.checks[check] = made
         if check != BUILD:
             result.required = dict(required)
+
+
+def claim(site: Site, installation: str, envs: list[Environment], run: str) -> None:
+    """This process starts qualifying `envs`: each is `pending` until `release` says all its tests ran."""
+    made = Claim(run, locks.host(), os.getpid(), locks.now())
+    for env in envs:
+        with updating(site, installation, env) as result:
+            result.claim = made
+
+
+def release(site: Site, installation: str, env: Environment) -> None:
+    """Every test of `env` in this run has reported: its verdict is its checks' again (a claim another process
+    made since is left to it)."""
+    with updating(site, installation, env) as result:
+        if result.claim is not None and (result.claim.host, result.claim.pid) == (locks.host(), os.getpid()):
+            result.claim = None

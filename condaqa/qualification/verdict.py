@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from condaqa.kernels.specs import Kernel
+from condaqa.locks import alive, host
 from condaqa.manifest import Environment
 from condaqa.qualification.required import BUILD, EXPORT, entry_digest, required_checks
-from condaqa.qualification.store import CheckRecord, Result, Unverified, load_verified
+from condaqa.qualification.store import CheckRecord, Claim, Result, Unverified, load_verified
 from condaqa.replication.stamp import env_fingerprint, read_stamp
 from condaqa.site import Site
 from condaqa.triage import headline
@@ -42,12 +43,26 @@ def standing(site: Site, installation: str, env: Environment, kernels: Sequence[
         return Standing(env.name, Verdict.NEVER, f"no result condaqa can trust: {exc}")
     if result is None:
         return Standing(env.name, Verdict.NEVER, "never qualified")
+    if result.claim is not None and env.replicate:
+        found = _judge(site, installation, env, result, required_checks(site, env, kernels, installation))
+        return Standing(env.name, Verdict.PENDING, f"{_claimed(result.claim)}; so far: {found.reason}",
+                        missing=found.missing)
+    if result.claim is not None:
+        return Standing(env.name, Verdict.PENDING, _claimed(result.claim))
     if not env.replicate:
         export = result.checks.get(EXPORT)
         if export is not None and export.outcome is Outcome.PASSED:
             return Standing(env.name, Verdict.EXPORTED, f"spec exported {export.at}")
         return Standing(env.name, Verdict.NEVER, "its spec was not exported by a qualification yet")
     return _judge(site, installation, env, result, required_checks(site, env, kernels, installation))
+
+
+def _claimed(claim: Claim) -> str:
+    """A run collected the environment and has not finished its tests: running, or killed midway."""
+    where = f"{claim.run!r} on host {claim.host} (pid {claim.pid}, since {claim.since})"
+    if claim.host == host() and not alive(claim.pid):
+        return f"{where} was interrupted before all its tests ran: run them again"
+    return f"being qualified by {where}; if it no longer runs there, it was interrupted: run its tests again"
 
 
 def _judge(site: Site, installation: str, env: Environment, result: Result, required: dict[str, str]) -> Standing:
