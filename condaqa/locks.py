@@ -199,6 +199,17 @@ def package_cache(site: Site, installation: Installation) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def rescue_channel(site: Site) -> Iterator[None]:
+    """One writer at a time into ROOT/rescue and its index, whether from the CLI or a pytest worker."""
+    fd = _open(_state_dir(site) / "locks" / "rescue.lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _alive(pid: int) -> bool:
     if pid <= 0:
         return False

@@ -32,6 +32,7 @@ _KEYS: dict[str, tuple[type, object]] = {
     "offline": (bool, False),  # preflight reads remote channels' repodata from its cache only
     "sandbox_user": (str, "nobody"),  # who foreign code runs as when root owns the environment
     "unqualified_kernels": (list, []),  # kernel specs the gate does not require a start of (none can be found)
+    "rescue": (bool, True),  # take packages the channels lost from production into ROOT/rescue
 }
 
 
@@ -57,6 +58,19 @@ class Site:
     offline: bool = False
     sandbox_user: str = "nobody"
     unqualified_kernels: tuple[str, ...] = ()
+    rescue: bool = True
+
+    @property
+    def rescue_dir(self) -> Path:
+        """The site's channel of packages rescued from production (rescue/channel.py)."""
+        return self.root / "rescue"
+
+    def solve_channels(self) -> list[tuple[str, str]]:
+        """(name, URL) of the channels a build solves with: the site's, then ROOT/rescue once it is indexed."""
+        found = list(zip(self.channels, self.channel_urls(), strict=True))
+        if self.rescue and any(self.rescue_dir.glob("*/repodata.json")):
+            found.append(("rescue", self.rescue_dir.as_uri()))
+        return found
 
     @property
     def current_link(self) -> Path:
@@ -229,6 +243,7 @@ def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None 
         offline=values["offline"],
         sandbox_user=values["sandbox_user"],
         unqualified_kernels=tuple(v.lower() for v in values["unqualified_kernels"]),
+        rescue=values["rescue"],
     )
 
 
