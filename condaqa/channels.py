@@ -44,7 +44,7 @@ def qa_platform(site: Site) -> str:
 def sources(site: Site) -> list[rattler.Channel]:
     if not site.channels:
         raise ConfigError(f"{site.file}: [site] channels is empty; name at least one channel")
-    return [rattler.Channel(url) for url in site.channel_urls()]
+    return [rattler.Channel(url) for _, url in site.solve_channels()]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class RepodataIndex:
         self._versions: dict[str, dict[str, set[str]]] = {}
         self._noarch: dict[str, set[str]] = {}  # name -> versions published in noarch/
         self.unreadable: dict[str, str] = {}  # channel -> why its repodata could not be read
-        for name, url in zip(site.channels, site.channel_urls(), strict=True):
+        for name, url in site.solve_channels():
             try:
                 self._load(name, url)
             except ConfigError as exc:

@@ -275,6 +275,17 @@ def merging(site: Site) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def rescue_channel(site: Site) -> Iterator[None]:
+    """One writer at a time into ROOT/rescue and its index, whether from the CLI or a pytest worker."""
+    fd = _open(_state_dir(site) / "locks" / "rescue.lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` runs on this host."""
     if pid <= 0:

@@ -37,6 +37,7 @@ _KEYS: dict[str, tuple[type, object]] = {
     "notify_webhook": (str, ""),  # the chat incoming webhook `condaqa report --owners --notify` posts to
     "shared_package_cache": (bool, False),  # a sharded run builds from the installation's pkgs/ on every host
     "local_package_cache": (str, "/var/tmp/condaqa-pkgs"),  # else each host's own, on its local disk
+    "rescue": (bool, True),  # take packages the channels lost from production into ROOT/rescue
 }
 
 
@@ -67,6 +68,19 @@ class Site:
     shared_package_cache: bool = False
     local_package_cache: Path = Path("/var/tmp/condaqa-pkgs")
     per_host_cache: bool = False  # set by a sharded run (never by site.toml): package caches are each host's own
+    rescue: bool = True
+
+    @property
+    def rescue_dir(self) -> Path:
+        """The site's channel of packages rescued from production (rescue/channel.py)."""
+        return self.root / "rescue"
+
+    def solve_channels(self) -> list[tuple[str, str]]:
+        """(name, URL) of the channels a build solves with: the site's, then ROOT/rescue once it is indexed."""
+        found = list(zip(self.channels, self.channel_urls(), strict=True))
+        if self.rescue and any(self.rescue_dir.glob("*/repodata.json")):
+            found.append(("rescue", self.rescue_dir.as_uri()))
+        return found
 
     @property
     def current_link(self) -> Path:
@@ -252,6 +266,7 @@ def load_site(explicit: str | os.PathLike[str] | None = None, base: Path | None 
         notify_webhook=values["notify_webhook"],
         shared_package_cache=values["shared_package_cache"],
         local_package_cache=Path(values["local_package_cache"]).expanduser(),
+        rescue=values["rescue"],
     )
 
 

@@ -70,6 +70,7 @@ class Rule(Word):
     EDITED_EXPORT = "edited-export"
     SPEC_KEYS = "spec-keys"
     LOCAL_SOURCE = "local-source"
+    RESCUED = "rescued"  # a package the channels lost, taken from production into ROOT/rescue
     EXECUTABLES = "executables"  # the versions check: programs in current's bin/ that qa's lacks
     SOLVER = "solver"  # a failed solve: the solver's whole explanation, which the report's cell cuts after an item
 

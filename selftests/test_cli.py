@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from condaqa.cli import main
@@ -68,9 +71,12 @@ def test_replicate_one_then_nothing_to_do(demo_site, capsys):
 def test_replicate_failure_exits_1_and_names_the_log(demo_copy, capsys):
     demo_site = demo_copy
     record = next((demo_site.root / "v4.3" / "envs" / "hlink" / "conda-meta").glob("linkage-*.json"))
-    record.write_text(record.read_text().replace('"version": "2.2.0"', '"version": "9.9.9"'))
+    data = json.loads(record.read_text().replace('"version": "2.2.0"', '"version": "9.9.9"'))
+    del data["paths_data"]  # as conda 4.3 wrote it: nothing in production to rescue 9.9.9 from
+    record.write_text(json.dumps(data))
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
-    assert code == 1
+    log = next(line.split("log: ", 1)[1] for line in out.splitlines() if "log: " in line)
+    assert code == 1 and "linkage-9.9.9-pyh_0 not rescued" in Path(log).read_text(encoding="utf-8")
     assert "hlink: FAILED [missing-version] at preflight: " in out and "9.9.9" in out
     assert "hint: " in out and "hlink.log" in out
 

@@ -21,7 +21,7 @@ Handler = Callable[[argparse.Namespace], int]
 Arguments = Callable[[argparse.ArgumentParser], None]
 COMMANDS: dict[str, tuple[Handler, str, Arguments]] = {}
 
-_MODULES = ("demo", "inventory", "specs", "replicate", "status", "lifecycle", "users", "usage")
+_MODULES = ("demo", "inventory", "specs", "replicate", "rescue", "status", "lifecycle", "users", "usage")
 
 
 def command(name: str, help_text: str, arguments: Arguments = lambda p: None) -> Callable[[Handler], Handler]:

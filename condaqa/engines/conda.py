@@ -71,7 +71,7 @@ def environ(site: Site, installation: Installation) -> dict[str, str]:
 
 
 def _channels(site: Site) -> list[str]:
-    return [arg for url in site.channel_urls() for arg in ("-c", url)]
+    return [arg for _, url in site.solve_channels() for arg in ("-c", url)]
 
 
 def command(site: Site, installation: Installation, plan: BuildPlan, prefix: Path) -> list[str]:

@@ -106,6 +106,15 @@ def _add(site: Site, installation: Installation, env: str, prefix: Path, spec: s
     return [f"  {d}" for d in sorted(added, key=str)]
 
 
+def _urls(site: Site, specs: list[str]) -> dict[str, str]:
+    return {r.name.normalized: r.url for r in _solve(site, specs)}
+
+
+def solved_urls(site: Site, specs: list[str]) -> dict[str, str]:
+    """name -> URL of the package a solve of `specs` picks: which channel each comes from (rescue's tests)."""
+    return worker.call(_urls, site, specs)
+
+
 def _index(channel: Path) -> None:
     asyncio.run(rattler.index.index_fs(channel, write_zst=False, write_shards=False))
 

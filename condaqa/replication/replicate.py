@@ -26,9 +26,10 @@ from condaqa.plan.model import BuildPlan
 from condaqa.plan.planning import plan_environment
 from condaqa.replication.pip import pip_install
 from condaqa.replication.stamp import Stamp, env_fingerprint, read_stamp, write_stamp
+from condaqa.rescue.channel import rescue_packages
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Installation, Site
-from condaqa.vocab import Stage, StepKind
+from condaqa.vocab import Rule, Severity, Stage, StepKind
 
 
 @dataclass
@@ -76,6 +77,12 @@ def _plan(site: Site, env: Environment, out: TextIO) -> tuple[BuildPlan, list[Fi
     """Plan, save the findings for the report, and stop at preflight on an error finding (before any solve)."""
     try:
         plan, findings = plan_environment(site, env)
+        missing = [f.package for f in errors(findings) if f.rule is Rule.MISSING_VERSION]
+        if missing and site.rescue:  # the exact packages current has, from production itself, then plan again
+            rescued = rescue_packages(site, env.name, missing)
+            if any(f.severity is not Severity.WARNING for f in rescued):
+                plan, findings = plan_environment(site, env)
+            findings = [*rescued, *findings]
     except BuildError:
         raise
     except CondaqaError as exc:

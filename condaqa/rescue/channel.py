@@ -1,0 +1,56 @@
+"""ROOT/rescue: the site's own channel of packages rescued from production, used after the site's channels.
+
+The solver takes a package from it only where no channel of the site has one that fits the spec
+(channels.py puts it last, and the engines solve with strict channel priority), so a package the
+site's channels still have is never shadowed. Publishing a rescued package to the custom channel
+for good is the administrator's step (README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from condaqa import locks
+from condaqa.engines.rattler import index_channel
+from condaqa.plan.findings import Finding
+from condaqa.prefix import is_environment
+from condaqa.rescue.sources import Attempt, load_record, rescue
+from condaqa.site import Site
+from condaqa.vocab import Rule, Severity
+
+
+def wanted_records(prefix: Path, names: Iterable[str]) -> list[Path]:
+    """The conda-meta records of `prefix` of the packages named."""
+    named = set(names)
+    meta = prefix / "conda-meta"
+    return [p for p in sorted(meta.glob("*.json")) if p.name.rsplit("-", 2)[0] in named]
+
+
+def rescue_packages(site: Site, env: str, names: Iterable[str]) -> list[Finding]:
+    """Rescue the packages `names` of `env` as current has them into ROOT/rescue; one finding each."""
+    installation = site.current_installation()
+    prefix = installation.env_prefix(env)
+    if not is_environment(prefix):
+        return []
+    findings: list[Finding] = []
+    with locks.rescue_channel(site):
+        attempts = [rescue(installation.path, prefix, load_record(path), site.rescue_dir)
+                    for path in wanted_records(prefix, names)]
+        if any(a.rescued for a in attempts):
+            index_channel(site.rescue_dir)
+    for attempt in attempts:
+        findings.append(_finding(site, env, attempt))
+    return findings
+
+
+def _finding(site: Site, env: str, attempt: Attempt) -> Finding:
+    name = attempt.dist.rsplit("-", 2)[0]
+    if attempt.rescued is None:
+        return Finding(Rule.RESCUED, env, name, f"{attempt.dist} not rescued", attempt.why(), Severity.WARNING)
+    found = attempt.rescued
+    refused = f" (refused first: {attempt.why()})" if attempt.refused else ""
+    return Finding(Rule.RESCUED, env, name, f"rescued {attempt.dist} into {site.rescue_dir.name}",
+                   f"no channel of the site has it; taken from the {found.source} {found.origin}{refused}",
+                   Severity.INFO, f"publish {found.archive.name} to the site's channel for good "
+                   f"(README: Rescued packages); until then the build takes it from {site.rescue_dir}")
