@@ -8,7 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from condaqa.commands import COMMANDS
+from condaqa.commands import COMMANDS, output
+from condaqa.commands.output import say
 from condaqa.errors import CondaqaError
 from condaqa.inputs import redact
 from condaqa.sitefile import SITE_ENV_VAR
@@ -22,6 +23,11 @@ EXIT_PIPE = 141  # as a shell reports a command killed by SIGPIPE: the reader of
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--site", metavar="PATH", default=argparse.SUPPRESS, help=SITE_HELP)
+    loud = common.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=argparse.SUPPRESS,
+                      help="say only what was done, warnings and errors: no progress or notes (for cron)")
+    loud.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=argparse.SUPPRESS,
+                      help="say the details too: each build's log, the cause of an error")
     parser = argparse.ArgumentParser(
         prog="condaqa",
         parents=[common],
@@ -45,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    output.configure(getattr(args, "verbosity", 0))
     try:
         code: int = args.handler(args)
         sys.stdout.flush()  # here, not at exit, where a closed pipe is a traceback
@@ -54,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_PIPE
     except CondaqaError as exc:
         for note in exc.notes:
-            print(f"note: {redact(note)}")
+            say.info(f"note: {redact(note)}")
+        if exc.__cause__ is not None:
+            say.debug(f"cause: {redact(repr(exc.__cause__))}")
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:

@@ -31,6 +31,7 @@ from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
 from condaqa.kernels.specs import Kernel, find_kernels
 from condaqa.manifest import Environment, load_manifest
+from condaqa.plugin import SUITE
 from condaqa.qualification import builds, store
 from condaqa.qualification.required import (
     BUILD,
@@ -199,6 +200,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 params.append(pytest.param(env.name, id=_param_id(env, check, kernels), marks=marks))
     target = "exported_env" if kind == EXPORT else "_condaqa_env"
     metafunc.parametrize(target, params, indirect=target == "_condaqa_env")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """The suite's modules have the ids they have in a checkout (`condaqa/suite/test_kernels.py::...`) wherever
+    condaqa is installed: a `.venv` inside the project would otherwise put its own path in every test id."""
+    if module_path.parent != SUITE:
+        return None
+    module: pytest.Module = pytest.Module.from_parent(parent, path=module_path,
+                                                      nodeid=f"condaqa/suite/{module_path.name}")
+    return module
 
 
 @pytest.hookimpl(tryfirst=True)

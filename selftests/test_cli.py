@@ -149,3 +149,16 @@ def test_inventory_json_lists_every_environment_of_current(demo_template, capsys
     assert code == 0 and {f["name"] for f in facts} == set(demo_template.installation("current").environments())
     hlink = next(f for f in facts if f["name"] == "hlink")
     assert hlink["kernels"] == ["hlink"] and hlink["size"] > 0 and hlink["user"]
+
+
+def test_quiet_says_only_what_was_done_and_verbose_adds_each_build_log(demo_site, capsys):
+    code, quiet, _ = run(demo_site, capsys, "-q", "replicate", "--env", "hlink")
+    assert code == 0 and len(quiet.splitlines()) == 1 and quiet.startswith("1 environment built, 0 up to date"), quiet
+    code, normal, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
+    assert code == 0 and normal.splitlines()[0] == "[1/1] hlink: up to date" and "log:" not in normal, normal
+    code, verbose, _ = run(demo_site, capsys, "replicate", "--env", "hlink", "--verbose")
+    [log] = [line.split("log: ", 1)[1] for line in verbose.splitlines() if "log: " in line]
+    assert code == 0 and "[1/1] hlink: up to date" in verbose and Path(log).is_file(), verbose
+    with pytest.raises(SystemExit) as caught:
+        main(["replicate", "-q", "-v"])
+    assert caught.value.code == 2 and "not allowed with argument" in capsys.readouterr().err

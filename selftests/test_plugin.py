@@ -342,6 +342,19 @@ def test_site_as_a_separate_argument_in_a_checkout_runs_what_the_checkout_runs(p
     assert result.parseoutcomes()["passed"] == required_tests(qualified_site_of(project), "nhis_reformat") + 1
 
 
+def test_the_suite_installed_in_a_venv_inside_the_project_keeps_the_ids_of_a_checkout(pytester, demo_site, monkeypatch):
+    """README's install puts .venv in the site project, under pytest's rootdir: ids stay `condaqa/suite/...`."""
+    site_packages = pytester.path / ".venv" / "lib" / "python3" / "site-packages"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "condaqa", site_packages / "condaqa",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(site_packages))  # the copy is the condaqa that pytest loads
+    pytester.makeini("[pytest]\n")
+    result = run(pytester, "--collect-only", "-q", f"--site={demo_site.file}", "--pyargs", "condaqa.suite",
+                 "-k", "nhis_reformat")
+    ids = [line for line in result.outlines if "::" in line]
+    assert ids and all(i.startswith("condaqa/suite/test_") for i in ids), result.stdout.str() + result.stderr.str()
+
+
 def test_a_failed_build_reports_the_time_it_took(pytester, project):
     """The summary's build seconds of a build that failed at pip, after the conda part was built."""
     (project / "manifests" / "overrides" / "survey_weights.yml").write_text(

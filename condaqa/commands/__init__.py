@@ -10,6 +10,7 @@ import argparse
 import importlib
 from collections.abc import Callable
 
+from condaqa.commands import output
 from condaqa.demo.site import ensure_demo
 from condaqa.errors import SiteError
 from condaqa.site import Site, load_site
@@ -41,7 +42,7 @@ def site_of(args: argparse.Namespace) -> Site:
     """
     site = load_site(getattr(args, "site", None))
     if site.demo and not site.root.exists():
-        ensure_demo(site)
+        ensure_demo(site, progress=output.say.info)
     if not site.root.is_dir():
         raise SiteError(f"{site.root}: the site root does not exist (site file {site.file})")
     if not site.current_link.is_symlink():

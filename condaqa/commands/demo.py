@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from condaqa.commands import EXIT_OK, command
+from condaqa.commands.output import say
 from condaqa.demo.site import ensure_demo
 from condaqa.site import load_site
 from condaqa.sitefile import DEFAULT_SITE, SITE_ENV_VAR
@@ -28,6 +29,6 @@ def demo(args: argparse.Namespace) -> int:
     if args.root is not None:
         root = args.root.resolve()
         site = replace(site, root=root, specs_dir=root / site.specs_dir.name, kernels_dir=root / site.kernels_dir.name)
-    if not ensure_demo(site):
-        print(f"demo site already built at {site.root}")
+    if not ensure_demo(site, progress=say.info):
+        say.info(f"demo site already built at {site.root}")
     return EXIT_OK

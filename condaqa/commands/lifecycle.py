@@ -11,6 +11,7 @@ from typing import Any
 from condaqa import locks
 from condaqa.checks.executables import replaced_by
 from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
+from condaqa.commands.output import say
 from condaqa.lifecycle import audit, installations, journal, switch
 from condaqa.site import Site
 from condaqa.vocab import Action, QaLink
@@ -245,4 +246,4 @@ def _leaving_lines(site: Site, old: str, new: str, envs: list[str], programs: di
 
 def _print_notes(notes: list[str]) -> None:
     for note in notes:
-        print(f"note: {note}")
+        say.info(f"note: {note}")

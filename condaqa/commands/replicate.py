@@ -7,6 +7,7 @@ import sys
 
 from condaqa import locks
 from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
+from condaqa.commands.output import say
 from condaqa.commands.specs import EXIT_BAD_INPUT, selected
 from condaqa.errors import BuildError
 from condaqa.inputs import redact
@@ -37,7 +38,8 @@ def replicate_command(args: argparse.Namespace) -> int:
     failed, built_now, disk = 0, 0, ""
     with locks.qualifying(site, (qa.name, current.name), "condaqa replicate"):
         for number, env in enumerate(chosen, 1):
-            print(f"[{number}/{len(chosen)}] {env.name}: ", end="", flush=True)
+            head = f"[{number}/{len(chosen)}] {env.name}:"
+            say.debug(f"{head} building")
             try:
                 built = build(site, sandbox, env, rebuild=args.rebuild)
             except BuildError as exc:
@@ -45,13 +47,14 @@ def replicate_command(args: argparse.Namespace) -> int:
                 saved = load_findings(site, env.name)
                 verdict = classify_build(env.name, exc, saved.findings if saved else ())
                 words = redact(verdict.detail or str(exc)).splitlines()[0]
-                print(f"FAILED [{verdict.category}] at {exc.stage}: {words}")
+                print(f"{head} FAILED [{verdict.category}] at {exc.stage}: {words}")
                 print(f"    hint: {verdict.hint}\n    log: {exc.log}")
                 disk = disk or disk_trouble(str(exc))
                 continue
             built_now += built.rebuilt
             words = "rebuilt" if built.replaced else "built"
-            print(f"{words} in {built.seconds:.1f}s" if built.rebuilt else "up to date")
+            say.info(f"{head} {words} in {built.seconds:.1f}s" if built.rebuilt else f"{head} up to date")
+            say.debug(f"    log: {built.log}")
     up_to_date = len(chosen) - failed - built_now
     print(f"{counted(built_now, 'environment')} built, {up_to_date} up to date, {failed} failed in {site.qa_link}; "
           "none is qualified until its checks pass (pytest)")
