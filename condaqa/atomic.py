@@ -12,11 +12,16 @@ def write_text(path: Path, text: str) -> None:
     """Write `text` to `path` through a temp file in the same folder and `os.replace`; the file's data
     and then the rename reach the disk before it returns, so a power loss leaves the old file or the
     new one, never an empty one."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """write_text's bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         if path.exists():

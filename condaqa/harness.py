@@ -31,7 +31,6 @@ from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
 from condaqa.kernels.specs import Kernel, find_kernels
 from condaqa.manifest import Environment, load_manifest
-from condaqa.plugin import SUITE
 from condaqa.qualification import builds, store
 from condaqa.qualification.required import (
     BUILD,
@@ -48,6 +47,7 @@ from condaqa.sandbox.box import CurrentChanged, Sandbox, sandbox_for
 from condaqa.scheduling import GroupScheduling
 from condaqa.session import CHECK, Session, environment_of
 from condaqa.site import Site, load_site
+from condaqa.sitefile import SUITE
 from condaqa.tracker import Tracker
 from condaqa.triage import Triage, triaged
 from condaqa.vocab import Category, Outcome
@@ -157,8 +157,10 @@ def _start_qualification(config: pytest.Config, site: Site, manifest: list[Envir
         raise pytest.UsageError(str(exc)) from None
     shard, assignment = config.stash.get(SHARD_KEY, (None, {}))
     junit = f"junit-{shard.suffix}.xml" if shard else "junit.xml"
-    config.pluginmanager.register(Session(config, site, manifest, kernels, junit), "condaqa-session")
-    config.pluginmanager.register(Tracker(config, site, manifest, kernels, shard, assignment), "condaqa-tracker")
+    qualification = Session(config, site, manifest, kernels, junit)
+    config.pluginmanager.register(qualification, "condaqa-session")
+    config.pluginmanager.register(Tracker(config, site, manifest, kernels, shard, assignment,
+                                          qualification.write_facts), "condaqa-tracker")
 
 
 def _site(config: pytest.Config) -> Site:

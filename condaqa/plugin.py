@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from condaqa.sitefile import DEFAULT_SITE, SITE_ENV_VAR
-
-SUITE = Path(__file__).resolve().parent / "suite"
+from condaqa.sitefile import DEFAULT_SITE, SITE_ENV_VAR, SUITE
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

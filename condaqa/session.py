@@ -66,6 +66,7 @@ class Session:
         self.classnames: dict[tuple[str, str], str] = {}  # a JUnit test case's (classname, name): its new classname
         self.properties = Properties()  # the testsuite properties added to the JUnit file
         self.kept: Path | None = None  # the last junit.xml, put back if this run qualifies nothing
+        self.facts_written = False
         self.sandbox = sandbox_for(site).describe()
         if config.option.xmlpath is None:
             junit = site.reports_dir / junit_name  # a shard's own: junit-I-of-N.xml, merged by the last one
@@ -185,12 +186,18 @@ class Session:
                                         f"{'its' if one else 'their'} checks: pytest -k "
                                         + (names if one else repr(" or ".join(self.unqualified))))
 
+    def write_facts(self) -> None:
+        """condaqa's facts into the JUnit file pytest wrote, once; a shard's part gets them before the merge
+        reads it (tracker.py)."""
+        junit = Path(str(self.config.option.xmlpath or ""))
+        if self.ran and not self.facts_written and junit.is_file():
+            add_facts(junit, self.classnames, self.properties)
+            self.facts_written = True
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """A run that qualified nothing puts the last junit.xml back (pytest has written an empty one); one that
         qualified something gets condaqa's facts in the file pytest wrote."""
-        junit = Path(str(config.option.xmlpath or ""))
-        if self.ran and junit.is_file():
-            add_facts(junit, self.classnames, self.properties)
+        self.write_facts()
         if self.kept is None:
             return
         if self.ran:

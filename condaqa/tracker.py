@@ -7,6 +7,7 @@ harness.py registers it in the controller process only, beside session.py's Sess
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,8 +24,9 @@ from condaqa.site import Site
 
 class Tracker:
     def __init__(self, config: pytest.Config, site: Site, manifest: list[Environment], kernels: list[Kernel],
-                 shard: shards.Shard | None, assignment: dict[str, int]) -> None:
+                 shard: shards.Shard | None, assignment: dict[str, int], write_facts: Callable[[], None]) -> None:
         self.config, self.site, self.shard, self.assignment = config, site, shard, assignment
+        self.write_facts = write_facts  # the session's facts into this shard's JUnit, before it is merged
         self.by_name = {e.name: e for e in manifest}
         self.kernels = kernels
         self.kernel_envs = {k.name: k.environment for k in kernels if k.environment}
@@ -79,6 +81,7 @@ class Tracker:
                 shards.save_durations(self.site, installation,
                                       {**shards.load_durations(self.site, installation), **seconds})
             return
+        self.write_facts()
         write_part(self.site, self.shard, self.assignment, self.started, int(session.exitstatus))
         with locks.merging(self.site):
             self.merged = merge(self.site, list(self.by_name.values()), self.kernels, sandbox_for(self.site).describe(),

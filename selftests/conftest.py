@@ -62,6 +62,12 @@ def write_project(folder: Path, root: Path, **site_overrides: str) -> Path:
     return site_file
 
 
+def no_rescue(site_file: Path) -> None:
+    """Turn rescue off in a project's site.toml: for tests of a pin that no channel has, which stops a build."""
+    text = site_file.read_text(encoding="utf-8")
+    site_file.write_text(text.replace("[site]\n", "[site]\nrescue = false\n", 1), encoding="utf-8")
+
+
 GREEN = "green_qualification"  # the id of green_qualification's one parameter: in the id of every test using it
 
 

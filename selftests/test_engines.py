@@ -196,7 +196,7 @@ def test_conda_4_8_builds_and_its_python_limit_is_a_preflight_error(demo_site):
 
 
 def test_a_missing_version_stops_at_preflight_and_conda_says_the_same(demo_site, monkeypatch):
-    site = conda_site(demo_site, "25.11.1")
+    site = replace(conda_site(demo_site, "25.11.1"), rescue=False)  # ipumsdata 0.4.0 is in current's cache: no rescue
     planning.override_path(site, "missing_pin").unlink(missing_ok=True)  # the export: ipumsdata=0.4.0 is withdrawn
     env = env_named(site, "missing_pin")
     with pytest.raises(BuildError) as caught:
@@ -423,7 +423,7 @@ def test_remote_repodata_is_fetched_once_and_kept(demo_site, serve):
 
 def test_a_missing_version_in_a_remote_channel_stops_at_preflight(demo_site, serve):
     base, _ = serve(demo_site.root)
-    site = remote(demo_site, base)
+    site = replace(remote(demo_site, base), rescue=False)  # ipumsdata 0.4.0 is in current's cache: no rescue
     planning.override_path(site, "missing_pin").unlink(missing_ok=True)
     with pytest.raises(BuildError) as caught:
         replicate(site, sandbox_for(site), env_named(site, "missing_pin"))

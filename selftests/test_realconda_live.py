@@ -29,6 +29,7 @@ from condaqa.cli import main
 from condaqa.demo import realconda
 from condaqa.demo.packages import Package, PackageFile, wheel_to_package, write_package, write_wheel
 from condaqa.engines import conda
+from condaqa.engines.rattler import index_channel
 from condaqa.errors import BuildError, SiteError
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan import planning
@@ -39,7 +40,7 @@ from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
 from condaqa.spec.export import explicit_text, site_channels, spec_from_prefix
 from condaqa.triage import classify_build
-from condaqa.vocab import Category, Stage
+from condaqa.vocab import Category, Rule, Stage
 
 SUBDIR = "linux-64"
 PIP = "9.0.3"  # the last pip whose `pip list` conda 4.3 can read: its env export shows the pip section
@@ -105,7 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
                     _library("eta", "1.0", "python", "alpha <2.0"), _library("zeta", "0.9"), _library("zeta", "1.0"),
                     Package("gamma", "0.1", files=[PackageFile("share/gamma/data.txt", b"gamma\n")])):
         write_package(chan, package)
-    realconda.index(chan)
+    index_channel(chan)
     write_wheel(root / "wheelhouse", "tinywheel", "0.1", {"tinywheel/__init__.py": "VALUE = 1\n"})
 
     home = base / "home"
@@ -119,7 +120,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     for spec in ("beta", "zeta=0.9", "gamma"):
         ok(conda_run(v43, home, "install", "-y", "-n", "hist", spec))
     (chan / "noarch" / "zeta-0.9-py_0.tar.bz2").unlink()  # withdrawn from the channel since
-    realconda.index(chan)
+    index_channel(chan)
     return World(cache, python, root, home)
 
 
@@ -234,10 +235,13 @@ def test_missing_version_unsatisfiable_pair_and_pip_failure(site):
     assert found.detail.startswith("UnsatisfiableError: The following specifications were found to be in conflict:")
     assert "eta 1.0* -> alpha <2.0" in found.detail and not qa.env_prefix("unsat").exists()
 
-    with pytest.raises(BuildError) as caught:  # the export pins zeta=0.9, withdrawn: the preflight stops it
-        site.manifest.write_text("[environments]\npipenv = REPLICATE\nhist = REPLICATE\n")
-        replicate(site, sandbox_for(site), env_named(site, "hist"))
+    site.manifest.write_text("[environments]\npipenv = REPLICATE\nhist = REPLICATE\n")
+    with pytest.raises(BuildError) as caught:  # the export pins zeta=0.9, withdrawn: without rescue, the preflight
+        replicate(replace(site, rescue=False), sandbox_for(site), env_named(site, "hist"))  # stops it
     assert caught.value.stage is Stage.PREFLIGHT and "zeta" in str(caught.value), str(caught.value)
+    built = replicate(site, sandbox_for(site), env_named(site, "hist"))  # rescued from production's package cache
+    assert "zeta" in records(qa.env_prefix("hist")), built.findings  # into ROOT/rescue, which 4.3.16 reads
+    assert [f.package for f in built.findings if f.rule is Rule.RESCUED] == ["zeta"], built.findings
 
     override(site, "pipenv", ["python=3.6", f"pip={PIP}", "alpha=1.0"], ["tinywheel==9.9"])
     with pytest.raises(BuildError) as caught:

@@ -13,7 +13,6 @@ python of 3.9 or older.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
 import fcntl
 import os
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from condaqa.demo import pythons
 from condaqa.demo.packages import Package, PackageFile
-from condaqa.engines.rattler import index_channel
 from condaqa.errors import SiteError
 
 VERSION = "4.3.16"
@@ -40,17 +39,9 @@ ENTRY = "#!{python}\nimport sys\nfrom {module} import main\nif __name__ == '__ma
 
 
 def python36() -> Path | None:
-    """A python 3.6 interpreter that runs: python3.6 on PATH, else the newest pyenv has."""
-    candidates = [Path(found)] if (found := shutil.which("python3.6")) else []
-    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
-    candidates += sorted(pyenv.glob("3.6.*/bin/python3.6"), reverse=True)
-    for candidate in candidates:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            done = subprocess.run([str(candidate), "-c", "import sys; print(sys.version_info[:2])"],
-                                  capture_output=True, text=True, timeout=30)
-            if done.returncode == 0 and done.stdout.strip() == "(3, 6)":
-                return candidate.resolve()
-    return None
+    """The python 3.6 that conda 4.3.16 is installed into (pythons.py finds it), None when there is none."""
+    found = pythons.find("3.6")
+    return found.executable if found else None
 
 
 @contextlib.contextmanager
@@ -112,14 +103,6 @@ def configure(target: Path, channel_urls: Sequence[str]) -> None:
     (target / ".condarc").write_text(yaml.safe_dump(condarc, sort_keys=False), encoding="utf-8")
 
 
-def index(channel: Path) -> None:
-    """Index a local channel as conda 4.3 reads it: py-rattler's repodata.json, and beside it the
-    repodata.json.bz2 that 4.3 fetches from a file:// channel."""
-    index_channel(channel)
-    for repodata in channel.glob("*/repodata.json"):
-        repodata.with_name("repodata.json.bz2").write_bytes(bz2.compress(repodata.read_bytes()))
-
-
 def can_place(python_version: str) -> bool:
     """Whether conda 4.3 puts noarch python packages where a python of this version finds them."""
     major, minor = (int(part) for part in python_version.split(".")[:2])
@@ -146,4 +129,4 @@ def python_link(interpreter: Path, subdir: str) -> Package:
 
 def unavailable() -> str:
     """Why no real conda can be made here ("" when it can): no python 3.6."""
-    return "" if python36() else f"no python 3.6 interpreter to install conda {VERSION} into"
+    return "" if python36() else f"{pythons.missing_reason('3.6')}: conda {VERSION} needs it"

@@ -11,6 +11,7 @@ built by both engines never has two writers of one cache format.
 from __future__ import annotations
 
 import asyncio
+import bz2
 from pathlib import Path
 from typing import TextIO
 
@@ -18,7 +19,7 @@ import rattler
 import rattler.index
 from rattler.exceptions import SolverError
 
-from condaqa import channels
+from condaqa import atomic, channels
 from condaqa.engines import Engine, records, worker
 from condaqa.engines.history import Dist, append_history, history_entry
 from condaqa.errors import BuildError
@@ -120,8 +121,11 @@ def _index(channel: Path) -> None:
 
 
 def index_channel(channel: Path) -> None:
-    """Write repodata.json for every subdir of a local channel folder."""
+    """Write repodata.json for every subdir of a local channel folder, and beside it the repodata.json.bz2
+    that conda 4.3 fetches from a file:// channel (the conda engine reads ROOT/rescue too)."""
     worker.call(_index, channel)
+    for repodata in channel.glob("*/repodata.json"):
+        atomic.write_bytes(repodata.with_name("repodata.json.bz2"), bz2.compress(repodata.read_bytes()))
 
 
 class RattlerEngine(Engine):
