@@ -157,7 +157,7 @@ def _start_qualification(config: pytest.Config, site: Site, manifest: list[Envir
         raise pytest.UsageError(str(exc)) from None
     shard, assignment = config.stash.get(SHARD_KEY, (None, {}))
     junit = f"junit-{shard.suffix}.xml" if shard else "junit.xml"
-    qualification = Session(config, site, manifest, kernels, junit)
+    qualification = Session(config, site, manifest, kernels, junit, shard.label if shard else "")
     config.pluginmanager.register(qualification, "condaqa-session")
     config.pluginmanager.register(Tracker(config, site, manifest, kernels, shard, assignment,
                                           qualification.write_facts), "condaqa-tracker")

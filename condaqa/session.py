@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from condaqa.junitfile import add_facts, case_names
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.plan.findings import load_findings
+from condaqa.qualification import runs
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Site
 from condaqa.vocab import Verdict, counted
@@ -53,8 +55,9 @@ class Session:
     """Controller-side: progress lines, the summary, JUnit facts, and reports only for a real run."""
 
     def __init__(self, config: pytest.Config, site: Site, manifest: list[Environment], kernels: list[Kernel],
-                 junit_name: str = "junit.xml") -> None:
+                 junit_name: str = "junit.xml", shard: str = "") -> None:
         self.config, self.site, self.manifest, self.kernels = config, site, manifest, kernels
+        self.shard, self.began = shard, time.monotonic()
         self.names = [e.name for e in manifest]
         self.kernel_envs = {k.name: k.environment for k in kernels if k.environment}
         self.started: set[str] = set()
@@ -137,6 +140,9 @@ class Session:
         with contextlib.suppress(OSError, CondaqaError):
             self.summary = str(report.write_summary(self.site, self.manifest, self.kernels, self.sandbox, qa,
                                                     self.rows)[0])
+        verdicts = [str(r.result) for r in self.rows if r.environment in self.ran]
+        runs.record(self.site, runs.finished(qa, self.shard, verdicts, int(session.exitstatus),
+                                             time.monotonic() - self.began))
         facts = self.properties
         facts.add_global_property("condaqa.sandbox", self.sandbox)
         for env, row in zip(self.manifest, self.rows, strict=True):

@@ -15,6 +15,7 @@ from lxml import etree
 from condaqa.kernels.specs import find_kernels
 from condaqa.manifest import load_manifest
 from condaqa.plan.findings import read_findings
+from condaqa.qualification import runs
 from condaqa.qualification.required import required_checks
 from condaqa.session import environment_of
 from condaqa.site import Site, load_site
@@ -94,6 +95,8 @@ def test_demo_qualifies_green_one_worker_per_environment_rebuilds_nothing_and_le
         assert sum(1 for line in again.outlines if line.startswith(f"condaqa: {env}: up to date in")) == 1
         log = (qualified_project / "reports" / "logs" / f"{env}.log").read_text()
         assert log.count("built in") == 1 and "nothing rebuilt" in log.splitlines()[-1]
+    [last] = runs.last(qualified_site_of(qualified_project), "v4.8", 1)  # the overview's "over time"
+    assert (last.environments, last.qualified, last.failed, last.pending, last.exit) == (9, 9, 0, 0, 0)
 
 
 def test_environment_of_maps_test_ids_to_environments():

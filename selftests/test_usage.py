@@ -22,6 +22,7 @@ import pytest
 from condaqa.cli import main
 from condaqa.errors import ConfigError
 from condaqa.kernels.specs import find_kernels
+from condaqa.qualification import runs
 from condaqa.site import Site, load_site
 from condaqa.usage import sampler
 
@@ -197,6 +198,23 @@ def test_report_owners_writes_a_page_per_owner_and_an_overview_that_a_browser_sh
     assert "Qualification of v4.8" in overview
     page = _dom(owners / "nhis-team.html", tmp_path)
     assert page.count('<tr class="env">') == 2 and 'id="env-nhis_reformat"' in page
+
+
+def test_the_overview_shows_the_last_runs_oldest_first_and_passes_over_a_cut_line(
+        demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    runs.record(demo_site, runs.finished("v4.8", "", ["passed", "failed", "exported"], 1, 61.0))
+    with runs.log_file(demo_site, "v4.8").open("a") as log:
+        log.write('{"at": "2026-12-01 02:0')  # a full disk cut the write
+    runs.record(demo_site, runs.finished("v4.8", "2/3", ["passed", "pending"], 0, 30.0))
+    first, second = runs.last(demo_site, "v4.8", 5)
+    assert (first.qualified, first.failed, first.pending, first.exit) == (2, 1, 0, 1)
+    assert (second.shard, second.qualified, second.pending) == ("2/3", 1, 1)
+    code, out = run(demo_site, capsys, "report", "--owners")
+    assert code == 0, out
+    page = (load_site(demo_site.file).reports_dir / "overview.html").read_text()
+    over_time = page.split("Qualification over time")[1].split("<h2>")[0]
+    rows = [row for row in over_time.split("<tr>") if "<td>" in row]
+    assert len(rows) == 2 and "61 s" in rows[0] and f"{second.host} (shard 2/3)" in rows[1], over_time
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):

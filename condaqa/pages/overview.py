@@ -2,9 +2,8 @@
 
 Environments against checks as a grid (build, versions, imports, owner checks, kernels, export;
 several owner checks or kernels show the worst), counts by verdict and category, the kernels
-table, and the qualification over time. condaqa keeps each check's latest record and an audit log
-of lifecycle actions, not every run: the timeline shows the checks' records per hour (the last
-run of each check) and every action of the audit log.
+table, the qualification over time (the last runs, from qualification/runs.py) and the audit log of
+lifecycle actions.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from condaqa.manifest import Environment
 from condaqa.pages.html import esc, outcome_class, page, para, table
 from condaqa.pages.owner_page import stems
 from condaqa.pages.owners import Owner
+from condaqa.qualification import runs
 from condaqa.qualification.required import BUILD, EXPORT, IMPORTS, KERNEL, OWNER, VERSIONS
 from condaqa.qualification.store import Result, load
 from condaqa.report import KernelRow, Row
@@ -31,6 +31,7 @@ COLUMNS = (("build", BUILD), ("versions", VERSIONS), ("imports", IMPORTS), ("own
            ("kernels", KERNEL), ("export", EXPORT))
 _WORST = ("failed", "skipped", "not run", "passed")
 AUDIT_SHOWN = 30
+RUNS_SHOWN = 30
 
 
 def _cell(result: Result | None, prefix: str) -> str:
@@ -71,25 +72,19 @@ def _grid_table(cells: list[list[str]], running: set[str]) -> str:
     return f'<table id="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def timeline(site: Site, manifest: Sequence[Environment], installation: str) -> list[tuple[str, int, int]]:
-    """(hour, checks passed, checks failed) of the checks' latest records, oldest first."""
-    hours: dict[str, Counter[str]] = {}
-    for env in manifest:
-        result = load(site, installation, env.name)
-        for check in result.checks.values() if result else ():
-            hours.setdefault(check.at[:13].replace("T", " ") + ":00", Counter())[str(check.outcome)] += 1
-    return [(hour, c["passed"], c["failed"]) for hour, c in sorted(hours.items())]
-
-
-def _bars(runs: list[tuple[str, int, int]]) -> str:
-    top = max([p + f for _, p, f in runs] + [1])
+def _runs_table(shown: list[runs.Run]) -> str:
+    top = max([r.environments for r in shown] + [1])
     rows = []
-    for hour, passed, failed in runs:
-        bar = (f'<span class="bar p" style="width:{12 * passed / top:.2f}em"></span>'
-               f'<span class="bar f" style="width:{12 * failed / top:.2f}em"></span>')
-        rows.append(f"<tr><td>{esc(hour)}</td><td>{passed}</td><td>{failed}</td><td>{bar}</td></tr>")
-    return ("<table><thead><tr><th>hour</th><th>checks passed</th><th>checks failed</th><th></th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
+    for run in shown:
+        bar = (f'<span class="bar p" style="width:{12 * run.qualified / top:.2f}em"></span>'
+               f'<span class="bar f" style="width:{12 * run.failed / top:.2f}em"></span>')
+        where = run.host + (f" (shard {run.shard})" if run.shard else "")
+        rows.append(f"<tr><td>{esc(run.at)}</td><td>{esc(where)}</td><td>{run.environments}</td><td>{run.qualified}</td>"
+                    f"<td>{run.failed}</td><td>{run.pending}</td><td>{run.exit}</td><td>{run.seconds:.0f} s</td>"
+                    f"<td>{bar}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("finished", "host", "environments", "qualified", "failed", "pending",
+                                             "exit", "took", ""))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
 def _audit_rows(records: list[dict[str, Any]]) -> list[list[str]]:
@@ -119,10 +114,11 @@ def render(site: Site, manifest: Sequence[Environment], installation: str, rows:
                                             "started in qa", "name change"],
                                            [[k.name, k.environment, k.display_name, k.started_current, k.started_qa,
                                              k.name_change] for k in kernels], cell_classes=True)]
-    runs = timeline(site, manifest, installation)
+    shown = runs.last(site, installation, RUNS_SHOWN)
     body += ["<h2>Qualification over time</h2>",
-             para("condaqa keeps the latest record of each check: these are the hours the checks last ran.", "note"),
-             _bars(runs) if runs else para("No check has run yet.")]
+             para(f"The last {RUNS_SHOWN} pytest runs that qualified environments of {installation}, oldest first: "
+                  "the environments each ran, and where they stood when it finished.", "note"),
+             _runs_table(shown) if shown else para("No qualification run has finished yet.")]
     records = audit.records(site)
     body += ["<h2>Lifecycle actions (audit log)</h2>",
              table(["time", "user", "action", "installations", "reason"], _audit_rows(records)) if records
