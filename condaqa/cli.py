@@ -6,6 +6,7 @@ import argparse
 import errno
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from condaqa.commands import COMMANDS, output
@@ -18,6 +19,7 @@ from condaqa.version import VERSION
 SITE_HELP = f"site.toml to use (default: ${SITE_ENV_VAR}, else manifests/site.toml); accepted anywhere on the line"
 _DISK = (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG, errno.EIO)
 EXIT_PIPE = 141  # as a shell reports a command killed by SIGPIPE: the reader of its output went away
+EXIT_INTERNAL = 3  # a bug of condaqa's own, neither the input's nor an environment's
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
             "run: `pytest -n auto` in this repository, or `pytest --pyargs condaqa.suite --site PATH` anywhere."
         ),
         epilog="Exit codes: 0 success, 1 failures found or action refused (a failed build, the cutover gate), "
-        "2 bad input or a refusal that names the file, line, environment or path, 141 the reader of the output "
-        "went away (`| head`).",
+        "2 bad input or a refusal that names the file, line, environment or path, 3 an internal error of condaqa "
+        "(its traceback is printed, to report), 141 the reader of the output went away (`| head`).",
     )
     parser.add_argument("--version", action="version", version=f"condaqa {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,13 +70,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except OSError as exc:
         if exc.errno not in _DISK:
-            raise
+            return _internal_error()
         where = exc.filename or "?"
         print(f"error: {where}: {os.strerror(exc.errno or 0)}; nothing was left half-written", file=sys.stderr)
         return CondaqaError.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    """A bug, not bad input: the traceback is what a ticket needs."""
+    traceback.print_exc()
+    print("error: an internal error of condaqa; nothing more was done. Please report it with the traceback above",
+          file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

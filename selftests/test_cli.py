@@ -162,3 +162,13 @@ def test_quiet_says_only_what_was_done_and_verbose_adds_each_build_log(demo_site
     with pytest.raises(SystemExit) as caught:
         main(["replicate", "-q", "-v"])
     assert caught.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_bug_is_an_internal_error_with_its_traceback_and_exit_3(demo_site, capsys, monkeypatch):
+    def broken(site, sandbox, env, *, rebuild=False):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("condaqa.commands.replicate.build", broken)
+    code, _, err = run(demo_site, capsys, "replicate", "--env", "hlink")
+    assert code == 3 and "Traceback" in err and "KeyError: 'a bug'" in err
+    assert err.rstrip().endswith("Please report it with the traceback above")

@@ -72,6 +72,18 @@ def test_a_call_whose_child_dies_names_the_exit_code():
         worker.call(os._exit, 3)
 
 
+def test_py_rattlers_and_the_disks_errors_fail_the_build_and_a_bug_is_raised_as_one():
+    import rattler
+
+    with pytest.raises(BuildError, match="InvalidVersionError") as caught:
+        worker.call(rattler.Version, "1..!")
+    assert caught.value.stage is Stage.ENGINE
+    with pytest.raises(BuildError, match="FileNotFoundError"):
+        worker.call(open, "/nonexistent/condaqa")
+    with pytest.raises(worker.EngineBug, match=r"(?s)please report this.*Traceback.*ValueError: invalid literal"):
+        worker.call(int, "not a number")
+
+
 def test_after_a_dead_child_the_next_call_starts_another():
     dead = worker.call(os.getpid)
     with pytest.raises(BuildError, match="died"):

@@ -7,6 +7,10 @@ process: a child does the work and leaves through os._exit, never finalizing wit
 threads alive. One child serves every call of a command (or of an xdist worker): starting a
 child and importing the engine cost 83 ms a build when each build had its own. A call that
 does not answer in time, or a Ctrl-C, kills the child; the next call starts a new one.
+
+What py-rattler raises and what the disk refuses are the environment's failure (a BuildError);
+anything else raised in the child is a bug of condaqa's, raised here as EngineBug with the child's
+traceback, never turned into a verdict on an environment.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
@@ -68,7 +73,13 @@ def call(func: Callable[..., T], *args: Any, timeout: float = TIMEOUT) -> T:
     if kind == "error":
         message, stage = value
         raise BuildError(message, stage=Stage(stage))
+    if kind == "bug":
+        raise EngineBug(f"condaqa's engine process failed; please report this with the traceback:\n{value}")
     return value  # type: ignore[no-any-return]
+
+
+class EngineBug(RuntimeError):
+    """An error of condaqa's own code in the engine process: not an environment's failure."""
 
 
 def stop() -> None:
@@ -159,11 +170,24 @@ def serve() -> None:
             answer: tuple[str, object] = ("ok", func(*args))
         except BuildError as exc:
             answer = ("error", (str(exc), str(exc.stage)))
-        except Exception as exc:  # anything py-rattler raises: report it, the parent decides
-            answer = ("error", (f"{type(exc).__name__}: {exc}", str(Stage.ENGINE)))
+        except Exception as exc:
+            if is_engine_failure(exc):
+                answer = ("error", (f"{type(exc).__name__}: {exc}", str(Stage.ENGINE)))
+            else:
+                answer = ("bug", traceback.format_exc())
         payload = pickle.dumps(answer)
         answers.write(_HEADER.pack(len(payload)) + payload)
         answers.flush()
+
+
+def is_engine_failure(exc: Exception) -> bool:
+    """Whether the child's `exc` is a failure to build (py-rattler's exceptions, the disk's), not a bug."""
+    if "rattler" not in sys.modules:  # no py-rattler call ran: only the disk's errors are the engine's
+        return isinstance(exc, OSError)
+    import rattler.exceptions
+
+    known = [v for v in vars(rattler.exceptions).values() if isinstance(v, type) and issubclass(v, Exception)]
+    return isinstance(exc, (OSError, *known))
 
 
 atexit.register(stop)
