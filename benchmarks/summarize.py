@@ -73,7 +73,7 @@ def performance() -> list[str]:
     """The README's "Performance" section: every target and what was measured against it."""
     out = ["## Performance", ""]
     machines = {json.dumps({k: r["machine"][k] for k in ("cores", "python", "system")}, sort_keys=True)
-                for r in map(load, ("export", "collect", "replicate", "qualify", "scaling")) if r}
+                for r in map(load, ("export", "collect", "replicate", "bytecode", "qualify", "scaling")) if r}
     for m in sorted(machines):
         m = json.loads(m)
         out.append(f"Measured on {m['cores']} cores, CPython {m['python']}, {m['system']}; "
@@ -103,6 +103,17 @@ def performance() -> list[str]:
                      "<= 1.15x", f"{rep['ratio']:.2f}x ({rep['replicate']['seconds']:.1f} s vs "
                      f"{rep['plain_loop']['seconds']:.1f} s)", ok(rep["met"]["ratio"]),
                      mib(rep["replicate"]["peak_tree_mib"]), "`python benchmarks/bench_replicate.py`"])
+    byt = load("bytecode")
+    if byt:
+        rows.append(["3b", f"the bytecode cache: {byt['environments']} environments built one `condaqa replicate "
+                     "--env` each, compiling their own bytecode against sharing the cache", "faster",
+                     f"{byt['ratio']:.2f}x ({byt['cache_shared_seconds']:.1f} s vs "
+                     f"{byt['compiled_per_environment_seconds']:.1f} s; the builds alone "
+                     f"{byt['builds_cache_shared_seconds']:.1f} s vs "
+                     f"{byt['builds_compiled_per_environment_seconds']:.1f} s, {byt['builds_ratio']:.2f}x); "
+                     f"{byt['pyc_shared']:,} of {byt['pyc_files']:,} `.pyc` files "
+                     f"({byt['pyc_shared'] / byt['pyc_files']:.0%}) are links shared with another environment",
+                     ok(byt["ratio"] < 1), "", "`python benchmarks/bench_bytecode.py`"])
     qua = load("qualify")
     if qua:
         n = qua["environments"]
@@ -139,8 +150,8 @@ def performance() -> list[str]:
                      ", ".join(mib(max(v)) for v in sca["peak_tree_mib"].values()),
                      "`python benchmarks/bench_scaling.py`"])
     out += ["| " + " | ".join(r) + " |" for r in rows]
-    dates = [f"{name} {r['measured_at'][:10]}" for name in ("export", "collect", "replicate", "qualify", "scaling")
-             if (r := load(name))]
+    named = ("export", "collect", "replicate", "bytecode", "qualify", "scaling")
+    dates = [f"{name} {r['measured_at'][:10]}" for name in named if (r := load(name))]
     out += ["", f"Measured on: {', '.join(dates)}. A row older than the others was taken on the code of that date."]
     out += ["", "Peak memory (7) is the summed resident memory of the command's process tree, sampled every "
             "200 ms (export: the measured process)."]

@@ -18,7 +18,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,6 +39,7 @@ from condaqa.qualification.required import (
     KERNEL,
     OWNER,
     VERSIONS,
+    CheckId,
     check_manifest,
     required_checks,
 )
@@ -175,16 +176,10 @@ def _kernels(config: pytest.Config) -> list[Kernel]:
     return config.stash[KERNELS_KEY]
 
 
-def _matches(kind: str, check: str) -> bool:
-    return check == kind or (kind.endswith(":") and check.startswith(kind))
-
-
-def _param_id(env: Environment, check: str, kernels: Sequence[Kernel]) -> str:
-    if check.startswith(OWNER):
-        return f"{env.name}-{check.removeprefix(OWNER)}"
-    if check.startswith(KERNEL):
-        return check.removeprefix(KERNEL)
-    return env.name
+def _param_id(env: Environment, check: CheckId) -> str:
+    if check.kind == OWNER:
+        return f"{env.name}-{check.target}"
+    return check.target if check.kind == KERNEL else env.name
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -197,9 +192,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params, qa = [], _qa_name(site)
     for env in _manifest(config):
         for check in required_checks(site, env, kernels, qa):
-            if _matches(kind, check):
+            if CheckId.parse(check).kind == kind:
                 marks = [pytest.mark.xdist_group(env.name), pytest.mark.condaqa_check(env.name, check)]
-                params.append(pytest.param(env.name, id=_param_id(env, check, kernels), marks=marks))
+                params.append(pytest.param(env.name, id=_param_id(env, CheckId.parse(check)), marks=marks))
     target = "exported_env" if kind == EXPORT else "_condaqa_env"
     metafunc.parametrize(target, params, indirect=target == "_condaqa_env")
 
@@ -403,8 +398,7 @@ def _forward(item: pytest.Item, name: str, check: str, report_: pytest.TestRepor
     outcome = _OUTCOMES.get(report_.outcome, Outcome.FAILED)
     found = item.stash.get(TRIAGE_KEY, None) if outcome is Outcome.FAILED else None
     if outcome is Outcome.FAILED and found is None:  # an error inside the test itself, not a triaged failure
-        kind = next(k for k in _FALLBACK if _matches(k, check))
-        found = triaged(_FALLBACK[kind], name, report_.longreprtext[-2000:])
+        found = triaged(_FALLBACK[CheckId.parse(check).kind], name, report_.longreprtext[-2000:])
     required = replicated.required if replicated else required_checks(site, env, _kernels(item.config), _qa_name(site))
     store.record(site, site.qa_installation().name, env, check, outcome,
                          build_id=replicated.build_id if replicated else "", required=required, triage=found,

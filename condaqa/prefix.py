@@ -20,6 +20,8 @@ from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from condaqa.errors import PrefixError
 from condaqa.inputs import (
     DIRECT_URL,
@@ -65,7 +67,7 @@ class PipDistribution:
 
     @property
     def key(self) -> str:
-        return normalize(self.name)
+        return canonicalize_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,6 @@ class PrefixContents:
         out = {p.name: p.version for p in self.conda}
         out.update({f"pip:{d.key}": d.version for d in self.pip})
         return out
-
-
-def normalize(name: str) -> str:
-    """PEP 503 name normalisation: PyYAML == pyyaml, foo_bar == foo.bar == foo-bar."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def is_environment(path: Path) -> bool:
@@ -257,8 +254,8 @@ def _egg_link(link: Path, site_packages: Path) -> tuple[PipDistribution, Path]:
     if not lines or not lines[0].strip():
         raise PrefixError(f"{link}: an empty .egg-link names no source folder")
     folder = Path(os.path.normpath(site_packages / lines[0].strip()))
-    stem = normalize(link.name[: -len(".egg-link")])
-    infos = [i for i in _develop_infos(folder) if normalize(i.name[: -len(".egg-info")]) == stem] or \
+    stem = canonicalize_name(link.name[: -len(".egg-link")])
+    infos = [i for i in _develop_infos(folder) if canonicalize_name(i.name[: -len(".egg-info")]) == stem] or \
         _develop_infos(folder)[:1]
     meta = _metadata_file(infos[0] / "PKG-INFO") if infos else None
     name, version = meta or (link.name[: -len(".egg-link")], "")  # its source is gone: no version to read

@@ -12,7 +12,7 @@ from helpers_sites import make_site
 
 from condaqa import atomic
 from condaqa.errors import PrefixError, SpecError
-from condaqa.prefix import normalize, read_history, read_prefix, requested_specs, top_level_modules
+from condaqa.prefix import read_history, read_prefix, requested_specs, top_level_modules
 from condaqa.spec.export import EDITED_MARK, export_environment, write_export
 from condaqa.spec.format import dump_spec, load_spec, parse_spec
 
@@ -78,11 +78,6 @@ def test_history_formats(tmp_path):
     assert revisions[2].removed == ("conda-forge/noarch::requests-2.0-py_0",)
     wanted = requested_specs(revisions, {"numpy", "python", "pyyaml"})
     assert wanted == {"numpy": "numpy >=1.0,<2", "python": "python=3.6", "pyyaml": "pyyaml"}
-
-
-def test_normalize_names():
-    assert normalize("PyYAML") == normalize("pyyaml") == "pyyaml"
-    assert normalize("zope.interface") == normalize("zope_interface") == normalize("Zope-Interface")
 
 
 @pytest.mark.parametrize(

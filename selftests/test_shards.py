@@ -107,11 +107,15 @@ def test_three_shards_on_three_hosts_qualify_as_one_run(demo_site: Site, other_h
     parts = {i: json.loads((project / "reports" / f"shard-{i}-of-3.json").read_text()) for i in (1, 2, 3)}
     owned = [set(p["environments"]) for p in parts.values()]
     assert set().union(*owned) == set(verdicts) and sum(map(len, owned)) == len(verdicts)
+    replicated = {e.name for e in load_manifest(demo_site.manifest) if e.replicate}
     for i, part in parts.items():
         assert part["host"] == f"shardhost{i}"
         for name in part["environments"]:
             result = load(demo_site, "v4.8", name)
             assert result is not None and {c.host for c in result.checks.values()} == {f"shardhost{i}"}
+            if name in replicated:  # its build log's last section: this shard's check that it is up to date
+                log = (project / "reports" / "logs" / f"{name}.log").read_text()
+                assert f" on shardhost{i} (pid " in log.split("\n=== ")[-1], log
     assert any("merged 3 of 3 shards" in out for out in outs)
     assert (demo_site.state_dir / "durations" / "v4.8.json").is_file()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from condaqa.prefix import PrefixContents, normalize
+from packaging.utils import canonicalize_name
+
+from condaqa.prefix import PrefixContents
 
 
 def version_differences(current: PrefixContents, qa: PrefixContents, expected: Collection[str] = ()) -> list[str]:
@@ -16,7 +18,7 @@ def version_differences(current: PrefixContents, qa: PrefixContents, expected: C
     want, have = current.versions(), qa.versions()
     lines = []
     for name, version in sorted(want.items()):
-        if normalize(name.removeprefix("pip:")) in expected:
+        if canonicalize_name(name.removeprefix("pip:")) in expected:
             continue
         if name not in have:
             lines.append(f"{name} {version}: missing in qa")

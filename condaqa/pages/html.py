@@ -17,7 +17,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em;borde
 h3{font-size:1.05em;margin-bottom:.3em}
 table{border-collapse:collapse;margin:.6em 0;width:100%}th,td{border:1px solid #d0d4d9;padding:.3em .5em;
 text-align:left;vertical-align:top}td:last-child{overflow-wrap:anywhere}
-th{background:#f3f5f7}
+th{background:#f3f5f7;white-space:nowrap}td[class]:not([class=""]):not(.now){white-space:nowrap}
 pre{background:#f6f8fa;border:1px solid #e1e4e8;padding:.6em;overflow-x:auto;font-size:.85em;white-space:pre-wrap}
 .passed,.exported,.yes{background:#e6f4ea}.failed,.no{background:#fce8e6}.already-broken{background:#fef3e0}
 .pending,.partial,.stale,.missing,.never,.skipped{background:#fff8db}.none{color:#888}

@@ -22,7 +22,7 @@ from condaqa.pages.html import esc, outcome_class, page, para, table
 from condaqa.pages.owner_page import stems
 from condaqa.pages.owners import Owner
 from condaqa.qualification import runs
-from condaqa.qualification.required import BUILD, EXPORT, IMPORTS, KERNEL, OWNER, VERSIONS
+from condaqa.qualification.required import BUILD, EXPORT, IMPORTS, KERNEL, OWNER, VERSIONS, CheckId
 from condaqa.qualification.store import Result, load
 from condaqa.report import KernelRow, Row
 from condaqa.site import Site
@@ -38,7 +38,7 @@ def _cell(result: Result | None, prefix: str) -> str:
     """The outcome of the checks whose id is `prefix` (or starts with it, for owner: and kernel:), worst first."""
     if result is None:
         return "not run"
-    wanted = [c for c in result.required if c == prefix or (prefix.endswith(":") and c.startswith(prefix))]
+    wanted = [c for c in result.required if CheckId.parse(c).kind == prefix]
     if not wanted:
         return "-"
     outcomes = {str(result.checks[c].outcome) if c in result.checks else "not run" for c in wanted}

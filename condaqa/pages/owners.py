@@ -13,9 +13,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from packaging.utils import canonicalize_name
+
 from condaqa.errors import CondaqaError
 from condaqa.manifest import Environment
-from condaqa.prefix import normalize, read_prefix
+from condaqa.prefix import read_prefix
 from condaqa.report import KernelRow, Row
 from condaqa.site import Site
 from condaqa.usage.evidence import Usage
@@ -83,12 +85,12 @@ def version_changes(site: Site, env: str, installation: str) -> tuple[str, ...]:
     except (CondaqaError, OSError):
         return ()
     moved = {name for name, version in before.items()
-             if name.startswith("pip:") and after.get(normalize(name.removeprefix("pip:"))) == version}
+             if name.startswith("pip:") and after.get(canonicalize_name(name.removeprefix("pip:"))) == version}
     lines = [f"{name.removeprefix('pip:')} {before[name]}: now a conda package, was installed by pip"
              for name in sorted(moved)]
     lines += [f"{name}: {version} -> {after.get(name, 'not in the new installation')}"
               for name, version in sorted(before.items()) if after.get(name) != version and name not in moved]
-    taken = {normalize(name.removeprefix("pip:")) for name in moved}
+    taken = {canonicalize_name(name.removeprefix("pip:")) for name in moved}
     return tuple(lines + [f"{name}: new, {version}" for name, version in sorted(after.items())
                           if name not in before and name not in taken])
 

@@ -13,17 +13,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import rattler
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from rattler.exceptions import InvalidMatchSpecError
 
-from condaqa.prefix import normalize
-
-_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-_SPECIFIER = r"(?:===|==|!=|~=|<=|>=|<|>)\s*[A-Za-z0-9.*+!_-]+"
-_REQUIREMENT = re.compile(
-    rf"^(?P<name>{_NAME})\s*(?:\[[^\]]*\])?\s*"
-    rf"(?P<spec>{_SPECIFIER}(?:\s*,\s*{_SPECIFIER})*)?\s*(?:;.*)?$"
-)
-_DIRECT = re.compile(rf"^(?P<name>{_NAME})\s*(?:\[[^\]]*\])?\s*@\s*(?P<url>\S+)\s*(?:;.*)?$")
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"  # a distribution name, where a URL or path holds one
 _OLD_EDITABLE = re.compile(rf"^(?P<name>{_NAME}) \((?P<path>[^)]+)\)==(?P<version>\S+)$")  # conda 4.3-4.5
 _EGG = re.compile(r"[#&]egg=([^&]+)")
 CONDA_NAME = re.compile(r"^[a-z0-9_][a-z0-9_.+-]*$")
@@ -47,7 +41,7 @@ class PipEntry:
 
     @property
     def key(self) -> str:
-        return normalize(self.name) if self.name else ""
+        return canonicalize_name(self.name) if self.name else ""
 
     @property
     def vcs(self) -> bool:
@@ -71,15 +65,15 @@ def parse_pip(text: str) -> PipEntry | None:
         return PipEntry(line, old["name"], old["version"], url=old["path"], editable=True)
     if line.startswith(_URL_SCHEMES) or line.startswith(("/", "./", "../", "~")):
         return PipEntry(line, _name_of_url(line), url=line)
-    direct = _DIRECT.match(line)
-    if direct:
-        return PipEntry(line, direct["name"], url=direct["url"])
-    match = _REQUIREMENT.match(line)
-    if not match:
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement:
         return None
-    spec = match["spec"] or ""
-    exact = re.fullmatch(r"==\s*([A-Za-z0-9.+!_-]+)", spec.strip())
-    return PipEntry(line, match["name"], exact.group(1) if exact else "")
+    if requirement.url:
+        return PipEntry(line, requirement.name, url=requirement.url)
+    pins = list(requirement.specifier)
+    exact = len(pins) == 1 and pins[0].operator == "==" and not pins[0].version.endswith("*")
+    return PipEntry(line, requirement.name, pins[0].version if exact else "")
 
 
 def _name_of_url(url: str) -> str:

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from condaqa import atomic
 from condaqa.inputs import guard, redact
 from condaqa.plan.model import BuildPlan, PostStep
-from condaqa.prefix import normalize
 from condaqa.site import Site
 from condaqa.vocab import PlanSource, Rule, Severity, StepKind
 
@@ -35,7 +36,7 @@ class Finding:
 
 def explained_packages(findings: Iterable[Finding]) -> set[str]:
     """Normalised names whose difference from current a finding already explains."""
-    return {normalize(f.package) for f in findings if f.rule in EXPLAINS_DRIFT and f.package != "*"}
+    return {canonicalize_name(f.package) for f in findings if f.rule in EXPLAINS_DRIFT and f.package != "*"}
 
 
 def errors(findings: Iterable[Finding]) -> list[Finding]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from condaqa.channels import RepodataIndex, qa_platform
 from condaqa.errors import ConfigError
 from condaqa.inputs import ENVIRONMENT_FILE, PACKAGE_LIST, read_text
@@ -19,7 +21,7 @@ from condaqa.plan.entries import CONDA_NAME, local_path, parse_conda, parse_pip
 from condaqa.plan.findings import Finding
 from condaqa.plan.model import BuildPlan
 from condaqa.plan.rules import Context, apply_rules, local_sources, missing_version
-from condaqa.prefix import is_environment, normalize, read_prefix
+from condaqa.prefix import is_environment, read_prefix
 from condaqa.site import Site
 from condaqa.spec.export import EDITED_MARK, body_digest, export_environment, export_from_history, spec_path
 from condaqa.spec.format import EnvSpec, load_spec
@@ -109,7 +111,8 @@ def fixed_by_override(exported: EnvSpec, ctx: Context) -> list[Finding]:
 def override_differences(ctx: Context, exported: EnvSpec, override: EnvSpec) -> list[Finding]:
     """One finding per package the override pins differently from current (or adds, or leaves out)."""
     def table(spec: EnvSpec) -> dict[str, str]:
-        out = {normalize(e.name): e.text for e in filter(None, map(parse_conda, spec.dependencies))}
+        conda = filter(None, map(parse_conda, spec.dependencies))
+        out: dict[str, str] = {canonicalize_name(e.name): e.text for e in conda}
         out.update({f"pip:{e.key}": e.text for e in filter(None, map(parse_pip, spec.pip)) if e.key})
         return out
 

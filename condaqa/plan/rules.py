@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import rattler
+from packaging.utils import canonicalize_name
 from rattler.exceptions import InvalidVersionError, InvalidVersionSpecError
 
 from condaqa.channels import RepodataIndex
@@ -32,7 +33,7 @@ from condaqa.plan.entries import (
 )
 from condaqa.plan.findings import Finding
 from condaqa.plan.model import BuildPlan, PostStep
-from condaqa.prefix import PrefixContents, normalize
+from condaqa.prefix import PrefixContents
 from condaqa.vocab import Rule as RuleName
 from condaqa.vocab import Severity, StepKind
 
@@ -208,12 +209,12 @@ def listed_twice(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Finding
 def _conda_versions(plan: BuildPlan, ctx: Context) -> dict[str, tuple[str, str]]:
     """normalised name -> (conda name, version), from current's records when known."""
     if ctx.installed is not None:
-        return {normalize(p.name): (p.name, p.version) for p in ctx.installed.conda}
-    out = {}
+        return {canonicalize_name(p.name): (p.name, p.version) for p in ctx.installed.conda}
+    out: dict[str, tuple[str, str]] = {}
     for text in plan.conda:
         entry = parse_conda(text)
         if entry is not None:
-            out[normalize(entry.name)] = (entry.name, entry.version.removeprefix("==").removesuffix(".*"))
+            out[canonicalize_name(entry.name)] = (entry.name, entry.version.removeprefix("==").removesuffix(".*"))
     return out
 
 
@@ -306,7 +307,7 @@ def noarch_in_pip(plan: BuildPlan, ctx: Context) -> tuple[BuildPlan, list[Findin
     """A pip entry that the site's channels have as a noarch package of the same version moves to conda."""
     if ctx.index is None:
         return plan, []
-    names = {normalize(n): n for n in ctx.index.names()}
+    names: dict[str, str] = {canonicalize_name(n): n for n in ctx.index.names()}
     conda, kept, findings = list(plan.conda), [], []
     for text in plan.pip:
         entry = parse_pip(text)

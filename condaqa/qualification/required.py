@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import astuple, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from condaqa.checks.owner import check_id, owner_checks, signature
 from condaqa.errors import ConfigError, SiteError
@@ -25,12 +26,29 @@ BUILD, VERSIONS, IMPORTS, EXPORT = "build", "versions", "imports", "export"
 OWNER, KERNEL = "owner:", "kernel:"
 
 
+class CheckId(NamedTuple):
+    """A required check's id as results store it ("versions", "owner:hlink/check_x.py", "kernel:hlink"):
+    its kind, and for an owner check or a kernel what it runs (the check's path under env_checks/, the
+    kernel spec's folder). Made and read only here."""
+
+    kind: str
+    target: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> CheckId:
+        kind = next((k for k in (OWNER, KERNEL) if text.startswith(k)), text)
+        return cls(kind, text.removeprefix(kind) if kind != text else "")
+
+    def __str__(self) -> str:
+        return self.kind + self.target
+
+
 def owner_check(check: Path) -> str:
-    return OWNER + check_id(check)
+    return str(CheckId(OWNER, check_id(check)))
 
 
 def kernel_check(kernel: Kernel) -> str:
-    return KERNEL + kernel.folder
+    return str(CheckId(KERNEL, kernel.folder))
 
 
 def kernels_of(env: Environment, kernels: Sequence[Kernel]) -> list[Kernel]:

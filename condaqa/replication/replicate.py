@@ -119,7 +119,8 @@ def replicate(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool =
     guard(log, [site.reports_dir], "write the build log")
     started = time.monotonic()
     with locks.building(site, installation, env.name), RedactedLog(open(log, "ab"), encoding="utf-8") as out:
-        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} replicate {env.name} into {prefix}\n")
+        out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} on {locks.host()} (pid {os.getpid()}): replicate "
+                  f"{env.name} into {prefix}\n")
         try:
             plan, findings = _plan(site, env, out)
             stamp = None if rebuild else up_to_date(prefix, plan, site.state_dir)

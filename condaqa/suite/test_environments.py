@@ -23,7 +23,7 @@ from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
 from condaqa.plan.findings import add_findings, explained_packages, load_findings
 from condaqa.prefix import is_environment, read_prefix
-from condaqa.qualification.required import BUILD, EXPORT, IMPORTS, OWNER, VERSIONS
+from condaqa.qualification.required import BUILD, EXPORT, IMPORTS, OWNER, VERSIONS, CheckId
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
 from condaqa.spec.export import export_environment, spec_path, write_export
@@ -73,7 +73,7 @@ def test_key_packages_import(replicated_env: Replicated, sandbox: Sandbox, fail_
 
 @pytest.fixture
 def owner_check(site: Site, condaqa_check_id: str) -> Path:
-    return site.checks_dir / condaqa_check_id.removeprefix(OWNER)
+    return site.checks_dir / CheckId.parse(condaqa_check_id).target
 
 
 @pytest.mark.condaqa_requires(OWNER)

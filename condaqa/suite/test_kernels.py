@@ -19,7 +19,7 @@ from condaqa import triage
 from condaqa.harness import STARTED_IN_CURRENT_KEY, Replicated, key_modules_or_fail
 from condaqa.kernels.launch import after_cutover, start
 from condaqa.kernels.specs import Kernel
-from condaqa.qualification.required import KERNEL
+from condaqa.qualification.required import KERNEL, CheckId
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
 
@@ -28,7 +28,7 @@ Fail = Callable[[triage.Triage], NoReturn]
 
 @pytest.fixture
 def kernel(kernels: list[Kernel], condaqa_check_id: str) -> Kernel:
-    return {k.folder: k for k in kernels}[condaqa_check_id.removeprefix(KERNEL)]
+    return {k.folder: k for k in kernels}[CheckId.parse(condaqa_check_id).target]
 
 
 @pytest.mark.condaqa_requires(KERNEL)
