@@ -390,12 +390,14 @@ def test_python_dash_m_condaqa_is_the_command(site: Site) -> None:
     assert done.stdout.startswith(f"site      {site.root}")
 
 
-def test_a_reader_that_goes_away_is_no_traceback(site: Site) -> None:
-    """`condaqa status | head -1`: head exits, condaqa's next write finds the pipe closed."""
+@pytest.mark.parametrize("command", [["status"], ["-v", "replicate", "--env", "alpha"]], ids=["printed", "logged"])
+def test_a_reader_that_goes_away_is_no_traceback(site: Site, command: list[str]) -> None:
+    """`condaqa status | head -1`: head exits, condaqa's next write finds the pipe closed; the same for the
+    progress lines that -q and -v govern (commands/output.py)."""
     read, write = os.pipe()
     os.close(read)
     with os.fdopen(write, "w") as gone:
-        done = subprocess.run([sys.executable, "-m", "condaqa.cli", "--site", str(site.file), "status"], stdout=gone,
+        done = subprocess.run([sys.executable, "-m", "condaqa.cli", "--site", str(site.file), *command], stdout=gone,
                               stderr=subprocess.PIPE, text=True, check=False)
     assert done.stderr == "" and done.returncode == 141
 

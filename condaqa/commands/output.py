@@ -14,10 +14,17 @@ say = logging.getLogger("condaqa.cli")
 _LEVELS = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}
 
 
+class _Lines(logging.StreamHandler):  # type: ignore[type-arg]
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Raise what the write raised, as print() does: a reader gone away (`| head`) is cli.py's to handle,
+        not a logging error printed on stderr for every line."""
+        raise  # emit() calls this inside its except clause
+
+
 def configure(verbosity: int) -> None:
     """-q (-1): warnings only; default (0): progress and notes; -v (1): details as well. Lines go to stdout
     as they come, in order with the results, without a prefix."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _Lines(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     say.handlers[:] = [handler]
     say.propagate = False
