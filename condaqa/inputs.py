@@ -64,8 +64,9 @@ CONDARC = FileKind("a .condarc", 1 * MiB, ".condarc of installations and users' 
 ENVIRONMENTS_TXT = FileKind("an environments.txt", 1 * MiB, "~/.conda/environments.txt")
 REPODATA = FileKind("a channel's repodata.json", 1024 * MiB,
                     "repodata.json of local channels, and the cache of remote ones (conda-forge's: about 250 MiB)")
+ARCHIVE_MANIFEST = FileKind("an archive's manifest", 64 * MiB, "ROOT/archive/<installation>/<env>/manifest.json")
 KINDS = (SITE_FILE, MANIFEST, PACKAGE_LIST, ENVIRONMENT_FILE, RECORD, HISTORY, METADATA, DIRECT_URL, PATH_FILE,
-         KERNEL_SPEC, CONDARC, ENVIRONMENTS_TXT, REPODATA)
+         KERNEL_SPEC, CONDARC, ENVIRONMENTS_TXT, REPODATA, ARCHIVE_MANIFEST)
 
 _NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))

@@ -17,7 +17,8 @@ from condaqa.kernels.specs import find_kernels, names_installation
 from condaqa.lifecycle import audit
 from condaqa.lifecycle.journal import locked
 from condaqa.permissions import match_group
-from condaqa.site import Site
+from condaqa.rescue.archive import verified
+from condaqa.site import Installation, Site
 from condaqa.vocab import Action
 
 INSTALLER_TIMEOUT = 3600.0
@@ -107,6 +108,10 @@ def retire(site: Site, name: str, *, warn: Callable[[str], None], pkgs_only: boo
         guard(doomed, [site.root], "delete")
         for found in users.audit_homes(site, users.group_homes(site), [doomed]).found:
             warn(found.line())
+        for env in (e for e in Installation(name, path).environments() if not verified(site, name, e)):
+            gone = f"its packages leave with {doomed}" if pkgs_only else f"it goes with {name}"
+            warn(f"{env} of {name} has no verified archive and {gone}: `condaqa archive --installation {name} --env "
+                 f"{env}`, then `--verify {env}` with the same --installation, keep what rebuilds it")
         with locks.no_qualification(site, [name], f"retire {name}"):
             if pkgs_only:
                 for child in sorted(doomed.iterdir()) if doomed.is_dir() else []:
