@@ -3,13 +3,18 @@ refusing while a shard on another host runs or after one was killed, locks judge
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,7 @@ from condaqa.lifecycle.gate import gate
 from condaqa.manifest import load_manifest
 from condaqa.qualification.store import load
 from condaqa.qualification.verdict import standing
+from condaqa.session import environment_of
 from condaqa.site import Site
 from condaqa.vocab import Verdict
 
@@ -120,8 +126,71 @@ def test_three_shards_on_three_hosts_qualify_as_one_run(demo_site: Site, other_h
     assert (demo_site.state_dir / "durations" / "v4.8.json").is_file()
 
 
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[str]:
+    """A real sshd on the loopback address that lets in this test's key only: the ssh part of an xdist --tx."""
+    daemon = Path("/usr/sbin/sshd")
+    if not daemon.is_file() or shutil.which("ssh") is None:
+        if os.environ.get("CONDAQA_SSH_REQUIRED"):
+            pytest.fail("CONDAQA_SSH_REQUIRED is set and there is no sshd and ssh here (Debian: openssh-server)")
+        pytest.skip("no sshd and ssh here (Debian: openssh-server)")
+    keys = tmp_path / "ssh"
+    keys.mkdir(mode=0o700)
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    shutil.copy(keys / "client.pub", keys / "authorized_keys")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (keys / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"
+        f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPidFile {keys / 'sshd.pid'}\n"
+        "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n")
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(exist_ok=True)  # its privilege separation folder
+    server = subprocess.Popen([str(daemon), "-D", "-e", "-f", str(keys / "sshd_config")], stderr=subprocess.PIPE,
+                              text=True)
+    ssh = (f"-p {port} -i {keys / 'client'} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+           f"-o BatchMode=yes {getpass.getuser()}@127.0.0.1")
+    try:
+        for _ in range(100):  # until it answers (it does within a second), or it has died
+            if server.poll() is not None or subprocess.run(["ssh", *ssh.split(), "true"], capture_output=True,
+                                                           timeout=30).returncode == 0:
+                break
+            time.sleep(0.1)
+        if server.poll() is not None:
+            pytest.fail(f"sshd did not start: {server.communicate()[1][-2000:]}")
+        yield ssh
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)  # and close its stderr
+
+
+def test_an_xdist_pool_over_real_ssh_qualifies_the_site_with_each_environment_on_one_worker(
+        demo_site: Site, sshd: str) -> None:
+    """README's pool: `--tx 2*ssh=...//python=...//chdir=...` with the same paths on every host, and
+    --max-worker-restart=0, so that a worker that cannot start fails the run instead of restarting forever."""
+    project = demo_site.file.parent.parent
+    pool = f"2*ssh={sshd}//python={sys.executable}//chdir={project}"
+    run = _pytest(project, "--dist", "load", "--tx", pool, "--max-worker-restart=0", "-vv")  # -q -vv: each test
+    out = run.communicate(timeout=1200)[0]
+    assert run.returncode == 0, out
+    verdicts = _verdicts(demo_site)
+    assert set(verdicts.values()) == {"passed", "exported"}, verdicts
+    names = [e.name for e in load_manifest(demo_site.manifest)]
+    kernel_envs = {k.name: k.environment for k in find_kernels(demo_site) if k.environment}
+    workers: dict[str, set[str]] = {}
+    for line in out.splitlines():
+        match = re.match(r"\[(gw\d+)\] \[ *\d+%\] PASSED (\S+)", line)
+        if match and environment_of(match.group(2), names, kernel_envs):
+            workers.setdefault(environment_of(match.group(2), names, kernel_envs), set()).add(match.group(1))
+    assert set(workers) == set(names) and all(len(w) == 1 for w in workers.values()), out
+
+
 _HOLDER = """
 import sys
+import time
 from condaqa import locks
 from condaqa.manifest import load_manifest
 from condaqa.qualification import store
