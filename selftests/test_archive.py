@@ -54,6 +54,8 @@ def test_an_archive_changed_since_it_was_written_is_refused_naming_the_file(
     code, out = run(demo_site, capsys, "archive", "--verify", "old_not_used")
     assert code == 1 and f"{package}: changed since it was archived" in out, out
     assert not verified(demo_site, "v4.3", "old_not_used")
+    code, out = run(demo_site, capsys, "archive", "--verify", "../../elsewhere")
+    assert code == 2 and "--verify '../../elsewhere'" in out, out
 
 
 def test_retire_names_each_environment_without_a_verified_archive_before_deleting(

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +121,14 @@ def test_proc_of_other_users_unreadable_is_said_and_their_command_lines_still_ma
     names the environment; nobody's own process is read whole."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to read /proc as another user")
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    source = Path(__file__).resolve().parent.parent
+    environ = {"PYTHONPATH": f"{source}:{sysconfig.get_paths()['purelib']}", "PATH": os.environ["PATH"]}
+    python = next((p for p in (sys.executable, "/usr/bin/python3")  # pyenv's, under /root, may be closed to nobody
+                   if subprocess.run([*as_nobody, p, "-c", "import condaqa.usage.processes"], cwd="/", env=environ,
+                                     capture_output=True).returncode == 0), None)
+    if python is None:
+        pytest.skip(f"nobody can run neither {sys.executable} nor /usr/bin/python3 with condaqa")
     own = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "sleep", "60"])
     prefix = os.path.realpath(demo_site.current_link / "envs" / EXPORT_ONLY)
     through = str(demo_site.current_link / "envs" / EXPORT_ONLY)  # nobody cannot resolve the site's links
@@ -132,11 +141,9 @@ seen = processes.sightings(found, {{"{EXPORT_ONLY}": [Path({prefix!r}), Path({th
 print(json.dumps({{"unreadable": [list(p.unreadable) for p in found], "seen": [(s.process.pid, s.how) for s in seen],
                   "words": processes.unreadable_words(found)}}))
 """
-    source = Path(__file__).resolve().parent.parent
     try:
-        done = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
-                               "-c", script], capture_output=True, text=True, timeout=60, cwd="/",
-                              env={"PYTHONPATH": str(source), "PATH": os.environ["PATH"]})
+        done = subprocess.run([*as_nobody, python, "-c", script], capture_output=True, text=True, timeout=60, cwd="/",
+                              env=environ)
     finally:
         own.kill()
         own.wait()

@@ -51,8 +51,9 @@ def _archive_args(parser: argparse.ArgumentParser) -> None:
          _archive_args)
 def archive_command(args: argparse.Namespace) -> int:
     site = site_of(args)
-    if args.installation and name_problem(args.installation):
-        raise ConfigError(f"--installation {args.installation[:80]!r}: {name_problem(args.installation)}")
+    for option, name in (("--installation", args.installation), ("--verify", args.verify)):
+        if name and name_problem(name):
+            raise ConfigError(f"{option} {name[:80]!r}: {name_problem(name)}")
     installation = site.installation(args.installation) if args.installation else site.current_installation()
     if args.verify:
         problems = verify(site, installation.name, args.verify)

@@ -169,9 +169,13 @@ def _find_links(site: Site) -> list[Path]:
     """The local folders pip_args names with --find-links (or -f)."""
     args, out = [site.expand(a) for a in site.pip_args], []
     for i, arg in enumerate(args):
-        value = arg.split("=", 1)[1] if arg.startswith("--find-links=") else \
-            args[i + 1] if arg in ("--find-links", "-f") and i + 1 < len(args) else ""
-        if value and "://" not in value.removeprefix("file://"):
+        if arg.startswith("--find-links="):
+            value = arg.split("=", 1)[1]
+        elif arg in ("--find-links", "-f") and i + 1 < len(args):
+            value = args[i + 1]
+        else:
+            continue
+        if "://" not in value.removeprefix("file://"):  # a local folder, not an index on the network
             out.append(Path(value.removeprefix("file://")))
     return out
 
