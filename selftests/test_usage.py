@@ -25,7 +25,7 @@ from condaqa.errors import ConfigError
 from condaqa.kernels.specs import find_kernels
 from condaqa.qualification import runs
 from condaqa.site import Site, load_site
-from condaqa.usage import sampler
+from condaqa.usage import processes, sampler
 
 EXPORT_ONLY = "old_not_used"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -74,6 +74,21 @@ def test_a_python_running_in_an_export_only_environment_is_named_proposed_and_bl
     sleeper.wait()
     code, out = run(demo_site, capsys, "cutover", "--dry-run")
     assert "in use now" not in out
+
+
+def test_a_python_started_by_a_relative_path_is_found_from_its_working_folder(demo_site: Site) -> None:
+    """`cd ROOT && current/envs/x/bin/python`: a venv-style python's exe lies outside the environment, and
+    its command line names it only relative to the folder it was started from."""
+    relative = f"current/envs/{EXPORT_ONLY}/bin/python"
+    process = subprocess.Popen([relative, "-c", "import time; time.sleep(120)"], cwd=demo_site.root)
+    try:
+        found = [p for p in processes.processes() if p.pid == process.pid]
+        prefix = Path(os.path.realpath(demo_site.current_link / "envs" / EXPORT_ONLY))
+        assert [(s.process.pid, s.how) for s in processes.sightings(found, {EXPORT_ONLY: [prefix]})] == \
+            [(process.pid, "command line")]
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_a_kernel_started_from_its_spec_is_named_with_its_spec(demo_site: Site, tmp_path: Path,

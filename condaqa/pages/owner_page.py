@@ -53,10 +53,11 @@ def markdown(owner: Owner, installation: str) -> str:
 def _section(e: OwnerEnv) -> list[str]:
     body = [f'<section id="env-{esc(e.env)}">', f"<h2>{esc(e.env)}</h2>",
             f'<div class="todo"><strong>What you must do:</strong> {esc(e.to_do)}</div>']
-    if e.in_use_now:
+    if e.in_use_now:  # said once, in red, not again as a plain "Use:" below
         body.append(f'<div class="inuse"><strong>In use right now:</strong> {esc(e.usage)}</div>')
-    body += [f"<p><strong>At the cutover:</strong> {esc(e.at_cutover)}.</p>",
-             f"<p><strong>Use:</strong> {esc(e.usage)}.</p>"]
+    body.append(f"<p><strong>At the cutover:</strong> {esc(e.at_cutover)}.</p>")
+    if not e.in_use_now:
+        body.append(f"<p><strong>Use:</strong> {esc(e.usage)}.</p>")
     if e.first_error:
         body.append(f'<p class="{esc(e.verdict)}"><strong>{esc(e.verdict)}'
                     f"{esc(f' ({e.category})' if e.category else '')}:</strong> {esc(e.first_error)}</p>")

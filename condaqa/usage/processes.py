@@ -110,7 +110,9 @@ def read_process(folder: Path, boot: float) -> Process:
             unreadable.append(f"{how} ({exc.strerror})")
         except FileNotFoundError:  # a kernel thread has no exe; or the process ended meanwhile
             continue
-    paths += [("command line", _real(word)) for word in argv if word.startswith("/")]
+    cwd = next((path for how, path in paths if how == "cwd"), "")  # a relative path is the process's cwd's
+    words = [w for w in argv if w.startswith("/") or (cwd and "/" in w and not w.startswith("-"))]
+    paths += [("command line", _real(os.path.join(cwd, word))) for word in words]
     return Process(pid, uid, user_name(uid), argv, started, tuple(paths), tuple(unreadable))
 
 
