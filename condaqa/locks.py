@@ -241,9 +241,9 @@ def unlock_stale(site: Site) -> Unlocked:
 
 
 @contextlib.contextmanager
-def building(site: Site, installation: Installation, env: str) -> Iterator[None]:
-    """One build of an environment at a time, whether from the CLI or a pytest worker."""
-    fd = _open(_state_dir(site) / "locks" / installation.name / f"{env}.lock")
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (made if missing) for the block; closing the file releases it."""
+    fd = _open(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -251,39 +251,26 @@ def building(site: Site, installation: Installation, env: str) -> Iterator[None]
         os.close(fd)
 
 
-@contextlib.contextmanager
-def package_cache(site: Site, installation: Installation) -> Iterator[None]:
+def building(site: Site, installation: Installation, env: str) -> contextlib.AbstractContextManager[None]:
+    """One build of an environment at a time, whether from the CLI or a pytest worker."""
+    return _exclusive(_state_dir(site) / "locks" / installation.name / f"{env}.lock")
+
+
+def package_cache(site: Site, installation: Installation) -> contextlib.AbstractContextManager[None]:
     """One writer at a time into an installation's package cache (conda #13037, #9484): per host when the
     cache is (site.package_cache), else one for every host, which needs `lock_reach` to hold."""
     name = "pkgs.lock" if site.package_cache(installation) == installation.path / "pkgs" else f"pkgs-{host()}.lock"
-    fd = _open(_state_dir(site) / "locks" / installation.name / name)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return _exclusive(_state_dir(site) / "locks" / installation.name / name)
 
 
-@contextlib.contextmanager
-def merging(site: Site) -> Iterator[None]:
+def merging(site: Site) -> contextlib.AbstractContextManager[None]:
     """One merge of shard reports at a time (two shards that end together both try)."""
-    fd = _open(site.reports_dir / ".merge.lock")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return _exclusive(site.reports_dir / ".merge.lock")
 
 
-@contextlib.contextmanager
-def rescue_channel(site: Site) -> Iterator[None]:
+def rescue_channel(site: Site) -> contextlib.AbstractContextManager[None]:
     """One writer at a time into ROOT/rescue and its index, whether from the CLI or a pytest worker."""
-    fd = _open(_state_dir(site) / "locks" / "rescue.lock")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return _exclusive(_state_dir(site) / "locks" / "rescue.lock")
 
 
 def alive(pid: int) -> bool:
