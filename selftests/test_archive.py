@@ -10,7 +10,7 @@ import pytest
 
 from condaqa.cli import main
 from condaqa.rescue.archive import archive_dir, verified
-from condaqa.site import Site
+from condaqa.site import Site, load_site
 
 EXPORT_ONLY = ("old_not_used", "scratch_jdoe")
 
@@ -42,6 +42,9 @@ def test_export_only_environments_are_rebuilt_from_their_archive_alone_after_the
         assert code == 0 and "every record matches a rebuild from the archive alone" in out, out
         assert verified(site, "v4.3", env)
     assert not (site.root / "archive" / ".verify").exists() or not any((site.root / "archive" / ".verify").iterdir())
+    code, out = run(site, capsys, "report", "--owners")  # the owner is told what the cutover does to it
+    page = (load_site(site.file).reports_dir / "owners" / "former-staff.md").read_text()
+    assert code == 0 and f"archived in {archive_dir(site, 'v4.3', 'old_not_used')}, verified by a rebuild" in page
 
 
 def test_an_archive_changed_since_it_was_written_is_refused_naming_the_file(

@@ -19,6 +19,7 @@ from condaqa.errors import CondaqaError
 from condaqa.manifest import Environment
 from condaqa.prefix import read_prefix
 from condaqa.report import KernelRow, Row
+from condaqa.rescue.archive import archive_dir, verified
 from condaqa.site import Site
 from condaqa.usage.evidence import Usage
 from condaqa.usage.processes import user_name
@@ -99,8 +100,10 @@ def _at_cutover(site: Site, env: Environment, row: Row, installation: str) -> st
     current = site.link_target(site.current_name) or site.current_name
     if not env.replicate:
         spec = os.path.join(site.specs_dir, f"{env.name}.yml")
-        return (f"exported only: it is not rebuilt in {installation}. Its spec is kept in {spec}; at the cutover it "
-                f"leaves {site.current_link}/envs and stays in {current} until that installation is retired")
+        kept = (f"archived in {archive_dir(site, current, env.name)}, verified by a rebuild from it alone, and its "
+                f"spec is kept in {spec}" if verified(site, current, env.name) else f"Its spec is kept in {spec}")
+        return (f"exported only: it is not rebuilt in {installation}. {kept}; at the cutover it leaves "
+                f"{site.current_link}/envs and stays in {current} until that installation is retired")
     if row.result == Verdict.PASSED:
         return f"rebuilt: after the cutover {site.current_link}/envs/{env.name} is its new build in {installation}"
     if row.waiver:
