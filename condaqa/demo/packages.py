@@ -10,30 +10,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.util
-import io
 import json
 import py_compile
 import sys
-import tarfile
 import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from condaqa.rescue.repack import Member, pack
+
 # The header conda-forge gives scripts of relocatable packages: the environment's own python runs them.
 CHECKED = py_compile.PycInvalidationMode.CHECKED_HASH
 TRAMPOLINE = "#!/bin/sh\n'''exec' \"$(dirname -- \"$0\")/python\" \"$0\" \"$@\"\n' '''\n"
 
 
-@dataclass(frozen=True)
-class PackageFile:
-    """One file of a package: bytes, or a symlink target when `symlink` is set."""
-
-    path: str
-    data: bytes = b""
-    symlink: str | None = None
-    executable: bool = False
+PackageFile = Member  # one file of a demo package: rescue/repack.py writes conda packages for both
 
 
 @dataclass
@@ -50,18 +43,6 @@ class Package:
     @property
     def filename(self) -> str:
         return f"{self.name}-{self.version}-{self.build}.tar.bz2"
-
-
-def _tarinfo(name: str, size: int = 0, mode: int = 0o644) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mode = mode
-    info.mtime = 1_700_000_000
-    return info
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
-    tar.addfile(_tarinfo(name, len(data), mode), io.BytesIO(data))
 
 
 def _paths_json(files: list[PackageFile]) -> dict[str, object]:
@@ -102,28 +83,14 @@ def index_json(pkg: Package) -> dict[str, object]:
 
 def write_package(channel: Path, pkg: Package) -> Path:
     """Write `pkg` into `channel/<subdir>/` and return the archive's path."""
-    target = channel / pkg.subdir / pkg.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
     files = sorted(pkg.files, key=lambda f: f.path)
-    with tarfile.open(target, "w:bz2", compresslevel=1) as tar:
-        for f in files:
-            if f.symlink is not None:
-                info = _tarinfo(f.path)
-                info.type = tarfile.SYMTYPE
-                info.linkname = f.symlink
-                tar.addfile(info)
-            else:
-                _add_bytes(tar, f.path, f.data, 0o755 if f.executable else 0o644)
-        _add_bytes(tar, "info/index.json", json.dumps(index_json(pkg), indent=2).encode())
-        _add_bytes(tar, "info/paths.json", json.dumps(_paths_json(files), indent=2).encode())
-        _add_bytes(tar, "info/files", "".join(f.path + "\n" for f in files).encode())
-        if pkg.noarch_python:
-            link = {
-                "noarch": {"type": "python", "entry_points": pkg.entry_points},
-                "package_metadata_version": 1,
-            }
-            _add_bytes(tar, "info/link.json", json.dumps(link).encode())
-    return target
+    info = [Member("info/index.json", json.dumps(index_json(pkg), indent=2).encode()),
+            Member("info/paths.json", json.dumps(_paths_json(files), indent=2).encode()),
+            Member("info/files", "".join(f.path + "\n" for f in files).encode())]
+    if pkg.noarch_python:
+        link = {"noarch": {"type": "python", "entry_points": pkg.entry_points}, "package_metadata_version": 1}
+        info.append(Member("info/link.json", json.dumps(link).encode()))
+    return pack(channel / pkg.subdir / pkg.filename, [*files, *info])
 
 
 def python_package(subdir: str) -> Package:
