@@ -57,6 +57,10 @@ def test_an_archive_changed_since_it_was_written_is_refused_naming_the_file(
     code, out = run(demo_site, capsys, "archive", "--verify", "old_not_used")
     assert code == 1 and f"{package}: changed since it was archived" in out, out
     assert not verified(demo_site, "v4.3", "old_not_used")
+    code, out = run(demo_site, capsys, "archive", "--env", "listed_twice")  # its pip part from the wheelhouse
+    manifest = json.loads((archive_dir(demo_site, "v4.3", "listed_twice") / "manifest.json").read_text())
+    assert code == 0 and manifest["pip"] == ["DateFmt==1.0.0"] and not manifest["pip_missing"], out
+    assert (archive_dir(demo_site, "v4.3", "listed_twice") / "pip" / "DateFmt-1.0.0-py3-none-any.whl").is_file()
     code, out = run(demo_site, capsys, "archive", "--verify", "../../elsewhere")
     assert code == 2 and "--verify '../../elsewhere'" in out, out
 

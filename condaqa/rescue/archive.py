@@ -15,7 +15,6 @@ prefix and compares it with the records, one by one: name, version, build and th
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -32,9 +31,10 @@ from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.errors import PrefixError
 from condaqa.inputs import ARCHIVE_MANIFEST, read_json
+from condaqa.plan.entries import PipOption, local_path
 from condaqa.plan.model import BuildPlan
 from condaqa.prefix import PipDistribution, is_environment, read_prefix
-from condaqa.rescue.sources import load_record, rescue
+from condaqa.rescue.sources import file_digest, load_record, rescue
 from condaqa.site import Installation, Site
 from condaqa.spec.export import explicit_text, site_channels, spec_from_prefix, write_export, write_spec
 
@@ -121,16 +121,8 @@ def _identity(record: dict[str, Any]) -> dict[str, Any]:
             "files": sorted(f for f in files if isinstance(f, str)) if isinstance(files, list) else []}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): file_digest(p, "sha256") for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _changed(folder: Path, files: dict[str, str]) -> list[tuple[str, str]]:
@@ -140,7 +132,7 @@ def _changed(folder: Path, files: dict[str, str]) -> list[tuple[str, str]]:
         path = folder / name
         if not path.is_file():
             out.append((name, "missing"))
-        elif _sha256(path) != digest:
+        elif file_digest(path, "sha256") != digest:
             out.append((name, "changed since it was archived (its sha256 differs from the manifest's)"))
     return out
 
@@ -167,17 +159,8 @@ def _wheels(site: Site, dists: tuple[PipDistribution, ...], target: Path) -> tup
 
 def _find_links(site: Site) -> list[Path]:
     """The local folders pip_args names with --find-links (or -f)."""
-    args, out = [site.expand(a) for a in site.pip_args], []
-    for i, arg in enumerate(args):
-        if arg.startswith("--find-links="):
-            value = arg.split("=", 1)[1]
-        elif arg in ("--find-links", "-f") and i + 1 < len(args):
-            value = args[i + 1]
-        else:
-            continue
-        if "://" not in value.removeprefix("file://"):  # a local folder, not an index on the network
-            out.append(Path(value.removeprefix("file://")))
-    return out
+    options = PipOption.all_in(tuple(site.expand(a) for a in site.pip_args))
+    return [path for o in options if o.name == "--find-links" and (path := local_path(o.value)) is not None]
 
 
 def _rebuild(site: Site, folder: Path, env: str, wanted: dict[tuple[str, str, str], list[str]]

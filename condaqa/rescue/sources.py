@@ -76,7 +76,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _file_digest(path: Path, algorithm: str) -> str:
+def file_digest(path: Path, algorithm: str) -> str:
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -104,7 +104,7 @@ def _from_file(installation: Path, prefix: Path, record: dict[str, Any], target:
             attempt.refused.append(f"{path}: the record has no sha256 or md5 to check it against")
             continue
         algorithm, expected = wanted[0]
-        got = _file_digest(path, algorithm)
+        got = file_digest(path, algorithm)
         if got != expected:
             attempt.refused.append(f"{path}: {algorithm} {got[:12]}... is not the record's {expected[:12]}... "
                                    "(a damaged or different file): refused")
