@@ -23,14 +23,14 @@ from condaqa.inputs import guard
 from condaqa.kernels import names
 from condaqa.kernels.specs import Kernel
 from condaqa.manifest import Environment
-from condaqa.plan.findings import FindingsFile, findings_path, read_findings
+from condaqa.plan.findings import Finding, FindingsFile, findings_path, read_findings
 from condaqa.qualification.required import kernel_check
 from condaqa.qualification.store import CheckRecord, load
 from condaqa.qualification.verdict import first_failure, standing
 from condaqa.qualification.waivers import judge
 from condaqa.site import Site
 from condaqa.triage import hint
-from condaqa.vocab import Category, Outcome, Verdict, counted
+from condaqa.vocab import Category, Outcome, Rule, Severity, Verdict, counted
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,7 @@ def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installa
         lines.append("")
         for row in group:
             lines += _details(row, findings.get(row.environment), (links or {}).get(row.environment, ""))
+    lines += _rescued_section(rescued(findings))
     if kernels:
         lines += ["## Kernels", "", f"The kernel names Jupyter shows now, and what the cutover to {installation} does "
                   "to each (notebooks save the name).", "",
@@ -162,6 +163,23 @@ def render_markdown(rows: list[Row], findings: dict[str, FindingsFile], installa
                   "|" + "---|" * 6]
         lines += ["| " + " | ".join(_cell(v) for v in astuple(k)) + " |" for k in kernels]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def rescued(findings: dict[str, FindingsFile]) -> list[Finding]:
+    """The packages builds took from production into ROOT/rescue: each must still be published for good."""
+    return [f for saved in findings.values() for f in saved.findings
+            if f.rule is Rule.RESCUED and f.severity is Severity.INFO]
+
+
+def _rescued_section(found: list[Finding]) -> list[str]:
+    if not found:
+        return []
+    return ["## Rescued packages", "", "No channel of the site has these exact packages any more; each was taken from "
+            "production into the site's rescue channel, which builds use after the site's channels. Publish each to "
+            "the site's channel for good (README: Rescued packages).", "",
+            "| environment | package | rescued | taken from |", "|" + "---|" * 4,
+            *("| " + " | ".join(_cell(v) for v in (f.environment, f.package, f.action, f.reason)) + " |"
+              for f in found), ""]
 
 
 def _cell(value: object) -> str:

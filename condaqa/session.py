@@ -185,6 +185,10 @@ class Session:
         for row in rows:
             if row.result not in (Verdict.PASSED, Verdict.EXPORTED):
                 terminalreporter.write_line(f"  {row.environment}: {row.result}: {row.first_error}")
+        saved = {r.environment: found for r in rows if (found := load_findings(self.site, r.environment)) is not None}
+        for f in report.rescued(saved):
+            terminalreporter.write_line(f"  {f.environment}: {f.action}: publish it to the site's channel for good "
+                                        "(README: Rescued packages)")
         terminalreporter.write_line(f"reports: {self.summary or self.site.reports_dir}, {self.config.option.xmlpath}")
         if self.unqualified:
             names, one = ", ".join(self.unqualified), len(self.unqualified) == 1

@@ -29,6 +29,7 @@ EXPECTED = {
     "noarch_in_pip": ({"noarch-in-pip"}, [], False),
     "legacy_noarch": ({"legacy-noarch"}, ["conda"], False),
     "missing_pin": ({"override", "missing-version"}, [], True),
+    "linkage_2019": ({"rescued"}, [], False),
 }
 
 
@@ -72,6 +73,10 @@ def test_the_demo_qualifies_green_with_every_rule_in_the_summary(green_qualifica
         assert rows[env]["findings"] == str(len(saved.findings)) == props[f"{env}.findings"]
         assert rows[env]["override"] == props[f"{env}.override"] == ("yes" if override else "no")
     assert rows["hlink"]["findings"] == "0" and "## Failed" not in summary
+    rescued = summary.split("## Rescued packages")[1].split("## ")[0]
+    assert "| linkage_2019 | linkage | rescued linkage-2.0.0-pyh_0 into rescue |" in rescued, rescued
+    assert f"{root / 'v4.3' / 'pkgs'}" in rescued  # taken from production's package cache
+    result.stdout.fnmatch_lines(["  linkage_2019: rescued linkage-2.0.0-pyh_0 into rescue: publish it *"])
     assert props["old_not_used.result"] == props["scratch_jdoe.result"] == Verdict.EXPORTED
     git_step = read_findings(project / "reports" / "findings" / "git_installed.json").post_steps[0]
     assert git_step.requirement.startswith(f"git+{(root / 'git' / 'harmonize').as_uri()}@")
@@ -86,14 +91,15 @@ def test_failures_fail_only_their_environment_and_are_triaged(pytester, project)
     no_rescue(manifests / "site.toml")  # ipumsdata 0.4.0 is still in current's cache: rescue would take it
     (project / "env_checks" / "listed_twice" / "check_old_bug.py").write_text(
         '"""Broken since 2019: the surveyweights dependency was never installed here."""\nimport surveyweights\n')
-    result = qualify(pytester, "-k", "hlink or missing_pin or listed_twice or nhis_reformat")  # and one that passes
+    result = qualify(pytester, "-k", "hlink or missing_pin or listed_twice or nhis_reformat or linkage_2019")
     assert result.ret == 1
     failed = {re.match(r"FAILED [^\[]+\[([^\]-]+)", line).group(1) for line in result.stdout.lines
               if line.startswith("FAILED ")}
-    assert failed == {"hlink", "missing_pin", "listed_twice"}, result.stdout.str()
+    assert failed == {"hlink", "missing_pin", "listed_twice", "linkage_2019"}, result.stdout.str()
     props, tree = junit_properties(project)
     assert props["hlink.category"] == "unsatisfiable" and "overrides/hlink.yml" in props["hlink.hint"]
     assert props["missing_pin.category"] == "missing-version" and props["listed_twice.category"] == "already-broken"
+    assert props["linkage_2019.category"] == "missing-version"  # what rescue turns green
     assert props["nhis_reformat.result"] == Verdict.PASSED and "nhis_reformat.category" not in props
     assert all(props[f"{env}.result"] == Verdict.FAILED for env in ("hlink", "missing_pin", "listed_twice"))
     failures = {f.get("message").removeprefix("Failed: ").split(" ")[0]: f.text for f in tree.iter("failure")}

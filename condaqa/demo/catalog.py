@@ -53,6 +53,7 @@ LIBRARIES = (
     Library("DateFmt", "1.0.0", "wheelhouse", ("tabular >=1.1",), import_name="datefmt"),  # datefmt, PyPI spelling
     Library("ipumsdata", "0.4.0", "mpc", ("tabular >=1.1",), withdrawn=True),
     Library("varlabels", "0.2.0", "mpc", ("tabular >=1.1",)),  # a legacy noarch package of the internal channel
+    Library("linkage", "2.0.0", "mpc", ("ipumsdata >=0.4",), withdrawn=True),  # production's package cache keeps it
 )
 
 
@@ -100,6 +101,8 @@ ENVIRONMENTS = (
             history=("python", "pip", "varlabels")),
     DemoEnv("missing_pin", ("python", "pip", "tabular=1.1.0", "ipumsdata=0.4.0"),
             history=("python", "pip", "ipumsdata=0.4.0")),
+    DemoEnv("linkage_2019", ("python", "pip", "linkage=2.0.0", "ipumsdata=0.5.0"),
+            history=("python", "pip", "linkage=2.0.0")),
 )
 
 # The demo's kernels are real ipykernel kernels, packaged from condaqa's own installation, less

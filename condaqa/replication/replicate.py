@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -76,7 +76,7 @@ def refuse_unsafe_target(site: Site, prefix: Path) -> None:
 def _plan(site: Site, env: Environment, out: TextIO) -> tuple[BuildPlan, list[Finding]]:
     """Plan, save the findings for the report, and stop at preflight on an error finding (before any solve)."""
     try:
-        plan, findings = plan_environment(site, env)
+        plan, findings = plan_environment(replace(site, rescue=False), env)  # what the site's channels lack
         missing = [f.package for f in errors(findings) if f.rule is Rule.MISSING_VERSION]
         if missing and site.rescue:  # the exact packages current has, from production itself, then plan again
             rescued = rescue_packages(site, env.name, missing)

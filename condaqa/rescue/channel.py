@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from condaqa import locks
 from condaqa.engines.rattler import index_channel
 from condaqa.plan.findings import Finding
 from condaqa.prefix import is_environment
-from condaqa.rescue.sources import Attempt, load_record, rescue
+from condaqa.rescue.sources import Attempt, Rescued, dist_of, load_record, rescue
 from condaqa.site import Site
 from condaqa.vocab import Rule, Severity
 
@@ -33,15 +34,25 @@ def rescue_packages(site: Site, env: str, names: Iterable[str]) -> list[Finding]
     prefix = installation.env_prefix(env)
     if not is_environment(prefix):
         return []
-    findings: list[Finding] = []
     with locks.rescue_channel(site):
-        attempts = [rescue(installation.path, prefix, load_record(path), site.rescue_dir)
-                    for path in wanted_records(prefix, names)]
-        if any(a.rescued for a in attempts):
+        records = [load_record(path) for path in wanted_records(prefix, names)]
+        attempts = [_earlier(site, r) or rescue(installation.path, prefix, r, site.rescue_dir) for r in records]
+        if any(a.rescued and a.rescued.source != EARLIER for a in attempts):
             index_channel(site.rescue_dir)
-    for attempt in attempts:
-        findings.append(_finding(site, env, attempt))
-    return findings
+    return [_finding(site, env, attempt) for attempt in attempts]
+
+
+EARLIER = "site's rescue channel, since an earlier rescue:"
+
+
+def _earlier(site: Site, record: dict[str, Any]) -> Attempt | None:
+    """The package as an earlier rescue left it in ROOT/rescue: taken again as it is, not written again
+    (a build may be reading it), so every build that needs it still says it was rescued."""
+    dist, subdir = dist_of(record), str(record.get("subdir") or "noarch")
+    for path in (site.rescue_dir / subdir / f"{dist}{ext}" for ext in (".conda", ".tar.bz2")):
+        if path.is_file():
+            return Attempt(dist, Rescued(EARLIER, path, path))
+    return None
 
 
 def _finding(site: Site, env: str, attempt: Attempt) -> Finding:
