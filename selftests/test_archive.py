@@ -7,9 +7,14 @@ import json
 import shutil
 
 import pytest
+from standins.conda_standin import install
 
 from condaqa.cli import main
+from condaqa.engines import conda
+from condaqa.manifest import load_manifest
+from condaqa.replication.replicate import replicate
 from condaqa.rescue.archive import archive_dir, verified
+from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Site, load_site
 
 EXPORT_ONLY = ("old_not_used", "scratch_jdoe")
@@ -80,3 +85,56 @@ def test_retire_names_each_environment_without_a_verified_archive_before_deletin
     warned = [line for line in out.splitlines() if "has no verified archive" in line]
     assert len(warned) == 1 and warned[0].startswith("warning: old_not_used of v4.0 has no verified archive"), out
     assert "--installation v4.0 --env old_not_used" in warned[0]
+
+
+def _lose_the_channels_and_the_wheelhouse(site: Site) -> None:
+    for gone in (*site.channels, "wheelhouse", "git"):
+        shutil.rmtree(site.root / gone)
+
+
+def test_the_pip_part_is_rebuilt_from_the_archived_wheels_and_compared_file_by_file(
+        demo_copy: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    site = demo_copy
+    wheel = next((site.root / "wheelhouse").glob("surveyweights-0.3.0-*.whl"))
+    wheel.unlink()  # a pip distribution whose wheel nobody kept: named, and no verification without it
+    replicate(site, sandbox_for(site), next(e for e in load_manifest(site.manifest) if e.name == "git_installed"))
+    for env in ("listed_twice", "git_installed", "survey_weights"):
+        code, out = run(site, capsys, "archive", "--env", env)
+        assert code == (1 if env == "survey_weights" else 0), out
+    kept = {env: json.loads((archive_dir(site, "v4.3", env) / "manifest.json").read_text())["pip"]
+            for env in ("listed_twice", "git_installed")}
+    assert kept == {"listed_twice": ["DateFmt==1.0.0"], "git_installed": ["harmonize==0.2.0"]}  # the latter: pip's
+    assert "no wheelhouse has surveyweights==0.3.0" in out  # cache of condaqa's build of it from a git commit
+    _lose_the_channels_and_the_wheelhouse(site)
+    for env in ("listed_twice", "git_installed"):
+        code, out = run(site, capsys, "archive", "--verify", env)
+        assert code == 0 and "every record matches" in out, out
+    code, out = run(site, capsys, "archive", "--verify", "survey_weights")
+    assert code == 1 and "not in the archive: pip's surveyweights==0.3.0" in out, out
+
+    manifest_file = archive_dir(site, "v4.3", "git_installed") / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    [harmonize] = manifest["pip_records"]
+    module = next(i for i, f in enumerate(harmonize["files"]) if f.startswith("harmonize/__init__.py "))
+    harmonize["files"][module] = "harmonize/__init__.py sha256=not-what-pip-installed"
+    manifest_file.write_text(json.dumps(manifest))
+    code, out = run(site, capsys, "archive", "--verify", "git_installed")
+    assert code == 1 and "pip's harmonize==0.2.0: 1 file(s) of the original missing or different, first " \
+        "harmonize/__init__.py sha256=not-what-pip-installed" in out, out
+    assert not verified(site, "v4.3", "git_installed")
+
+
+def test_the_conda_engine_rebuilds_an_archive_with_qa_s_conda(demo_copy: Site,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """engine = "conda": the rebuild is qa's conda (the stand-in of 25.11.1) reading the archive's channel. (Not an
+    export-only environment of the demo: rattler made them without pip, which conda adds to every python.)"""
+    site = demo_copy
+    install(site.root / "v4.8", "25.11.1")
+    site.file.write_text(site.file.read_text().replace('engine = "rattler"', 'engine = "conda"'))
+    code, out = run(site, capsys, "archive", "--env", "legacy_noarch")
+    assert code == 0, out
+    _lose_the_channels_and_the_wheelhouse(site)
+    code, out = run(site, capsys, "archive", "--verify", "legacy_noarch")
+    assert code == 0 and "every record matches" in out, out
+    listing = conda.home(site, site.qa_installation()) / ".conda" / "environments.txt"
+    assert not listing.is_file() or not listing.read_text().strip()  # the scratch prefix is forgotten
