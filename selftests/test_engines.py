@@ -486,3 +486,10 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         yield int(taken.getsockname()[1])
+
+
+def test_an_exact_pin_reaches_conda_s_command_line_in_the_form_every_conda_reads():
+    """conda 4.3 reads `alpha ==1.0 py_0` as version "1.0py_0" (selftests/test_realconda_live.py saw it)."""
+    assert conda.cli_spec("alpha ==1.0 py_0") == "alpha=1.0=py_0"
+    for unchanged in ("tabular=2.0.0", "python >=3.6,<3.7", "zeta 0.9*", "alpha ==1.0", "pip"):
+        assert conda.cli_spec(unchanged) == unchanged

@@ -6,7 +6,8 @@ zeta), ROOT/wheelhouse, current -> v4.3 and qa -> v4.8, both real conda 4.3.16. 
 production environments (`conda install` history entries, a pip section, a package later withdrawn
 from the channel); condaqa's export of them is compared with conda's own, its conda engine drives the
 real conda as qa's, and real conda reads the site through `current/bin/conda` after a cutover and a
-rollback. Elsewhere the module is skipped with the reason; CONDAQA_REALCONDA_REQUIRED=1 (CI) makes
+rollback, and an archive of its environments is rebuilt by it from the archive alone. Elsewhere the module
+is skipped with the reason; CONDAQA_REALCONDA_REQUIRED=1 (CI) makes
 that a failure instead.
 """
 
@@ -310,3 +311,19 @@ def test_cutover_and_rollback_then_real_conda_through_current(site, capsys):
 def test_installation_reads_as_conda_4_3_16(site):
     assert Installation("v4.3", site.root / "v4.3").conda_version() == realconda.VERSION
     assert replace(site, engine="conda").qa_installation().conda_version() == realconda.VERSION
+
+
+# -- (d) an archive of real conda's environments, rebuilt by real conda from it alone ------------------
+
+
+def test_an_archive_is_rebuilt_by_real_conda_4_3_16_after_the_channel_and_wheelhouse_are_gone(site, capsys):
+    for env in ("hist", "pipenv"):  # hist holds zeta 0.9, withdrawn; pipenv a pip part from the wheelhouse
+        assert main(["--site", str(site.file), "archive", "--env", env]) == 0, capsys.readouterr()
+    said = capsys.readouterr().out
+    assert "hist: 6 conda package(s) (6 from the package cache file) and 0 wheel(s)" in said, said
+    assert "pipenv: 4 conda package(s) (4 from the package cache file) and 1 wheel(s)" in said, said
+    for gone in ("chan", "wheelhouse"):
+        shutil.rmtree(site.root / gone)
+    for env in ("hist", "pipenv"):
+        code = main(["--site", str(site.file), "archive", "--verify", env])
+        assert code == 0 and "every record matches a rebuild from the archive alone" in capsys.readouterr().out

@@ -37,6 +37,7 @@ _SOLVE_ERRORS = ("PackagesNotFoundError", "ResolvePackageNotFound", "Unsatisfiab
 # `conda env create` running the pip section: 4.4+ print pip's stderr under this line, then "Pip failed".
 _PIP_STDERR = "Pip subprocess error:"
 _FREEZE_INSTALLED = Version("4.4")  # the 4.3 line (4.3.16 real, 4.3.31 recorded) has no install --freeze-installed
+_EXACT_PIN = re.compile(r"(?P<name>[^\s=<>!~]+) ==(?P<version>[^\s=<>!*|,]+) (?P<build>[^\s=<>!*|,]+)")
 _PIP_FAILED = (_PIP_STDERR, "CondaEnvException: Pip failed", "CondaValueError: Value error: pip returned")
 
 
@@ -76,7 +77,14 @@ def _channels(site: Site) -> list[str]:
 
 def command(site: Site, installation: Installation, plan: BuildPlan, prefix: Path) -> list[str]:
     return [str(executable(installation)), "create", "--yes", "--quiet", "--prefix", str(prefix),
-            "--override-channels", *_channels(site), *plan.conda]
+            "--override-channels", *_channels(site), *map(cli_spec, plan.conda)]
+
+
+def cli_spec(spec: str) -> str:
+    """An exact pin `name ==version build` as `name=version=build`, the form every conda's command line
+    reads as that pin: conda 4.3 drops the spaces of the first and looks for version "1.0py_0"."""
+    exact = _EXACT_PIN.fullmatch(spec)
+    return f"{exact['name']}={exact['version']}={exact['build']}" if exact else spec
 
 
 def _readable(stream: str) -> list[str]:

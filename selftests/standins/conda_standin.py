@@ -193,6 +193,13 @@ def spec_str(spec: str) -> str:
     return text + (f"[{','.join(brackets)}]" if brackets else "")
 
 
+def exact_pin(spec: str) -> str:
+    """conda's command line reads `name=version=build` as an exact pin (4.3: `name version build`); py-rattler's
+    strict parser, which solves here, wants it spelled `name ==version build`."""
+    parts = spec.split("=")
+    return f"{parts[0]} =={parts[1]} {parts[2]}" if len(parts) == 3 and all(parts) else spec
+
+
 def spec_str_43(spec: str) -> str:
     """The spec as conda 4.3 normalizes it for history and errors: `python 3.8*`, `alpha 1.0 py_0`."""
     match = rattler.MatchSpec(spec)
@@ -516,7 +523,7 @@ class Conda:
         if prefix is None:
             raise self.value_error('either -n NAME or -p PREFIX option required,\n'
                                    'try "conda create -h" for more details')
-        specs = list(options.packages)
+        specs = [exact_pin(s) for s in options.packages]
         if command == "create":
             names = {_name(s) for s in specs}
             specs += [d for d in self.config.default_packages if _name(d) not in names]
