@@ -16,7 +16,7 @@ from condaqa.errors import CutoverError, LockHeld
 from condaqa.kernels.specs import rewrite_kernel
 from condaqa.lifecycle import audit, journal, readiness, switch
 from condaqa.lifecycle.gate import gate
-from condaqa.locks import lock_file, lock_status, site_lock
+from condaqa.locks import identity, lock_file, lock_status, site_lock
 from condaqa.site import Site
 from condaqa.vocab import Outcome
 
@@ -197,7 +197,7 @@ def test_lock_contention_names_the_holder(qualified: Site) -> None:
 
 def test_stale_lock_of_a_dead_process_is_recovered(qualified: Site) -> None:
     qualified.state_dir.mkdir(exist_ok=True)
-    host = audit.identity()["host"]
+    host = identity()["host"]
     holder = {"pid": 999999999, "user": "alice", "host": host, "command": "condaqa cutover", "since": "yesterday"}
     lock_file(qualified).write_text(json.dumps(holder))
     assert lock_status(qualified).startswith("stale lock left by 'condaqa cutover' (pid 999999999, user alice")

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -463,9 +464,13 @@ def test_offline_preflight_reads_the_kept_copy(demo_site, serve, monkeypatch):
 def test_an_unreachable_channel_is_a_warning_and_planning_goes_on(demo_site, serve, monkeypatch):
     base, _ = serve(demo_site.root)
     opened: list[str] = []
-    urlopen = channels.urllib.request.urlopen
-    monkeypatch.setattr(channels.urllib.request, "urlopen",
-                        lambda request, **kw: opened.append(request.full_url) or urlopen(request, **kw))
+    urlopen = urllib.request.urlopen
+
+    def counted(request: urllib.request.Request, *, timeout: float) -> object:
+        opened.append(request.full_url)
+        return urlopen(request, timeout=timeout)
+
+    monkeypatch.setattr(urllib.request, "urlopen", counted)  # where channels looks it up, at each fetch
     with closed_port() as port:
         site = replace(demo_site, channels=(f"http://127.0.0.1:{port}/main", f"{base}/mpc"))
         for env in ("survey_weights", "hlink"):

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from condaqa.errors import ConfigError
-from condaqa.manifest import load_manifest, name_problem, starter_ini
+from condaqa.inputs import name_problem
+from condaqa.manifest import load_manifest, starter_ini
 
 
 def write(tmp_path: Path, ini: str, toml: str | None = None) -> Path:

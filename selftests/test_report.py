@@ -137,7 +137,8 @@ def test_condaqa_report_from_another_folder_links_findings_files_that_exist(tmp_
     """The qualification ran in one folder; `condaqa report` runs in another: every findings file the summary
     links is there, and the findings are in it."""
     ran_in, elsewhere = tmp_path / "qualified-here", tmp_path / "elsewhere"
-    ran_in.mkdir(), elsewhere.mkdir()
+    ran_in.mkdir()
+    elsewhere.mkdir()
     monkeypatch.chdir(ran_in)
     site = make_site(tmp_path, ENVS, kernels=False)
     findings.save_findings(site, "beta", BuildPlan("beta", ()),
