@@ -144,7 +144,8 @@ def test_second_rollback_is_refused(qualified: Site) -> None:
         switch.rollback(qualified)
 
 
-def test_failed_swap_leaves_no_temporary_link_and_undoes_kernels(qualified: Site, monkeypatch) -> None:
+def test_failed_swap_leaves_no_temporary_link_and_undoes_kernels(
+        qualified: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     site, kernels, real = qualified, kernel_paths(qualified), os.replace
 
     def replace(src: str, dst: str) -> None:
@@ -162,7 +163,8 @@ def test_failed_swap_leaves_no_temporary_link_and_undoes_kernels(qualified: Site
     assert audit.records(site)[-1]["action"] == "abort" and audit_state(site) == OLD
 
 
-def test_failure_after_the_swap_is_finished_by_the_next_command(qualified: Site, monkeypatch) -> None:
+def test_failure_after_the_swap_is_finished_by_the_next_command(
+        qualified: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     site = qualified
     monkeypatch.setattr(audit, "append", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(CutoverError, match="could not finish"):
