@@ -29,7 +29,8 @@ import pytest
 from conftest import REALCONDA as REAL
 from standins.conda_standin import VERSIONS, install
 
-from condaqa.demo.packages import Package, PackageFile, python_package, wheel_to_package, write_package, write_wheel
+from condaqa.demo.packages import Package, python_package, wheel_to_package, write_package, write_wheel
+from condaqa.rescue.repack import Member
 
 if not REAL.is_dir():
     pytest.skip(f"the real conda recordings are not at {REAL} (set CONDAQA_REALCONDA to a copy)",
@@ -44,7 +45,7 @@ INDEX = ("import asyncio, os, sys, rattler.index; "  # leaves through os._exit: 
 
 def _library(name: str, version: str, *depends: str, entry_points: tuple[str, ...] = ()) -> Package:
     code = f"VERSION = {version!r}\n\ndef main():\n    return 0\n"
-    source = PackageFile(f"site-packages/{name}/__init__.py", code.encode())
+    source = Member(f"site-packages/{name}/__init__.py", code.encode())
     return Package(name, version, "py_0", depends=list(depends or ["python"]), files=[source], noarch_python=True,
                    entry_points=list(entry_points))
 
@@ -61,9 +62,9 @@ def _channel(folder: Path, real_pip: bool) -> Path:
         _library("alpha", "1.0"),
         _library("alpha", "2.0"),
         _library("beta", "1.0", "python", "alpha >=1.0", entry_points=("beta = beta:main",)),
-        Package("gamma", "0.1", files=[PackageFile("share/gamma/data.txt", b"gamma\n")]),
+        Package("gamma", "0.1", files=[Member("share/gamma/data.txt", b"gamma\n")]),
         Package("delta", "1.0", "py_0", depends=["beta", "gamma"]),
-        Package("epsilon", "1.0", subdir=SUBDIR, files=[PackageFile("bin/epsilon", b"#!/bin/sh\n", executable=True)]),
+        Package("epsilon", "1.0", subdir=SUBDIR, files=[Member("bin/epsilon", b"#!/bin/sh\n", executable=True)]),
         _library("eta", "1.0", "python", "alpha <2.0"),
         _library("zeta", "1.0"),  # zeta 0.9 was withdrawn before 03-create-missing-version
     ):

@@ -27,7 +27,7 @@ from helpers_sites import qualify
 
 from condaqa.cli import main
 from condaqa.demo import realconda
-from condaqa.demo.packages import Package, PackageFile, wheel_to_package, write_package, write_wheel
+from condaqa.demo.packages import Package, wheel_to_package, write_package, write_wheel
 from condaqa.engines import conda
 from condaqa.engines.rattler import index_channel
 from condaqa.errors import BuildError, SiteError
@@ -36,6 +36,7 @@ from condaqa.plan import planning
 from condaqa.plan.model import BuildPlan
 from condaqa.prefix import read_prefix
 from condaqa.replication.replicate import replicate
+from condaqa.rescue.repack import Member
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
 from condaqa.spec.export import explicit_text, site_channels, spec_from_prefix
@@ -53,7 +54,7 @@ def _unavailable(reason: str) -> None:
 
 
 def _library(name: str, version: str, *depends: str) -> Package:
-    source = PackageFile(f"site-packages/{name}/__init__.py", f"VERSION = {version!r}\n".encode())
+    source = Member(f"site-packages/{name}/__init__.py", f"VERSION = {version!r}\n".encode())
     return Package(name, version, "py_0", depends=list(depends or ["python"]), files=[source], noarch_python=True)
 
 
@@ -104,7 +105,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     for package in (_library("alpha", "1.0"), _library("alpha", "2.0"),
                     _library("beta", "1.0", "python", "alpha >=1.0"),
                     _library("eta", "1.0", "python", "alpha <2.0"), _library("zeta", "0.9"), _library("zeta", "1.0"),
-                    Package("gamma", "0.1", files=[PackageFile("share/gamma/data.txt", b"gamma\n")])):
+                    Package("gamma", "0.1", files=[Member("share/gamma/data.txt", b"gamma\n")])):
         write_package(chan, package)
     index_channel(chan)
     write_wheel(root / "wheelhouse", "tinywheel", "0.1", {"tinywheel/__init__.py": "VALUE = 1\n"})
