@@ -50,7 +50,6 @@ from _common import WORK, log
 
 from condaqa.demo.packages import (
     Package,
-    PackageFile,
     python_package,
     wheel_to_package,
     write_package,
@@ -62,6 +61,7 @@ from condaqa.lifecycle.installations import create_bare
 from condaqa.plan.model import BuildPlan
 from condaqa.replication.pip import pip_install
 from condaqa.replication.replicate import pip_home
+from condaqa.rescue.repack import Member
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
 from condaqa.vocab import Stage
@@ -198,13 +198,13 @@ def write_synthetic_package(staging: Path, root: Path, spec: Spec, version: str,
         wheel.unlink()
         return
     lib = spec.name.replace("-", "")
-    pkg_files = [PackageFile(f"lib/lib{lib}.so.{version}", (f"ELF {spec.name} {version}\n" * 16).encode()),
-                 PackageFile(f"lib/lib{lib}.so", symlink=f"lib{lib}.so.{version}")]
+    pkg_files = [Member(f"lib/lib{lib}.so.{version}", (f"ELF {spec.name} {version}\n" * 16).encode()),
+                 Member(f"lib/lib{lib}.so", symlink=f"lib{lib}.so.{version}")]
     rest = max(0, spec.files - 2)
     headers = rest // 2
-    pkg_files += [PackageFile(p, f"/* {p} */\n#define X_{i} {i}\n".encode())
+    pkg_files += [Member(p, f"/* {p} */\n#define X_{i} {i}\n".encode())
                   for i, p in enumerate(_layout(headers, f"include/{lib}/", ".h"))]
-    pkg_files += [PackageFile(p, f"{p}\n".encode() * 3) for p in _layout(rest - headers, f"share/{lib}/", ".txt")]
+    pkg_files += [Member(p, f"{p}\n".encode() * 3) for p in _layout(rest - headers, f"share/{lib}/", ".txt")]
     write_package(root / spec.channel,
                   Package(spec.name, version, "h0_0", platform_subdir(), depends=depends, files=pkg_files))
 

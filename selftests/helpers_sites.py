@@ -81,8 +81,8 @@ def make_env(prefix: Path, env: str) -> None:
 
 
 def write_kernel(root: Path, name: str, python: str, env: dict[str, str] | None = None) -> Path:
-    spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": name,
-            "language": "python"}
+    spec: dict[str, object] = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                               "display_name": name, "language": "python"}
     if env:
         spec["env"] = env
     path = root / "kernels" / name / "kernel.json"

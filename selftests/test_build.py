@@ -9,18 +9,19 @@ import pytest
 
 from condaqa.checks.imports import import_modules
 from condaqa.errors import BuildError
-from condaqa.manifest import load_manifest
+from condaqa.manifest import Environment, load_manifest
 from condaqa.prefix import read_history, read_prefix
 from condaqa.replication.replicate import refuse_unsafe_target, replicate
 from condaqa.replication.stamp import env_fingerprint, read_stamp
 from condaqa.sandbox.box import sandbox_for
+from condaqa.site import Site
 
 
-def env_named(site, name):
+def env_named(site: Site, name: str) -> Environment:
     return next(e for e in load_manifest(site.manifest) if e.name == name)
 
 
-def test_replicate_writes_conda_history_and_is_idempotent(demo_site):
+def test_replicate_writes_conda_history_and_is_idempotent(demo_site: Site) -> None:
     env = env_named(demo_site, "nhis_reformat")
     first = replicate(demo_site, sandbox_for(demo_site), env)
     assert first.rebuilt and first.prefix == demo_site.root / "v4.8" / "envs" / "nhis_reformat"
@@ -39,7 +40,7 @@ def test_replicate_writes_conda_history_and_is_idempotent(demo_site):
     assert "up to date" in first.log.read_text()
 
 
-def test_unsatisfiable_pins_fail_in_the_solver_with_its_explanation(demo_site):
+def test_unsatisfiable_pins_fail_in_the_solver_with_its_explanation(demo_site: Site) -> None:
     """Both versions exist (so the preflight lets them through); linkage 2.2.0 needs ipumsdata >=0.5."""
     override = demo_site.manifest.parent / "overrides" / "hlink.yml"
     override.write_text("name: hlink\ndependencies: [python, pip, linkage=2.2.0, ipumsdata=0.4.1]\n")
@@ -50,14 +51,14 @@ def test_unsatisfiable_pins_fail_in_the_solver_with_its_explanation(demo_site):
     assert caught.value.log and "FAILED at solve" in Path(caught.value.log).read_text()
 
 
-def test_never_builds_under_current(demo_site):
+def test_never_builds_under_current(demo_site: Site) -> None:
     with pytest.raises(BuildError, match="refusing to write there"):
         refuse_unsafe_target(demo_site, demo_site.root / "current" / "envs" / "x")
     with pytest.raises(BuildError, match="refusing to write there"):
         replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "hlink"), target="v4.3")
 
 
-def test_an_environment_condaqa_did_not_build_is_not_replaced_without_rebuild(demo_site):
+def test_an_environment_condaqa_did_not_build_is_not_replaced_without_rebuild(demo_site: Site) -> None:
     prefix = demo_site.root / "v4.8" / "envs" / "hlink"
     (prefix / "conda-meta").mkdir(parents=True)
     (prefix / "conda-meta" / "history").write_text("")
@@ -70,7 +71,7 @@ def test_an_environment_condaqa_did_not_build_is_not_replaced_without_rebuild(de
     assert not (prefix / "notes.txt").exists()
 
 
-def test_what_a_failed_build_left_is_replaced_by_the_next_build_without_rebuild(demo_site):
+def test_what_a_failed_build_left_is_replaced_by_the_next_build_without_rebuild(demo_site: Site) -> None:
     """A build that fails after the engine made the prefix leaves no stamp; it is condaqa's own all the
     same, so the next run replaces it instead of refusing it as someone's work."""
     overrides = demo_site.manifest.parent / "overrides"
@@ -93,7 +94,7 @@ def test_what_a_failed_build_left_is_replaced_by_the_next_build_without_rebuild(
     assert (prefix / "notes.txt").exists()
 
 
-def test_bytecode_is_compiled_at_link_time_and_listed_as_conda_does(demo_site):
+def test_bytecode_is_compiled_at_link_time_and_listed_as_conda_does(demo_site: Site) -> None:
     built = replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "hlink"))
     record = json.loads(next((built.prefix / "conda-meta").glob("linkage-*.json")).read_text())
     pycs = [f for f in record["files"] if f.endswith(".pyc")]

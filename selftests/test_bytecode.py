@@ -67,7 +67,8 @@ def tree(prefix: Path) -> dict[str, tuple[int, int]]:
             for p in prefix.rglob("*") if p.is_file() and not p.is_symlink()}
 
 
-def test_more_files_than_a_process_may_print_or_one_chunk_holds_are_all_compiled_and_listed(tmp_path, monkeypatch):
+def test_more_files_than_a_process_may_print_or_one_chunk_holds_are_all_compiled_and_listed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing passes through the compiler's captured output (its last megabyte), and the chunks that
     compile in parallel each land their bytecode where the interpreter looks for it."""
     monkeypatch.setattr(proc, "OUTPUT_LIMIT", 64)
@@ -83,7 +84,7 @@ def test_more_files_than_a_process_may_print_or_one_chunk_holds_are_all_compiled
     assert record["requested_spec"] == "pkg 1.0"
 
 
-def test_a_package_is_compiled_once_and_its_bytecode_linked_into_the_next_environment(tmp_path):
+def test_a_package_is_compiled_once_and_its_bytecode_linked_into_the_next_environment(tmp_path: Path) -> None:
     site = make_site(tmp_path, ("alpha",), kernels=False)
     sources = package_files(tmp_path / "store", 5)
     first, second = (environment(site, name, tmp_path / "store", sources) for name in ("first", "second"))
@@ -100,7 +101,7 @@ def test_a_package_is_compiled_once_and_its_bytecode_linked_into_the_next_enviro
     assert tree(second) == before  # Python took the linked bytecode as its own: nothing rewritten, nothing new
 
 
-def test_a_source_that_is_not_the_same_file_is_compiled_for_its_environment(tmp_path):
+def test_a_source_that_is_not_the_same_file_is_compiled_for_its_environment(tmp_path: Path) -> None:
     site = make_site(tmp_path, ("alpha",), kernels=False)
     sources = package_files(tmp_path / "store", 3)
     shared = environment(site, "shared", tmp_path / "store", sources)
@@ -117,7 +118,8 @@ def test_a_source_that_is_not_the_same_file_is_compiled_for_its_environment(tmp_
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the compiler runs as another user only when condaqa runs as root")
-def test_the_environments_interpreter_compiles_as_the_sandbox_user_and_cannot_write_the_environment(tmp_path):
+def test_the_environments_interpreter_compiles_as_the_sandbox_user_and_cannot_write_the_environment(
+        tmp_path: Path) -> None:
     """The interpreter is the environment's, foreign code: here one that tries to leave a file in its
     environment and says who it runs as through the name of the bytecode it leaves."""
     site = make_site(tmp_path, ("alpha",), kernels=False)

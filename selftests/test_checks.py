@@ -62,7 +62,8 @@ def test_the_import_probe_of_current_finds_what_imports(site: Site) -> None:
     assert found == ["fine_mod"]
 
 
-def test_current_is_probed_for_its_key_modules_once_per_state_of_its_environment(tmp_path, monkeypatch) -> None:
+def test_current_is_probed_for_its_key_modules_once_per_state_of_its_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = make_site(tmp_path, ("alpha",), kernels=False)
     site.manifest.with_suffix(".toml").unlink()  # no `imports`: the key modules are found in current
     env = next(e for e in load_manifest(site.manifest) if e.name == "alpha")
@@ -88,7 +89,8 @@ def test_current_is_probed_for_its_key_modules_once_per_state_of_its_environment
     assert "kills" in probe_path(site, "alpha").read_text()  # among the candidates the kept answer is for
 
 
-def test_an_owner_check_is_killed_with_its_children_and_a_child_holding_stdout_does_not_hold_it(site, tmp_path):
+def test_an_owner_check_is_killed_with_its_children_and_a_child_holding_stdout_does_not_hold_it(
+        site: Site, tmp_path: Path) -> None:
     marker = f"condaqa-selftest-{os.getpid()}-{time.monotonic_ns()}"
     check = tmp_path / "checks" / "check_leaves_a_child.py"
     check.parent.mkdir()
@@ -142,7 +144,8 @@ def no_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     sandbox_for.cache_clear()
 
 
-def test_where_no_sandbox_works_a_change_under_current_fails_the_check(site, tmp_path, no_sandbox):
+def test_where_no_sandbox_works_a_change_under_current_fails_the_check(
+        site: Site, tmp_path: Path, no_sandbox: None) -> None:
     sandbox = sandbox_for(site)
     assert sandbox.mode == box.NONE and "not isolated" in sandbox.describe()
     planted = site.root / OLD / "envs" / "alpha" / "conda-meta" / "planted.json"
@@ -153,7 +156,7 @@ def test_where_no_sandbox_works_a_change_under_current_fails_the_check(site, tmp
     assert classify_owner_check(sandbox, env, _writer(tmp_path), run).category is Category.CURRENT_CHANGED
 
 
-def test_where_no_sandbox_works_a_probe_that_changes_current_is_reported(tmp_path, no_sandbox):
+def test_where_no_sandbox_works_a_probe_that_changes_current_is_reported(tmp_path: Path, no_sandbox: None) -> None:
     site = make_site(tmp_path, ("alpha",), kernels=False)
     site.manifest.with_suffix(".toml").unlink()  # no `imports`: the key modules are found in current
     env = next(e for e in load_manifest(site.manifest) if e.name == "alpha")

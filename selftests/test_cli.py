@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from condaqa.cli import main
-from condaqa.manifest import load_manifest
+from condaqa.manifest import Environment, load_manifest
 from condaqa.plan.planning import plan_environment
+from condaqa.sandbox.box import Sandbox
+from condaqa.site import Site
 from condaqa.spec.format import load_spec
 from condaqa.vocab import Rule, Severity
 
 
-def run(site, capsys, *args: str) -> tuple[int, str, str]:
+def run(site: Site, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(["--site", str(site.file), *args])
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_help_explains_commands_and_exit_codes(capsys):
+def test_help_explains_commands_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["--help"])
     out = capsys.readouterr().out
@@ -29,7 +32,7 @@ def test_help_explains_commands_and_exit_codes(capsys):
         assert word in out
 
 
-def test_inventory_lists_current_and_its_kernels(demo_template, capsys):
+def test_inventory_lists_current_and_its_kernels(demo_template: Site, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(demo_template, capsys, "inventory")
     assert code == 0
     hlink = next(line for line in out.splitlines() if line.startswith("hlink "))
@@ -37,7 +40,8 @@ def test_inventory_lists_current_and_its_kernels(demo_template, capsys):
     assert "super_important_jupyter_kernel" in out and "environments in" in out
 
 
-def test_inventory_ini_is_a_valid_starter_manifest(demo_template, capsys, tmp_path):
+def test_inventory_ini_is_a_valid_starter_manifest(
+        demo_template: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(demo_template, capsys, "inventory", "--ini")
     assert code == 0
     (tmp_path / "environments.ini").write_text(out)
@@ -48,7 +52,7 @@ def test_inventory_ini_is_a_valid_starter_manifest(demo_template, capsys, tmp_pa
     assert "# usage: kernel spec hlink runs it; no process seen -> REPLICATE\nhlink = REPLICATE" in out
 
 
-def test_export_writes_one_spec_per_manifest_environment(demo_site, capsys):
+def test_export_writes_one_spec_per_manifest_environment(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, _ = run(demo_site, capsys, "export")
     assert code == 0
     names = [e.name for e in load_manifest(demo_site.manifest)]
@@ -57,7 +61,7 @@ def test_export_writes_one_spec_per_manifest_environment(demo_site, capsys):
     assert load_spec(demo_site.specs_dir / "hlink.yml").name == "hlink"
 
 
-def test_replicate_one_then_nothing_to_do(demo_site, capsys):
+def test_replicate_one_then_nothing_to_do(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
     assert code == 0 and "[1/1] hlink: built in" in out
     assert f"1 environment built, 0 up to date, 0 failed in {demo_site.qa_link}" in out
@@ -68,7 +72,7 @@ def test_replicate_one_then_nothing_to_do(demo_site, capsys):
     assert code == 0 and "[1/1] hlink: rebuilt in" in out  # a build that replaced one, unlike the first
 
 
-def test_replicate_failure_exits_1_and_names_the_log(demo_copy, capsys):
+def test_replicate_failure_exits_1_and_names_the_log(demo_copy: Site, capsys: pytest.CaptureFixture[str]) -> None:
     demo_site = demo_copy
     record = next((demo_site.root / "v4.3" / "envs" / "hlink" / "conda-meta").glob("linkage-*.json"))
     data = json.loads(record.read_text().replace('"version": "2.2.0"', '"version": "9.9.9"'))
@@ -81,7 +85,7 @@ def test_replicate_failure_exits_1_and_names_the_log(demo_copy, capsys):
     assert "hint: " in out and "hlink.log" in out
 
 
-def test_export_from_history_writes_what_users_asked_for(demo_site, capsys):
+def test_export_from_history_writes_what_users_asked_for(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, _ = run(demo_site, capsys, "export", "--env", "nhis_reformat", "--from-history")
     spec = load_spec(demo_site.specs_dir / "from-history" / "nhis_reformat.yml")
     assert not (demo_site.specs_dir / "nhis_reformat.yml").exists()  # the pinned export is not overwritten
@@ -96,32 +100,35 @@ def test_export_from_history_writes_what_users_asked_for(demo_site, capsys):
         (("export", "--env", "ghost"), "no environment 'ghost' in the manifest"),
     ],
 )
-def test_bad_arguments_exit_2(demo_template, capsys, args, message):
+def test_bad_arguments_exit_2(demo_template: Site, capsys: pytest.CaptureFixture[str], args: tuple[str, ...],
+                              message: str) -> None:
     code, _, err = run(demo_template, capsys, *args)
     assert code == 2 and message in err and err.startswith("error: ")
 
 
-def test_bad_manifest_exits_2_naming_file_and_line_and_writes_nothing(demo_site, capsys):
+def test_bad_manifest_exits_2_naming_file_and_line_and_writes_nothing(
+        demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     demo_site.manifest.write_text("[environments]\nhlink = REPLICATE\nhlink = export\n")
     code, _, err = run(demo_site, capsys, "export")
     assert code == 2 and "environments.ini:3: environment 'hlink' is listed twice" in err
     assert not demo_site.specs_dir.exists()
 
 
-def test_status_tells_where_links_point(demo_template, capsys):
+def test_status_tells_where_links_point(demo_template: Site, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(demo_template, capsys, "status")
     assert code == 0
     assert "current   -> v4.3" in out and "qa        -> v4.8" in out
     assert "rollback would return to" in out
 
 
-def test_site_is_accepted_after_the_command_too(demo_template, capsys):
+def test_site_is_accepted_after_the_command_too(demo_template: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--site", str(demo_template.file)]) == 0
     assert "current   -> v4.3" in capsys.readouterr().out
     assert main(["--site", "/nowhere/site.toml", "status", "--site", str(demo_template.file)]) == 0  # the last one wins
 
 
-def test_a_hand_edited_export_is_named_as_ignored_and_where_fixes_go(demo_site, capsys):
+def test_a_hand_edited_export_is_named_as_ignored_and_where_fixes_go(
+        demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(demo_site, capsys, "export", "--env", "hlink")[0] == 0
     path = demo_site.specs_dir / "hlink.yml"
     env = next(e for e in load_manifest(demo_site.manifest) if e.name == "hlink")
@@ -132,7 +139,8 @@ def test_a_hand_edited_export_is_named_as_ignored_and_where_fixes_go(demo_site, 
     assert str(path) in edited.reason and "manifests/overrides/hlink.yml" in edited.hint
 
 
-def test_demo_root_works_outside_a_clone_with_no_site_file(tmp_path, capsys, monkeypatch):
+def test_demo_root_works_outside_a_clone_with_no_site_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """condaqa installed from a wheel, run in a folder without manifests/: `condaqa demo --root DIR` builds."""
     monkeypatch.delenv("CONDAQA_SITE", raising=False)
     assert not (tmp_path / "manifests").exists()
@@ -141,7 +149,8 @@ def test_demo_root_works_outside_a_clone_with_no_site_file(tmp_path, capsys, mon
     assert "site ready at" in capsys.readouterr().out
 
 
-def test_inventory_json_lists_every_environment_of_current(demo_template, capsys):
+def test_inventory_json_lists_every_environment_of_current(
+        demo_template: Site, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     code, out, _ = run(demo_template, capsys, "inventory", "--json")
@@ -151,7 +160,8 @@ def test_inventory_json_lists_every_environment_of_current(demo_template, capsys
     assert hlink["kernels"] == ["hlink"] and hlink["size"] > 0 and hlink["user"]
 
 
-def test_quiet_says_only_what_was_done_and_verbose_adds_each_build_log(demo_site, capsys):
+def test_quiet_says_only_what_was_done_and_verbose_adds_each_build_log(
+        demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     code, quiet, _ = run(demo_site, capsys, "-q", "replicate", "--env", "hlink")
     assert code == 0 and len(quiet.splitlines()) == 1 and quiet.startswith("1 environment built, 0 up to date"), quiet
     code, normal, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
@@ -164,8 +174,9 @@ def test_quiet_says_only_what_was_done_and_verbose_adds_each_build_log(demo_site
     assert caught.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
-def test_a_bug_is_an_internal_error_with_its_traceback_and_exit_3(demo_site, capsys, monkeypatch):
-    def broken(site, sandbox, env, *, rebuild=False):
+def test_a_bug_is_an_internal_error_with_its_traceback_and_exit_3(
+        demo_site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(site: Site, sandbox: Sandbox, env: Environment, *, rebuild: bool = False) -> NoReturn:
         raise KeyError("a bug")
 
     monkeypatch.setattr("condaqa.commands.replicate.build", broken)

@@ -29,7 +29,8 @@ import pytest
 from conftest import REALCONDA as REAL
 from standins.conda_standin import VERSIONS, install
 
-from condaqa.demo.packages import Package, PackageFile, python_package, wheel_to_package, write_package, write_wheel
+from condaqa.demo.packages import Package, python_package, wheel_to_package, write_package, write_wheel
+from condaqa.rescue.repack import Member
 
 if not REAL.is_dir():
     pytest.skip(f"the real conda recordings are not at {REAL} (set CONDAQA_REALCONDA to a copy)",
@@ -44,7 +45,7 @@ INDEX = ("import asyncio, os, sys, rattler.index; "  # leaves through os._exit: 
 
 def _library(name: str, version: str, *depends: str, entry_points: tuple[str, ...] = ()) -> Package:
     code = f"VERSION = {version!r}\n\ndef main():\n    return 0\n"
-    source = PackageFile(f"site-packages/{name}/__init__.py", code.encode())
+    source = Member(f"site-packages/{name}/__init__.py", code.encode())
     return Package(name, version, "py_0", depends=list(depends or ["python"]), files=[source], noarch_python=True,
                    entry_points=list(entry_points))
 
@@ -61,9 +62,9 @@ def _channel(folder: Path, real_pip: bool) -> Path:
         _library("alpha", "1.0"),
         _library("alpha", "2.0"),
         _library("beta", "1.0", "python", "alpha >=1.0", entry_points=("beta = beta:main",)),
-        Package("gamma", "0.1", files=[PackageFile("share/gamma/data.txt", b"gamma\n")]),
+        Package("gamma", "0.1", files=[Member("share/gamma/data.txt", b"gamma\n")]),
         Package("delta", "1.0", "py_0", depends=["beta", "gamma"]),
-        Package("epsilon", "1.0", subdir=SUBDIR, files=[PackageFile("bin/epsilon", b"#!/bin/sh\n", executable=True)]),
+        Package("epsilon", "1.0", subdir=SUBDIR, files=[Member("bin/epsilon", b"#!/bin/sh\n", executable=True)]),
         _library("eta", "1.0", "python", "alpha <2.0"),
         _library("zeta", "1.0"),  # zeta 0.9 was withdrawn before 03-create-missing-version
     ):
@@ -178,7 +179,7 @@ def spinners_dropped(text: str) -> str:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_version_and_installation_record(make_site, version):
+def test_version_and_installation_record(make_site: Callable[..., Site], version: str) -> None:
     site = make_site(version)
     proc = site.run("--version")
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"conda {version}\n", "")
@@ -187,7 +188,7 @@ def test_version_and_installation_record(make_site, version):
 
 
 @pytest.mark.parametrize("version", ["4.8.5", "24.11.3", "25.11.1"])
-def test_create_writes_what_conda_wrote(make_site, version):
+def test_create_writes_what_conda_wrote(make_site: Callable[..., Site], version: str) -> None:
     site = make_site(version)
     proc, recorded = site.replay("01-create.json")
     assert (proc.returncode, proc.stderr) == (0, "")
@@ -211,7 +212,7 @@ def test_create_writes_what_conda_wrote(make_site, version):
     assert (site.home / ".cache/conda/notices/notices.cache").is_file() == (version != "4.8.5")
 
 
-def test_conda_43_create_writes_43_records_and_history(make_site):
+def test_conda_43_create_writes_43_records_and_history(make_site: Callable[..., Site]) -> None:
     site = make_site("4.3.31")
     proc = site.run("create", "--yes", "--quiet", "--prefix", "ROOT/fx-4.3.31/envs/created", "--override-channels",
                     "-c", "file://ROOT/mpc", "alpha=2.0", "beta", "python=3.8.18")
@@ -237,7 +238,7 @@ def test_conda_43_create_writes_43_records_and_history(make_site):
 
 
 @pytest.mark.parametrize("version", ["4.8.5", "25.11.1"])
-def test_install_freeze_installed_adds_one_package(make_site, version):
+def test_install_freeze_installed_adds_one_package(make_site: Callable[..., Site], version: str) -> None:
     site = make_site(version)
     assert site.replay("01-create.json")[0].returncode == 0
     prefix = site.prefix("created")
@@ -254,7 +255,7 @@ def test_install_freeze_installed_adds_one_package(make_site, version):
 
 
 @pytest.mark.parametrize("version", ["4.8.5", "24.11.3", "25.11.1"])
-def test_missing_version_is_packages_not_found(make_site, version):
+def test_missing_version_is_packages_not_found(make_site: Callable[..., Site], version: str) -> None:
     site = make_site(version)
     site.notices_seen()
     proc, recorded = site.replay("03-create-missing-version.json")
@@ -262,7 +263,7 @@ def test_missing_version_is_packages_not_found(make_site, version):
     assert not site.prefix("missing").exists()
 
 
-def test_conda_43_missing_version(make_site):
+def test_conda_43_missing_version(make_site: Callable[..., Site]) -> None:
     site = make_site("4.3.31")
     proc = site.run("create", "--yes", "--quiet", "--prefix", "ROOT/fx-4.3.31/envs/missing", "--override-channels",
                     "-c", "file://ROOT/mpc", "alpha=1.0", "zeta=0.9")
@@ -274,7 +275,7 @@ def test_conda_43_missing_version(make_site):
 
 
 @pytest.mark.parametrize("version", ["4.8.5", "24.11.3", "25.11.1"])
-def test_unsatisfiable_shows_the_conflict_search(make_site, version):
+def test_unsatisfiable_shows_the_conflict_search(make_site: Callable[..., Site], version: str) -> None:
     site = make_site(version)
     site.notices_seen()
     proc, recorded = site.replay("04-create-unsatisfiable.json")
@@ -293,7 +294,7 @@ def test_unsatisfiable_shows_the_conflict_search(make_site, version):
     assert not site.prefix("unsat").exists()
 
 
-def test_conda_43_unsatisfiable(make_site):
+def test_conda_43_unsatisfiable(make_site: Callable[..., Site]) -> None:
     site = make_site("4.3.31")
     proc = site.run("create", "-y", "-p", "ROOT/fx-4.3.31/envs/unsat", "alpha=2.0", "eta=1.0")
     assert (proc.returncode, proc.stdout) == (1, "Fetching package metadata .....\nSolving package specifications: .\n")
@@ -303,7 +304,8 @@ def test_conda_43_unsatisfiable(make_site):
 
 
 @pytest.mark.parametrize("version", ["4.8.5", "25.11.1"])
-def test_env_create_pip_failure_keeps_the_conda_part(make_site, real_pip_channel, version):
+def test_env_create_pip_failure_keeps_the_conda_part(
+        make_site: Callable[..., Site], real_pip_channel: Path, version: str) -> None:
     site = make_site(version, real_pip_channel)
     proc, _ = site.replay("02-env-create-pip.json")  # also caches what 05 links, as in the recorded order
     assert proc.returncode == 0, proc.stderr
@@ -322,7 +324,7 @@ def test_env_create_pip_failure_keeps_the_conda_part(make_site, real_pip_channel
     assert not list((site.root / "fxspecs").glob("condaenv.*"))
 
 
-def test_unknown_options_and_commands(make_site):
+def test_unknown_options_and_commands(make_site: Callable[..., Site]) -> None:
     site = make_site("4.8.5")
     proc = site.run("create", "--yes", "--prefix", "ROOT/fx-4.8.5/envs/x", "--solver=classic", "alpha")
     assert (proc.returncode, proc.stdout) == (2, "")
@@ -339,7 +341,7 @@ def test_unknown_options_and_commands(make_site):
     assert not (site.root / "fx-4.8.5" / "envs").exists() and not (site.root / "fx-25.11.1" / "envs").exists()
 
 
-def test_the_users_configuration_leaks_in(make_site, tmp_path):
+def test_the_users_configuration_leaks_in(make_site: Callable[..., Site], tmp_path: Path) -> None:
     site = make_site("4.8.5")
     (site.home / ".condarc").write_text("create_default_packages:\n  - gamma\n")
     shared = tmp_path / "shared-pkgs"
@@ -356,7 +358,7 @@ def test_the_users_configuration_leaks_in(make_site, tmp_path):
     assert "# update specs: ['beta', 'gamma']\n" in history
 
 
-def test_environments_txt_is_appended_4_3_without_deduplicating(make_site):
+def test_environments_txt_is_appended_4_3_without_deduplicating(make_site: Callable[..., Site]) -> None:
     args = ("create", "--yes", "--quiet", "--prefix", "ROOT/fx-{}/envs/g", "--override-channels", "-c", "file://ROOT/mpc",
             "gamma")
     site = make_site("4.3.31")
@@ -373,7 +375,7 @@ def test_environments_txt_is_appended_4_3_without_deduplicating(make_site):
     assert listed == [str(site.root / "fx-4.3.31/envs/g")] * 2 + [str(site.prefix("g"))]
 
 
-def test_two_creates_into_one_package_cache_race(make_site):
+def test_two_creates_into_one_package_cache_race(make_site: Callable[..., Site]) -> None:
     site = make_site("4.8.5")
     args = [("create", "--yes", "--quiet", "--prefix", f"ROOT/fx-4.8.5/envs/{env}", "--override-channels", "-c",
              "file://ROOT/mpc", "beta", "python") for env in ("one", "two")]

@@ -56,8 +56,14 @@ def named(result: sanitize.Sanitized) -> set[str]:
     return names
 
 
+def conda_name(entry: str) -> str:
+    parsed = parse_conda(entry)
+    assert parsed is not None, f"{entry!r} is not a conda entry"
+    return parsed.name
+
+
 @pytest.mark.parametrize("path", [f for f in FILES if f.name not in INVALID], ids=lambda p: p.name)
-def test_sanitized_spec_is_valid_and_loses_nothing_silently(path):
+def test_sanitized_spec_is_valid_and_loses_nothing_silently(path: Path) -> None:
     source = load_spec(path)
     result = sanitize.sanitize_file(path)
     text = dump_spec(result.spec)
@@ -69,14 +75,14 @@ def test_sanitized_spec_is_valid_and_loses_nothing_silently(path):
         assert spec.name is not None and spec.build is None, f"{entry!r} keeps a build string"
     assert all(parse_pip(line) is not None for line in again.pip)
 
-    kept = {parse_conda(e).name for e in again.dependencies}
+    kept = {conda_name(e) for e in again.dependencies}
     mentioned = named(result)
     for entry in source.dependencies:
         parsed = parse_conda(entry)
         assert (parsed and parsed.name in kept) or entry in mentioned, f"conda entry {entry!r} silently lost"
     for line in source.pip:
-        entry = parse_pip(line)
-        assert line in again.pip or line in mentioned or (entry and entry.name in mentioned) or any(
+        pip_entry = parse_pip(line)
+        assert line in again.pip or line in mentioned or (pip_entry and pip_entry.name in mentioned) or any(
             line in step for step in mentioned), f"pip entry {line!r} silently lost"
 
 
@@ -86,7 +92,8 @@ STOPPED = {"py39_pytorch_rocm.yml"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_the_command_writes_a_spec_or_refuses_the_file_by_name(path, tmp_path, capsys):
+def test_the_command_writes_a_spec_or_refuses_the_file_by_name(
+        path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["sanitize", str(path), "--out", str(tmp_path)])
     out, err = capsys.readouterr()
     if path.name in INVALID:
@@ -101,7 +108,7 @@ def test_the_command_writes_a_spec_or_refuses_the_file_by_name(path, tmp_path, c
     assert load_spec(written).dependencies and (tmp_path / f"{path.stem}.findings.json").is_file()
 
 
-def test_the_corpus_has_the_formats_it_promises():
+def test_the_corpus_has_the_formats_it_promises() -> None:
     """Guard against an emptied or swapped corpus silently passing the tests above."""
     texts = {p.name: p.read_text(encoding="utf-8") for p in FILES}
     assert INVALID and INVALID.issubset(texts)
@@ -109,7 +116,7 @@ def test_the_corpus_has_the_formats_it_promises():
     assert any("- pip:" in t for t in texts.values()) and any("--extra-index-url" in t for t in texts.values())
 
 
-def test_a_corpus_file_with_an_extra_index_gets_an_error_and_the_others_pass():
+def test_a_corpus_file_with_an_extra_index_gets_an_error_and_the_others_pass() -> None:
     """Both exit codes of the command are exercised: the pip option lines are refused, nothing else in these
     real-world files is."""
     results = {p.name: sanitize.sanitize_file(p) for p in FILES if p.name not in INVALID}

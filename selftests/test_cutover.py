@@ -16,7 +16,7 @@ from condaqa.errors import CutoverError, LockHeld
 from condaqa.kernels.specs import rewrite_kernel
 from condaqa.lifecycle import audit, journal, readiness, switch
 from condaqa.lifecycle.gate import gate
-from condaqa.locks import lock_file, lock_status, site_lock
+from condaqa.locks import identity, lock_file, lock_status, site_lock
 from condaqa.site import Site
 from condaqa.vocab import Outcome
 
@@ -144,7 +144,8 @@ def test_second_rollback_is_refused(qualified: Site) -> None:
         switch.rollback(qualified)
 
 
-def test_failed_swap_leaves_no_temporary_link_and_undoes_kernels(qualified: Site, monkeypatch) -> None:
+def test_failed_swap_leaves_no_temporary_link_and_undoes_kernels(
+        qualified: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     site, kernels, real = qualified, kernel_paths(qualified), os.replace
 
     def replace(src: str, dst: str) -> None:
@@ -162,7 +163,8 @@ def test_failed_swap_leaves_no_temporary_link_and_undoes_kernels(qualified: Site
     assert audit.records(site)[-1]["action"] == "abort" and audit_state(site) == OLD
 
 
-def test_failure_after_the_swap_is_finished_by_the_next_command(qualified: Site, monkeypatch) -> None:
+def test_failure_after_the_swap_is_finished_by_the_next_command(
+        qualified: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     site = qualified
     monkeypatch.setattr(audit, "append", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(CutoverError, match="could not finish"):
@@ -197,7 +199,7 @@ def test_lock_contention_names_the_holder(qualified: Site) -> None:
 
 def test_stale_lock_of_a_dead_process_is_recovered(qualified: Site) -> None:
     qualified.state_dir.mkdir(exist_ok=True)
-    host = audit.identity()["host"]
+    host = identity()["host"]
     holder = {"pid": 999999999, "user": "alice", "host": host, "command": "condaqa cutover", "since": "yesterday"}
     lock_file(qualified).write_text(json.dumps(holder))
     assert lock_status(qualified).startswith("stale lock left by 'condaqa cutover' (pid 999999999, user alice")

@@ -126,7 +126,7 @@ def snapshot(site: Site) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("step", switch.CUTOVER_STEPS)
-def test_cutover_killed_after_each_step(site: Site, step: str, capsys) -> None:
+def test_cutover_killed_after_each_step(site: Site, step: str, capsys: pytest.CaptureFixture[str]) -> None:
     trees = snapshot(site)
     kill_after(site, step, "cutover")
     swapped = switch.CUTOVER_STEPS.index(step) >= switch.CUTOVER_STEPS.index("swap")
@@ -142,7 +142,7 @@ def test_cutover_killed_after_each_step(site: Site, step: str, capsys) -> None:
 
 
 @pytest.mark.parametrize("step", switch.ROLLBACK_STEPS)
-def test_rollback_killed_after_each_step(site: Site, step: str, capsys) -> None:
+def test_rollback_killed_after_each_step(site: Site, step: str, capsys: pytest.CaptureFixture[str]) -> None:
     trees = snapshot(site)
     switch.cutover(site)
     kill_after(site, step, "rollback")

@@ -11,6 +11,7 @@ import csv
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import Qualified, no_rescue
@@ -18,6 +19,9 @@ from conftest import Qualified, no_rescue
 from condaqa.plan.findings import read_findings
 from condaqa.site import load_site
 from condaqa.vocab import Verdict
+
+if TYPE_CHECKING:
+    from lxml.etree import _ElementTree
 
 etree = pytest.importorskip("lxml.etree")
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
@@ -43,7 +47,7 @@ def qualify(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", *args)
 
 
-def junit_properties(project: Path) -> tuple[dict[str, str], etree._ElementTree]:
+def junit_properties(project: Path) -> tuple[dict[str, str], _ElementTree]:
     tree = etree.parse(str(project / "reports" / "junit.xml"))
     assert SCHEMA.validate(tree), SCHEMA.error_log
     return {p.get("name"): p.get("value") for p in tree.iter("property")}, tree
@@ -83,7 +87,7 @@ def test_the_demo_qualifies_green_with_every_rule_in_the_summary(green_qualifica
     assert props["listed_twice.finding.1"] == "info listed-twice datefmt: dropped from pip"
 
 
-def test_failures_fail_only_their_environment_and_are_triaged(pytester, project):
+def test_failures_fail_only_their_environment_and_are_triaged(pytester: pytest.Pytester, project: Path) -> None:
     manifests = project / "manifests"
     (manifests / "overrides" / "hlink.yml").write_text(
         "name: hlink\nchannels: [main, mpc]\ndependencies: [python, pip, linkage=2.2.0, ipumsdata=0.4.1]\n")
@@ -93,8 +97,12 @@ def test_failures_fail_only_their_environment_and_are_triaged(pytester, project)
         '"""Broken since 2019: the surveyweights dependency was never installed here."""\nimport surveyweights\n')
     result = qualify(pytester, "-k", "hlink or missing_pin or listed_twice or nhis_reformat or linkage_2019")
     assert result.ret == 1
-    failed = {re.match(r"FAILED [^\[]+\[([^\]-]+)", line).group(1) for line in result.stdout.lines
-              if line.startswith("FAILED ")}
+    failed = set()
+    for line in result.stdout.lines:
+        if line.startswith("FAILED "):
+            match = re.match(r"FAILED [^\[]+\[([^\]-]+)", line)
+            assert match, line
+            failed.add(match.group(1))
     assert failed == {"hlink", "missing_pin", "listed_twice", "linkage_2019"}, result.stdout.str()
     props, tree = junit_properties(project)
     assert props["hlink.category"] == "unsatisfiable" and "overrides/hlink.yml" in props["hlink.hint"]
@@ -102,7 +110,7 @@ def test_failures_fail_only_their_environment_and_are_triaged(pytester, project)
     assert props["linkage_2019.category"] == "missing-version"  # what rescue turns green
     assert props["nhis_reformat.result"] == Verdict.PASSED and "nhis_reformat.category" not in props
     assert all(props[f"{env}.result"] == Verdict.FAILED for env in ("hlink", "missing_pin", "listed_twice"))
-    failures = {f.get("message").removeprefix("Failed: ").split(" ")[0]: f.text for f in tree.iter("failure")}
+    failures = {f.get("message", "").removeprefix("Failed: ").split(" ")[0]: f.text or "" for f in tree.iter("failure")}
     assert "ipumsdata >=0.5" in failures["[unsatisfiable]"] and "hint: the pins cannot" in failures["[unsatisfiable]"]
     assert set(failures) == {"[unsatisfiable]", "[missing-version]", "[already-broken]"}
     rows = summary_rows(project)

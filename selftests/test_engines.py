@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -56,23 +57,23 @@ PIP = ensurepip.version()  # the pip wheel this interpreter bundles, which the d
 # -- the registry and the worker ----------------------------------------------------------------
 
 
-def test_every_registered_engine_imports_and_is_an_engine():
+def test_every_registered_engine_imports_and_is_an_engine() -> None:
     for name, module in ENGINES.items():
         importlib.import_module(module)
         assert isinstance(get_engine(name), Engine) and get_engine(name).name == name
 
 
-def test_unknown_engine_lists_the_known_ones():
+def test_unknown_engine_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="unknown engine 'pixi'; known engines: rattler, conda"):
         get_engine("pixi")
 
 
-def test_a_call_whose_child_dies_names_the_exit_code():
+def test_a_call_whose_child_dies_names_the_exit_code() -> None:
     with pytest.raises(BuildError, match=r"the engine process died \(exit code 3\)"):
         worker.call(os._exit, 3)
 
 
-def test_py_rattlers_and_the_disks_errors_fail_the_build_and_a_bug_is_raised_as_one():
+def test_py_rattlers_and_the_disks_errors_fail_the_build_and_a_bug_is_raised_as_one() -> None:
     import rattler
 
     with pytest.raises(BuildError, match="InvalidVersionError") as caught:
@@ -84,14 +85,14 @@ def test_py_rattlers_and_the_disks_errors_fail_the_build_and_a_bug_is_raised_as_
         worker.call(int, "not a number")
 
 
-def test_after_a_dead_child_the_next_call_starts_another():
+def test_after_a_dead_child_the_next_call_starts_another() -> None:
     dead = worker.call(os.getpid)
     with pytest.raises(BuildError, match="died"):
         worker.call(os._exit, 3)
     assert worker.call(os.getpid) not in (dead, os.getpid())
 
 
-def test_a_call_past_its_timeout_is_stopped_and_its_child_killed():
+def test_a_call_past_its_timeout_is_stopped_and_its_child_killed() -> None:
     before = worker.call(os.getpid)
     with pytest.raises(BuildError, match="did not answer within 1s and was stopped") as caught:
         worker.call(time.sleep, 60, timeout=1)
@@ -135,14 +136,14 @@ def listed(site: Site) -> list[str]:
     return path.read_text().splitlines() if path.is_file() else []
 
 
-def test_conda_engine_needs_a_conda(demo_site):
+def test_conda_engine_needs_a_conda(demo_site: Site) -> None:
     site = replace(demo_site, engine="conda")
     with pytest.raises(BuildError, match="has neither conda nor mamba") as caught:
         replicate(site, sandbox_for(site), env_named(site, "survey_weights"))
     assert caught.value.stage is Stage.ENGINE
 
 
-def test_conda_25_builds_in_its_own_home(demo_site, tmp_path, monkeypatch):
+def test_conda_25_builds_in_its_own_home(demo_site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     invoker = tmp_path / "invoker"  # the HOME of whoever runs condaqa, with a ~/.condarc of their own
     invoker.mkdir()
     (invoker / ".condarc").write_text("create_default_packages:\n  - datefmt\n")
@@ -177,15 +178,15 @@ def test_conda_25_builds_in_its_own_home(demo_site, tmp_path, monkeypatch):
     with pytest.raises(BuildError) as caught:
         replicate(site, sandbox_for(site), env_named(site, "survey_weights"), rebuild=True)
     assert not prefix.exists() and listed(site) == []
-    found = classify_build("survey_weights", caught.value)
-    assert (caught.value.stage, found.category) == (Stage.SOLVE, Category.UNSATISFIABLE)
-    first = found.detail.splitlines()[0]
+    failure = classify_build("survey_weights", caught.value)
+    assert (caught.value.stage, failure.category) == (Stage.SOLVE, Category.UNSATISFIABLE)
+    first = failure.detail.splitlines()[0]
     assert first.startswith("UnsatisfiableError: The following specifications were found to be incompatible with "
                             "each other: ") and "ipumsdata (" in first
     assert "linkage=2.2.0 -> ipumsdata[version='>=0.5']" in first
 
 
-def test_conda_4_8_builds_and_its_python_limit_is_a_preflight_error(demo_site):
+def test_conda_4_8_builds_and_its_python_limit_is_a_preflight_error(demo_site: Site) -> None:
     site = conda_site(demo_site, "4.8.5")
     env = env_named(site, "nhis_reformat")
     with pytest.raises(BuildError) as caught:  # exported with python=3.11.7, which conda 4.8 cannot handle
@@ -207,7 +208,8 @@ def test_conda_4_8_builds_and_its_python_limit_is_a_preflight_error(demo_site):
     assert [d.name for d in read_prefix(built.prefix).pip] == ["codebook"]
 
 
-def test_a_missing_version_stops_at_preflight_and_conda_says_the_same(demo_site, monkeypatch):
+def test_a_missing_version_stops_at_preflight_and_conda_says_the_same(
+        demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     site = replace(conda_site(demo_site, "25.11.1"), rescue=False)  # ipumsdata 0.4.0 is in current's cache: no rescue
     planning.override_path(site, "missing_pin").unlink(missing_ok=True)  # the export: ipumsdata=0.4.0 is withdrawn
     env = env_named(site, "missing_pin")
@@ -239,7 +241,7 @@ def test_a_missing_version_stops_at_preflight_and_conda_says_the_same(demo_site,
     assert not site.qa_installation().env_prefix("missing_pin").exists()
 
 
-def test_a_pip_failure_after_conda_is_pip_failed(demo_site):
+def test_a_pip_failure_after_conda_is_pip_failed(demo_site: Site) -> None:
     site = conda_site(demo_site, "25.11.1")
     override(site, "noarch_in_pip", ["python", "pip", "tabular=1.1.0"], ["codebook==9.9"])
     with pytest.raises(BuildError) as caught:
@@ -250,7 +252,7 @@ def test_a_pip_failure_after_conda_is_pip_failed(demo_site):
     assert "tabular" in records(site.qa_installation().env_prefix("noarch_in_pip"))  # conda's part was built
 
 
-def test_legacy_packages_are_added_with_freeze_installed(demo_site):
+def test_legacy_packages_are_added_with_freeze_installed(demo_site: Site) -> None:
     site = conda_site(demo_site, "25.11.1")
     built = replicate(site, sandbox_for(site), env_named(site, "legacy_noarch"))
     log, qa = built.log.read_text(), site.qa_installation().path
@@ -264,7 +266,7 @@ def test_legacy_packages_are_added_with_freeze_installed(demo_site):
     assert records(built.prefix)["varlabels"]["requested_spec"] == "varlabels=0.2.0"
 
 
-def test_two_builds_at_once_share_the_package_cache_safely(demo_site, tmp_path):
+def test_two_builds_at_once_share_the_package_cache_safely(demo_site: Site, tmp_path: Path) -> None:
     site = conda_site(demo_site, "25.11.1")
     site_file = site.file.with_name("site-conda.toml")
     site_file.write_text(site.file.read_text().replace('engine = "rattler"', 'engine = "conda"'))
@@ -293,7 +295,7 @@ def test_two_builds_at_once_share_the_package_cache_safely(demo_site, tmp_path):
 # -- which conda an installation has --------------------------------------------------------------
 
 
-def test_conda_version_without_a_record_asks_bin_conda(tmp_path):
+def test_conda_version_without_a_record_asks_bin_conda(tmp_path: Path) -> None:
     installation = tmp_path / "fx"
     install(installation, "4.8.5")
     assert Installation("fx", installation).conda_version() == "4.8.5"  # from conda-meta/conda-4.8.5-py_0.json
@@ -303,7 +305,7 @@ def test_conda_version_without_a_record_asks_bin_conda(tmp_path):
     assert Installation("fx", installation).conda_version() is None
 
 
-def test_python_3_11_with_conda_4_8_is_an_error_finding():
+def test_python_3_11_with_conda_4_8_is_an_error_finding() -> None:
     plan = BuildPlan("env", ("python=3.11", "pip"))
     _, found = conda_version(plan, Context("env", conda_version="4.8.5"))
     assert [(f.rule, f.severity, f.package) for f in found] == [(Rule.CONDA_VERSION, Severity.ERROR, "python")]
@@ -353,7 +355,8 @@ def installer(folder: Path, version: str = "25.11.1") -> Path:
     return path
 
 
-def test_new_installation_runs_an_installer_with_the_real_interface(tmp_path, capsys):
+def test_new_installation_runs_an_installer_with_the_real_interface(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     site = make_site(tmp_path)
     script = installer(tmp_path)
     assert main(["--site", str(site.file), "new-installation", "v5", "--installer", str(script)]) == 0
@@ -397,8 +400,11 @@ class _Counting(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+Serve = Callable[[Path], tuple[str, list[str]]]  # serve(folder) -> (base URL, the request paths seen)
+
+
 @pytest.fixture
-def serve() -> Iterator[Callable[[Path], tuple[str, list[str]]]]:
+def serve() -> Iterator[Serve]:
     """serve(folder) -> (base URL, the request paths seen): an HTTP server on 127.0.0.1 in a thread."""
     servers: list[http.server.ThreadingHTTPServer] = []
 
@@ -420,7 +426,7 @@ def remote(site: Site, base: str) -> Site:
     return replace(site, channels=tuple(f"{base}/{name}" for name in site.channels))
 
 
-def test_remote_repodata_is_fetched_once_and_kept(demo_site, serve):
+def test_remote_repodata_is_fetched_once_and_kept(demo_site: Site, serve: Serve) -> None:
     base, seen = serve(demo_site.root)
     site = remote(demo_site, base)
     index = channels.RepodataIndex(site)
@@ -433,7 +439,7 @@ def test_remote_repodata_is_fetched_once_and_kept(demo_site, serve):
     assert kept.parent == site.state_dir / "repodata"
 
 
-def test_a_missing_version_in_a_remote_channel_stops_at_preflight(demo_site, serve):
+def test_a_missing_version_in_a_remote_channel_stops_at_preflight(demo_site: Site, serve: Serve) -> None:
     base, _ = serve(demo_site.root)
     site = replace(remote(demo_site, base), rescue=False)  # ipumsdata 0.4.0 is in current's cache: no rescue
     planning.override_path(site, "missing_pin").unlink(missing_ok=True)
@@ -445,7 +451,7 @@ def test_a_missing_version_in_a_remote_channel_stops_at_preflight(demo_site, ser
     assert f"ipumsdata=0.4.0: no such version in {base}/mpc" in found.detail and "0.4.1, 0.5.0" in found.detail
 
 
-def test_offline_preflight_reads_the_kept_copy(demo_site, serve, monkeypatch):
+def test_offline_preflight_reads_the_kept_copy(demo_site: Site, serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
     base, seen = serve(demo_site.root)
     site = remote(demo_site, base)
     channels.RepodataIndex(site)
@@ -460,12 +466,17 @@ def test_offline_preflight_reads_the_kept_copy(demo_site, serve, monkeypatch):
         f"at {site.state_dir}/repodata/")
 
 
-def test_an_unreachable_channel_is_a_warning_and_planning_goes_on(demo_site, serve, monkeypatch):
+def test_an_unreachable_channel_is_a_warning_and_planning_goes_on(demo_site: Site, serve: Serve,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     base, _ = serve(demo_site.root)
     opened: list[str] = []
-    urlopen = channels.urllib.request.urlopen
-    monkeypatch.setattr(channels.urllib.request, "urlopen",
-                        lambda request, **kw: opened.append(request.full_url) or urlopen(request, **kw))
+    urlopen = urllib.request.urlopen
+
+    def counted(request: urllib.request.Request, *, timeout: float) -> object:
+        opened.append(request.full_url)
+        return urlopen(request, timeout=timeout)
+
+    monkeypatch.setattr(urllib.request, "urlopen", counted)  # where channels looks it up, at each fetch
     with closed_port() as port:
         site = replace(demo_site, channels=(f"http://127.0.0.1:{port}/main", f"{base}/mpc"))
         for env in ("survey_weights", "hlink"):
@@ -488,7 +499,7 @@ def closed_port() -> Iterator[int]:
         yield int(taken.getsockname()[1])
 
 
-def test_an_exact_pin_reaches_conda_s_command_line_in_the_form_every_conda_reads():
+def test_an_exact_pin_reaches_conda_s_command_line_in_the_form_every_conda_reads() -> None:
     """conda 4.3 reads `alpha ==1.0 py_0` as version "1.0py_0" (selftests/test_realconda_live.py saw it)."""
     assert conda.cli_spec("alpha ==1.0 py_0") == "alpha=1.0=py_0"
     for unchanged in ("tabular=2.0.0", "python >=3.6,<3.7", "zeta 0.9*", "alpha ==1.0", "pip"):

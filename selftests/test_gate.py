@@ -73,7 +73,8 @@ def assert_refused(project: Path, *words: str) -> str:
     return done.stderr
 
 
-def test_a_partial_run_after_a_failure_does_not_pass_the_gate(pytester, qualified_project, demo_site):
+def test_a_partial_run_after_a_failure_does_not_pass_the_gate(
+        pytester: pytest.Pytester, qualified_project: Path, demo_site: Site) -> None:
     project = qualified_project
     (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
     assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 1
@@ -85,7 +86,7 @@ def test_a_partial_run_after_a_failure_does_not_pass_the_gate(pytester, qualifie
     assert os.readlink(demo_site.root / "current") == "v4.3", refused
 
 
-def test_an_environment_broken_after_it_passed_does_not_pass_the_gate(qualified_project):
+def test_an_environment_broken_after_it_passed_does_not_pass_the_gate(qualified_project: Path) -> None:
     project = qualified_project
     (project / "manifests" / "overrides" / "survey_weights.yml").write_text(
         "name: survey_weights\nchannels: [main, mpc]\ndependencies:\n  - python\n  - pip\n  - tabular=2.0.0\n"
@@ -94,7 +95,8 @@ def test_an_environment_broken_after_it_passed_does_not_pass_the_gate(qualified_
     assert_refused(project, "survey_weights: failed", "pip")
 
 
-def test_an_environment_emptied_after_it_passed_does_not_pass_the_gate(qualified_project, demo_site):
+def test_an_environment_emptied_after_it_passed_does_not_pass_the_gate(
+        qualified_project: Path, demo_site: Site) -> None:
     project = qualified_project
     prefix = demo_site.root / "v4.8" / "envs" / "hlink"
     for child in prefix.iterdir():  # what a full disk during a rebuild leaves: the history file and nothing else
@@ -103,7 +105,7 @@ def test_an_environment_emptied_after_it_passed_does_not_pass_the_gate(qualified
     assert_refused(project, "hlink:", str(prefix))
 
 
-def test_a_cutover_during_a_qualification_is_refused(qualified_project, demo_site):
+def test_a_cutover_during_a_qualification_is_refused(qualified_project: Path, demo_site: Site) -> None:
     project = qualified_project
     passed = condaqa(project, "cutover", "--keep-qa")  # the qualification passed: the gate would let it through
     assert passed.returncode == 0, passed.stderr
@@ -122,7 +124,7 @@ def test_a_cutover_during_a_qualification_is_refused(qualified_project, demo_sit
     assert os.readlink(demo_site.root / "current") == "v4.3", refused
 
 
-def test_an_interrupted_run_does_not_pass_the_gate(qualified_project):
+def test_an_interrupted_run_does_not_pass_the_gate(qualified_project: Path) -> None:
     project = qualified_project
     slow = f"check_slow_{os.getpid()}.py"  # a name no other test's process has
     (project / "env_checks" / "hlink" / slow).write_text("import time\ntime.sleep(60)\n")
@@ -135,7 +137,8 @@ def test_an_interrupted_run_does_not_pass_the_gate(qualified_project):
     assert_refused(project, "hlink:", slow)
 
 
-def test_a_full_run_passes_and_a_new_check_makes_its_environment_stale(pytester, qualified_project, demo_site):
+def test_a_full_run_passes_and_a_new_check_makes_its_environment_stale(
+        pytester: pytest.Pytester, qualified_project: Path, demo_site: Site) -> None:
     project = qualified_project
     (project / "env_checks" / "hlink" / "check_added_later.py").write_text("print('fine')\n")
     assert_refused(project, "hlink: stale", "check_added_later.py")
@@ -145,7 +148,7 @@ def test_a_full_run_passes_and_a_new_check_makes_its_environment_stale(pytester,
     assert os.readlink(demo_site.root / "current") == "v4.8"
 
 
-def test_one_environment_retried_keeps_the_others_qualified(pytester, qualified_project):
+def test_one_environment_retried_keeps_the_others_qualified(pytester: pytest.Pytester, qualified_project: Path) -> None:
     project = qualified_project
     (project / "env_checks" / "nhis_reformat" / "check_flaky.py").write_text(
         "import os, sys\nsys.exit(0 if os.path.exists(os.environ['CONDAQA_CHECK'] + '.fixed') else 1)\n")
@@ -157,7 +160,7 @@ def test_one_environment_retried_keeps_the_others_qualified(pytester, qualified_
     assert done.returncode == 0, done.stderr
 
 
-def test_status_names_each_verdict(pytester, qualified_project, demo_site):
+def test_status_names_each_verdict(pytester: pytest.Pytester, qualified_project: Path, demo_site: Site) -> None:
     project = qualified_project
     (project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
     assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 1
@@ -174,7 +177,8 @@ def test_status_names_each_verdict(pytester, qualified_project, demo_site):
     assert lines["nhis_reformat"].split()[2] == "passed" and lines["old_not_used"].split()[2] == "exported"
 
 
-def test_a_kernel_that_runs_an_export_only_environment_is_reported(pytester, qualified_project):
+def test_a_kernel_that_runs_an_export_only_environment_is_reported(
+        pytester: pytest.Pytester, qualified_project: Path) -> None:
     project = qualified_project
     ini = project / "manifests" / "environments.ini"
     ini.write_text(ini.read_text().replace("hlink = REPLICATE", "hlink = export"))
@@ -200,14 +204,14 @@ def _tabular(demo_site: Site, *parts: str) -> Path:
     return next((demo_site.root / "v4.8" / "envs" / "hlink").glob("lib/python*/site-packages/tabular")).joinpath(*parts)
 
 
-def test_a_trojan_pyc_in_qa_after_the_qualification_makes_it_stale(qualified_project, demo_site):
+def test_a_trojan_pyc_in_qa_after_the_qualification_makes_it_stale(qualified_project: Path, demo_site: Site) -> None:
     pyc = next(_tabular(demo_site, "__pycache__").glob("__init__.*.pyc"))
     trojan = compile("import os\nos.system('id > /tmp/condaqa-trojan')\n", "__init__.py", "exec")
     _replace(pyc, pyc.read_bytes()[:16] + marshal.dumps(trojan))  # the header Python checks stays as it was
     assert_refused(qualified_project, "hlink: stale")
 
 
-def test_a_same_size_edit_with_its_mtime_put_back_makes_it_stale(qualified_project, demo_site):
+def test_a_same_size_edit_with_its_mtime_put_back_makes_it_stale(qualified_project: Path, demo_site: Site) -> None:
     source = _tabular(demo_site, "__init__.py")
     text = source.read_bytes()
     _replace(source, text.replace(b"tabular", b"TABULAR", 1), keep_mtime=True)
@@ -215,7 +219,7 @@ def test_a_same_size_edit_with_its_mtime_put_back_makes_it_stale(qualified_proje
     assert_refused(qualified_project, "hlink: stale")
 
 
-def test_an_edited_helper_of_an_owner_check_makes_it_stale(pytester, qualified_project):
+def test_an_edited_helper_of_an_owner_check_makes_it_stale(pytester: pytest.Pytester, qualified_project: Path) -> None:
     checks = qualified_project / "env_checks" / "hlink"
     (checks / "helper_lib.py").write_text("OK = True\n")
     (checks / "check_helped.py").write_text("import sys\nimport helper_lib\nsys.exit(0 if helper_lib.OK else 1)\n")
@@ -224,13 +228,14 @@ def test_an_edited_helper_of_an_owner_check_makes_it_stale(pytester, qualified_p
     assert_refused(qualified_project, "hlink: stale", "hlink/check_helped.py changed since it ran")
 
 
-def test_a_kernel_spec_edited_after_the_qualification_makes_it_stale(qualified_project, demo_site):
+def test_a_kernel_spec_edited_after_the_qualification_makes_it_stale(qualified_project: Path, demo_site: Site) -> None:
     spec = demo_site.kernels_dir / "hlink" / "kernel.json"
     spec.write_text(spec.read_text().replace(f"{demo_site.root}/v4.3/", f"{demo_site.root}/v9.9/"))
     assert_refused(qualified_project, "hlink: stale", "kernel:hlink changed since it ran")
 
 
-def test_a_result_edited_by_hand_to_passed_is_no_result(pytester, qualified_project, demo_site):
+def test_a_result_edited_by_hand_to_passed_is_no_result(
+        pytester: pytest.Pytester, qualified_project: Path, demo_site: Site) -> None:
     (qualified_project / "env_checks" / "hlink" / "check_regression.py").write_text(QA_ONLY_FAILURE)
     assert qualify(pytester, "-k", OWNER_CHECKS_OF_HLINK).ret == 1
     path = demo_site.state_dir / "results" / "v4.8" / "hlink.json"
@@ -242,7 +247,7 @@ def test_a_result_edited_by_hand_to_passed_is_no_result(pytester, qualified_proj
     assert_refused(qualified_project, "hlink: never", "does not verify")
 
 
-def test_an_environment_of_current_missing_from_the_manifest_is_named(qualified_project, demo_site):
+def test_an_environment_of_current_missing_from_the_manifest_is_named(qualified_project: Path, demo_site: Site) -> None:
     envs = demo_site.root / "v4.3" / "envs"
     subprocess.run(["cp", "-al", str(envs / "survey_weights"), str(envs / "unlisted_env")], check=True)
     try:
@@ -251,7 +256,7 @@ def test_an_environment_of_current_missing_from_the_manifest_is_named(qualified_
         shutil.rmtree(envs / "unlisted_env")
 
 
-def test_kernel_folders_whose_names_collide_are_refused(qualified_project, demo_site):
+def test_kernel_folders_whose_names_collide_are_refused(qualified_project: Path, demo_site: Site) -> None:
     shadow = demo_site.kernels_dir / "HLINK"
     shadow.mkdir()
     (shadow / "kernel.json").write_text(json.dumps({"argv": ["/no/such/python", "-f", "{connection_file}"],
@@ -259,7 +264,8 @@ def test_kernel_folders_whose_names_collide_are_refused(qualified_project, demo_
     assert_refused(qualified_project, "kernel name hlink", str(shadow / "kernel.json"))
 
 
-def test_a_kernel_that_runs_through_a_shell_is_started_or_refused(pytester, qualified_project, demo_site):
+def test_a_kernel_that_runs_through_a_shell_is_started_or_refused(
+        pytester: pytest.Pytester, qualified_project: Path, demo_site: Site) -> None:
     python = f"{demo_site.root}/v4.3/envs/hlink/bin/python"
     shelled = demo_site.kernels_dir / "shelled"
     shelled.mkdir()
@@ -313,7 +319,7 @@ sys.exit(1)
 """
 
 
-def test_a_daemon_left_by_a_check_cannot_rewrite_its_result(pytester, qualified_project):
+def test_a_daemon_left_by_a_check_cannot_rewrite_its_result(pytester: pytest.Pytester, qualified_project: Path) -> None:
     """Case 4: a failing check double-forks a daemon that waits for its failure to be recorded, then sets every
     outcome to passed (before the fix, it outlived pytest and did, and the cutover went through)."""
     marker = f"condaqa-daemon-{os.getpid()}-{time.monotonic_ns()}"
@@ -327,7 +333,8 @@ def test_a_daemon_left_by_a_check_cannot_rewrite_its_result(pytester, qualified_
     assert_refused(qualified_project, "survey_weights: failed", "check_daemon.py")
 
 
-def test_a_check_cannot_take_its_environment_out_of_the_manifest(pytester, qualified_project):
+def test_a_check_cannot_take_its_environment_out_of_the_manifest(
+        pytester: pytest.Pytester, qualified_project: Path) -> None:
     """Case 5: a check that marks its own environment export-only in environments.ini (before the fix, the
     qualification project was writable, and the cutover went through)."""
     ini = qualified_project / "manifests" / "environments.ini"
@@ -341,7 +348,7 @@ def test_a_check_cannot_take_its_environment_out_of_the_manifest(pytester, quali
     assert_refused(qualified_project, "survey_weights: failed", "check_manifest.py")
 
 
-def test_a_dry_run_shows_the_gate_and_every_change_and_makes_none(qualified_project, demo_site):
+def test_a_dry_run_shows_the_gate_and_every_change_and_makes_none(qualified_project: Path, demo_site: Site) -> None:
     audit = demo_site.state_dir / "audit.log"
     before = audit.read_text() if audit.exists() else ""
     specs = {p: p.read_text() for p in demo_site.kernels_dir.glob("*/kernel.json")}

@@ -46,7 +46,8 @@ def _kernel_env(site: Site, name: str, value: str) -> None:
     spec.write_text(spec.read_text().replace('"env": {', f'"env": {{\n  "{name}": "{value}",', 1))
 
 
-def test_a_kernel_specs_path_does_not_choose_the_tools_that_start_the_sandbox(pytester, demo_copy, outside):
+def test_a_kernel_specs_path_does_not_choose_the_tools_that_start_the_sandbox(
+        pytester: pytest.Pytester, demo_copy: Site, outside: Path) -> None:
     """Case 1: the hlink spec puts its environment's bin/ first on PATH; tools named like the sandbox's
     helpers planted there never run (before the fix, `unshare` from there ran as root)."""
     bin_dir = demo_copy.root / "v4.3" / "envs" / "hlink" / "bin"
@@ -60,7 +61,8 @@ def test_a_kernel_specs_path_does_not_choose_the_tools_that_start_the_sandbox(py
     assert sorted(p.name for p in outside.iterdir()) == []
 
 
-def test_a_kernel_specs_ld_preload_reaches_only_the_kernel(pytester, demo_copy, outside, tmp_path):
+def test_a_kernel_specs_ld_preload_reaches_only_the_kernel(
+        pytester: pytest.Pytester, demo_copy: Site, outside: Path, tmp_path: Path) -> None:
     """Case 2: LD_PRELOAD in a spec's env names a library of the environment; it may load into the kernel,
     unprivileged and sandboxed, never into a helper that runs as root (before the fix, into `unshare`)."""
     compiler = shutil.which("cc") or shutil.which("gcc")
@@ -86,7 +88,7 @@ except OSError as exc:
 """
 
 
-def test_an_owner_check_cannot_make_the_site_writable_again(pytester, demo_site):
+def test_an_owner_check_cannot_make_the_site_writable_again(pytester: pytest.Pytester, demo_site: Site) -> None:
     """Case 3: a check that remounts the site read-write and writes into it (before the fix, as root in a
     mount namespace, it could)."""
     write_project(pytester.path, demo_site.root)
@@ -97,8 +99,9 @@ def test_an_owner_check_cannot_make_the_site_writable_again(pytester, demo_site)
 
 
 @pytest.mark.parametrize("sandbox", ["default", "none"])
-def test_a_current_environment_linked_outside_the_site_is_not_changed_unnoticed(pytester, demo_copy, outside,
-                                                                                monkeypatch, sandbox):
+def test_a_current_environment_linked_outside_the_site_is_not_changed_unnoticed(
+        pytester: pytest.Pytester, demo_copy: Site, outside: Path, monkeypatch: pytest.MonkeyPatch,
+        sandbox: str) -> None:
     """Case 6: current's survey_weights is a link to a folder outside the site, and a .pth file in it appends
     to one of its modules whenever its python starts. In the sandbox the write fails; where no sandbox works
     it happens, deep in the environment, and fails the environment as current-changed."""

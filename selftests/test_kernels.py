@@ -137,8 +137,8 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_a_kernel_that_hangs_times_out_and_leaves_no_process_or_connection_file(demo_site: Site, tmp_path: Path,
-                                                                                monkeypatch) -> None:
+def test_a_kernel_that_hangs_times_out_and_leaves_no_process_or_connection_file(
+        demo_site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     marker = f"condaqa-selftest-{os.getpid()}-{time.monotonic_ns()}"
     code = ("import subprocess, sys, time\n"
             f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {marker!r}])\n"

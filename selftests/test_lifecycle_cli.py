@@ -31,24 +31,24 @@ def run(site: Site, *argv: str) -> int:
     return main(["--site", str(site.file), *argv])
 
 
-def test_cutover_refuses_before_qualification_with_the_list(site: Site, capsys) -> None:
+def test_cutover_refuses_before_qualification_with_the_list(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(site, "cutover") == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: cutover to {NEW} refused, 2 problem(s):\n  - alpha: never: never qualified")
     assert os.readlink(site.current_link) == OLD
 
 
-def test_force_without_reason_is_bad_input(site: Site, capsys) -> None:
+def test_force_without_reason_is_bad_input(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(site, "cutover", "--force") == 2
     assert "--force needs --reason TEXT" in capsys.readouterr().err
 
 
-def test_forced_cutover_says_so(site: Site, capsys) -> None:
+def test_forced_cutover_says_so(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(site, "cutover", "--force", "--reason", "deadline") == 0
     assert "forced past 2 gate problem(s); reason recorded: deadline" in capsys.readouterr().out
 
 
-def test_cutover_then_rollback(site: Site, capsys) -> None:
+def test_cutover_then_rollback(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     qualify(site)
     assert run(site, "cutover") == 0
     out = capsys.readouterr().out
@@ -62,7 +62,7 @@ def test_cutover_then_rollback(site: Site, capsys) -> None:
     assert audit.records(site)[-1]["reason"] == "pandas broke"
 
 
-def test_a_rollback_onto_where_qa_points_says_to_move_qa(site: Site, capsys) -> None:
+def test_a_rollback_onto_where_qa_points_says_to_move_qa(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     """`cutover`, `qa v4.3`, `rollback`: qa and current now name one installation, which no qualification takes."""
     qualify(site)
     assert run(site, "cutover") == 0 and run(site, "qa", OLD) == 0
@@ -79,7 +79,8 @@ def conda43_leftovers(site: Site) -> None:
         (site.root / OLD / "envs" / "alpha" / "bin" / name).symlink_to(site.root / OLD / "bin" / name)
 
 
-def test_the_cutover_says_which_environments_and_executables_leave_current(site: Site, capsys) -> None:
+def test_the_cutover_says_which_environments_and_executables_leave_current(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     conda43_leftovers(site)
     qualify(site)
     assert run(site, "cutover", "--dry-run") == 0
@@ -100,12 +101,12 @@ def test_the_cutover_says_which_environments_and_executables_leave_current(site:
                                                "left current")
 
 
-def test_rollback_without_cutover_is_an_error(site: Site, capsys) -> None:
+def test_rollback_without_cutover_is_an_error(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(site, "rollback") == 2
     assert "no cutover recorded" in capsys.readouterr().err
 
 
-def test_lock_contention_is_reported(site: Site, capsys) -> None:
+def test_lock_contention_is_reported(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     qualify(site)
     with site_lock(site, "condaqa rollback"):
         assert run(site, "cutover") == 2
@@ -148,18 +149,18 @@ def test_status_shows_pending_intent_and_lock(site: Site) -> None:
         pytest.param("../conda", "not an installation folder", id="outside"),
     ],
 )
-def test_retire_refusals(site: Site, capsys, name: str, why: str) -> None:
+def test_retire_refusals(site: Site, capsys: pytest.CaptureFixture[str], name: str, why: str) -> None:
     assert run(site, "retire", name, "--yes") == 2
     assert why in capsys.readouterr().err
     assert (site.root / name).exists()
 
 
-def test_retire_needs_yes(site: Site, capsys) -> None:
+def test_retire_needs_yes(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(site, "retire", OLD) == 2
     assert f"retire deletes {site.root}/{OLD}; add --yes to confirm" in capsys.readouterr().err
 
 
-def test_retire_refuses_the_rollback_target_and_pinned_kernels(site: Site, capsys) -> None:
+def test_retire_refuses_the_rollback_target_and_pinned_kernels(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     qualify(site)
     assert run(site, "cutover", "--keep-qa") == 0
     os.unlink(site.qa_link)
@@ -171,7 +172,8 @@ def test_retire_refuses_the_rollback_target_and_pinned_kernels(site: Site, capsy
     assert f"kernel specs still name it: {site.kernels_dir}/old/kernel.json" in capsys.readouterr().err
 
 
-def test_retire_deletes_an_old_installation_or_its_package_cache(site: Site, capsys) -> None:
+def test_retire_deletes_an_old_installation_or_its_package_cache(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("v4.0", "v4.1"):
         make_installation(site.root / name, ("alpha",))
     assert run(site, "retire", "v4.0", "--pkgs-only", "--yes") == 0
@@ -185,7 +187,8 @@ def test_retire_deletes_an_old_installation_or_its_package_cache(site: Site, cap
     ]
 
 
-def test_after_a_cutover_the_old_package_cache_goes_and_rollback_still_works(site: Site, capsys) -> None:
+def test_after_a_cutover_the_old_package_cache_goes_and_rollback_still_works(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     """Runbook step 11: the rollback point's environments hold their own files, so its cache can go."""
     qualify(site)
     (site.root / OLD / "pkgs" / "tabular-1.0-0.tar.bz2").write_bytes(b"cached")
@@ -196,7 +199,8 @@ def test_after_a_cutover_the_old_package_cache_goes_and_rollback_still_works(sit
     assert os.readlink(site.current_link) == OLD
 
 
-def test_retire_pkgs_only_of_the_rollback_point_refuses_links_into_its_cache(site: Site, capsys) -> None:
+def test_retire_pkgs_only_of_the_rollback_point_refuses_links_into_its_cache(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     qualify(site)
     assert run(site, "cutover") == 0
     linked = site.root / OLD / "envs" / "alpha" / "lib" / "data.txt"
@@ -206,7 +210,8 @@ def test_retire_pkgs_only_of_the_rollback_point_refuses_links_into_its_cache(sit
     assert (site.root / OLD / "pkgs" / "cache").is_dir()
 
 
-def test_finalize_drops_the_rollback_point_so_the_old_installation_can_be_retired(site: Site, capsys) -> None:
+def test_finalize_drops_the_rollback_point_so_the_old_installation_can_be_retired(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     qualify(site)
     assert run(site, "cutover") == 0
     assert run(site, "retire", OLD, "--yes") == 2
@@ -229,7 +234,8 @@ def test_finalize_drops_the_rollback_point_so_the_old_installation_can_be_retire
 
 
 @pytest.mark.parametrize("before", [(), ("rollback",), ("finalize",)], ids=["no-cutover", "rolled-back", "twice"])
-def test_finalize_refuses_when_there_is_no_rollback_point(site: Site, capsys, before: tuple[str, ...]) -> None:
+def test_finalize_refuses_when_there_is_no_rollback_point(
+        site: Site, capsys: pytest.CaptureFixture[str], before: tuple[str, ...]) -> None:
     qualify(site)
     if before:
         assert run(site, "cutover") == 0
@@ -241,7 +247,8 @@ def test_finalize_refuses_when_there_is_no_rollback_point(site: Site, capsys, be
     assert [r["action"] for r in audit.records(site)].count("finalize") == (1 if before == ("finalize",) else 0)
 
 
-def test_new_installation_bare_points_qa_and_inherits_group_permissions(site: Site, capsys) -> None:
+def test_new_installation_bare_points_qa_and_inherits_group_permissions(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     (site.root / OLD).chmod(0o2775)
     assert run(site, "new-installation", "v5.0", "--bare") == 0
     target = site.root / "v5.0"
@@ -253,7 +260,7 @@ def test_new_installation_bare_points_qa_and_inherits_group_permissions(site: Si
     assert (record["action"], record["installation"], record["qa_before"]) == ("new-installation", "v5.0", NEW)
 
 
-def test_new_installation_refuses_an_existing_target(site: Site, capsys) -> None:
+def test_new_installation_refuses_an_existing_target(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(site, "new-installation", NEW, "--bare") == 2
     assert f"{site.root}/{NEW}: already exists" in capsys.readouterr().err
 
@@ -271,7 +278,7 @@ def test_new_installation_runs_the_installer_unattended(site: Site, tmp_path: Pa
     assert os.readlink(site.qa_link) == "v5.0"
 
 
-def test_failing_installer_is_reported(site: Site, tmp_path: Path, capsys) -> None:
+def test_failing_installer_is_reported(site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     installer = tmp_path / "broken.sh"
     installer.write_text('echo "checksum mismatch" >&2\nexit 7\n')
     assert run(site, "new-installation", "v5.0", "--installer", str(installer)) == 2
@@ -417,7 +424,8 @@ class _Terminal:
 
 
 @pytest.mark.parametrize(("answer", "code", "where"), [("n", 1, OLD), ("", 1, OLD), ("y", 0, NEW)])
-def test_cutover_asks_on_a_terminal(site: Site, capsys, monkeypatch, answer: str, code: int, where: str) -> None:
+def test_cutover_asks_on_a_terminal(site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                    answer: str, code: int, where: str) -> None:
     qualify(site)
     monkeypatch.delenv("CI", raising=False)
     terminal = _Terminal(answer)
@@ -428,7 +436,8 @@ def test_cutover_asks_on_a_terminal(site: Site, capsys, monkeypatch, answer: str
 
 
 @pytest.mark.parametrize("how", ["--yes", "CI"])
-def test_cutover_never_asks_with_yes_or_in_ci(site: Site, capsys, monkeypatch, how: str) -> None:
+def test_cutover_never_asks_with_yes_or_in_ci(site: Site, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     qualify(site)
     terminal = _Terminal("n")
     monkeypatch.setattr(sys, "stdin", terminal)
@@ -438,7 +447,8 @@ def test_cutover_never_asks_with_yes_or_in_ci(site: Site, capsys, monkeypatch, h
     assert terminal.asked == 0 and os.readlink(site.current_link) == NEW
 
 
-def test_status_says_whether_the_gate_would_pass_now_and_why_not(site: Site, capsys) -> None:
+def test_status_says_whether_the_gate_would_pass_now_and_why_not(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(site, "status") == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("gate "))
     assert f"a cutover to {NEW} would refuse now, 2 problem(s): alpha: never: never qualified" in line

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from condaqa.errors import ConfigError
-from condaqa.manifest import load_manifest, name_problem, starter_ini
+from condaqa.inputs import name_problem
+from condaqa.manifest import load_manifest, starter_ini
 
 
 def write(tmp_path: Path, ini: str, toml: str | None = None) -> Path:
@@ -18,7 +19,7 @@ def write(tmp_path: Path, ini: str, toml: str | None = None) -> Path:
     return path
 
 
-def test_seed_format_with_comments_and_case(tmp_path):
+def test_seed_format_with_comments_and_case(tmp_path: Path) -> None:
     ini = write(tmp_path, "# header\n[environments]\nnhis_reformat = REPLICATE\n# old one\n"
                      "Old.Env = Export  # gone\nhlink=replicate\n")
     envs = load_manifest(ini)
@@ -27,7 +28,7 @@ def test_seed_format_with_comments_and_case(tmp_path):
     ]
 
 
-def test_toml_adds_per_environment_facts(tmp_path):
+def test_toml_adds_per_environment_facts(tmp_path: Path) -> None:
     ini = write(tmp_path, "[environments]\na = REPLICATE\nb = export\n",
                 '[a]\nowner = "ann"\nimports = ["x", "y"]\nkernel = "k"\npip_args = ["--pre"]\ntimeout = 30\n')
     a, b = load_manifest(ini)
@@ -50,7 +51,7 @@ def test_toml_adds_per_environment_facts(tmp_path):
         ("[other]\n", 1, "unknown section [other]"),
     ],
 )
-def test_bad_ini_names_file_and_line(tmp_path, body, line, message):
+def test_bad_ini_names_file_and_line(tmp_path: Path, body: str, line: int, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_manifest(write(tmp_path, body))
     assert str(caught.value).startswith(f"{tmp_path / 'environments.ini'}:{line}: {message}"), str(caught.value)
@@ -70,24 +71,24 @@ def test_bad_ini_names_file_and_line(tmp_path, body, line, message):
         ("[a]\nowner = \n", None, "Invalid value (at line 2, column 9)"),  # tomllib's own words name the line
     ],
 )
-def test_bad_toml_names_file_and_line(tmp_path, toml, line, message):
+def test_bad_toml_names_file_and_line(tmp_path: Path, toml: str, line: int | None, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_manifest(write(tmp_path, "[environments]\na = REPLICATE\n", toml))
     where = f"{tmp_path / 'environments.toml'}:{line}: " if line else f"{tmp_path / 'environments.toml'}: "
     assert str(caught.value).startswith(where + message), str(caught.value)
 
 
-def test_missing_manifest(tmp_path):
+def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="manifest not found"):
         load_manifest(tmp_path / "nope.ini")
 
 
 @pytest.mark.parametrize("name", ["nhis_reformat", "py3.11-env", "A+B", "x"])
-def test_names_conda_accepts(name):
+def test_names_conda_accepts(name: str) -> None:
     assert name_problem(name) is None
 
 
-def test_starter_ini_round_trips(tmp_path):
+def test_starter_ini_round_trips(tmp_path: Path) -> None:
     text = starter_ini([("a", "1.0 MiB, u:g"), ("b", "2.0 MiB, u:g")])
     envs = load_manifest(write(tmp_path, text))
     assert [(e.name, e.disposition) for e in envs] == [("a", "export"), ("b", "export")]

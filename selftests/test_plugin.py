@@ -30,6 +30,13 @@ def junit(folder: Path) -> etree._ElementTree:
     return tree
 
 
+def failure_of(case: etree._Element) -> tuple[str, str]:
+    """A failed test case's failure: its message and its text."""
+    failure = case.find("failure")
+    assert failure is not None, f"{case.get('name')} has no failure"
+    return failure.get("message", ""), failure.text or ""
+
+
 def required_tests(site: Site, *names: str) -> int:
     """How many tests the suite runs on `site` (or for the environments `names`): one per required check."""
     kernels = find_kernels(site)
@@ -99,7 +106,7 @@ def test_demo_qualifies_green_one_worker_per_environment_rebuilds_nothing_and_le
     assert (last.environments, last.qualified, last.failed, last.pending, last.exit) == (9, 9, 0, 0, 0)
 
 
-def test_environment_of_maps_test_ids_to_environments():
+def test_environment_of_maps_test_ids_to_environments() -> None:
     names, kernels = ["hlink", "hlink_extra", "nhis"], {"nhis-kernel": "nhis"}
     assert environment_of("s/test_environments.py::test_builds[hlink]", names, kernels) == "hlink"
     assert environment_of("s/test_environments.py::test_owner_check[hlink_extra-_all/check_x.py]", names,
@@ -111,7 +118,7 @@ def test_environment_of_maps_test_ids_to_environments():
     assert environment_of("s/test_x.py::test_y[elsewhere]", names, kernels) == ""
 
 
-def test_k_selects_one_environment(pytester, project):
+def test_k_selects_one_environment(pytester: pytest.Pytester, project: Path) -> None:
     result = run(pytester, "-n", "0", "-k", "nhis", "-v")
     assert result.ret == 0
     ran = [line for line in result.outlines if "PASSED" in line]
@@ -119,7 +126,8 @@ def test_k_selects_one_environment(pytester, project):
     assert not (project / "reports" / "logs" / "hlink.log").exists()
 
 
-def test_a_failing_owner_check_fails_only_its_environment_with_its_own_words(pytester, qualified_project):
+def test_a_failing_owner_check_fails_only_its_environment_with_its_own_words(
+        pytester: pytest.Pytester, qualified_project: Path) -> None:
     project = qualified_project
     check = project / "env_checks" / "survey_weights" / "check_broken.py"
     check.write_text("import sys\nprint('linkage table has', 0 if 'v4.8' in sys.prefix else 9, 'rows')\n"
@@ -131,14 +139,15 @@ def test_a_failing_owner_check_fails_only_its_environment_with_its_own_words(pyt
                                                                             "survey_weights", "nhis_reformat") - 1
     failed = [c for c in junit(project).iter("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failed] == ["test_owner_check[survey_weights-survey_weights/check_broken.py]"]
-    text = failed[0].find("failure").text
+    message, text = failure_of(failed[0])
     assert "qa said:\n  linkage table has 0 rows" in text and "current said:\n  linkage table has 9 rows" in text
-    assert "exited 3" in failed[0].find("failure").get("message")
+    assert "exited 3" in message
     summary = (project / "reports" / "summary.md").read_text()
     assert "linkage table has 0 rows" in summary and "linkage table has 9 rows" in summary
 
 
-def test_a_missing_pin_fails_only_its_environment_at_preflight(pytester, demo_copy, green_qualification):
+def test_a_missing_pin_fails_only_its_environment_at_preflight(
+        pytester: pytest.Pytester, demo_copy: Site, green_qualification: Qualified) -> None:
     demo_site, project = demo_copy, pytester.path
     put_qualification(demo_site.root, green_qualification)  # the others qualified already: only survey_weights builds
     no_rescue(write_project(project, demo_site.root))  # rescue would re-pack the record's 7.7.7 from current
@@ -151,15 +160,15 @@ def test_a_missing_pin_fails_only_its_environment_at_preflight(pytester, demo_co
     failed = [c.get("name") for c in cases if c.find("failure") is not None]
     assert failed == ["test_builds[survey_weights]"]
     assert result.parseoutcomes()["passed"] == required_tests(demo_site, "nhis_reformat")
-    message = next(c for c in cases if c.get("name") == "test_builds[survey_weights]").find("failure").text
-    assert "tabular" in message and "7.7.7" in message
-    skipped = {c.get("name") for c in cases if c.find("skipped") is not None}
+    _, text = failure_of(next(c for c in cases if c.get("name") == "test_builds[survey_weights]"))
+    assert "tabular" in text and "7.7.7" in text
+    skipped = {c.get("name", "") for c in cases if c.find("skipped") is not None}
     assert skipped and all("survey_weights" in name for name in skipped)
     result.stdout.fnmatch_lines(["condaqa: survey_weights: FAILED at preflight in *s"])
 
 
 def test_where_nothing_isolates_a_probe_that_writes_into_current_fails_its_environment(
-        pytester, demo_copy, monkeypatch):
+        pytester: pytest.Pytester, demo_copy: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONDAQA_SANDBOX", "none")  # as where no sandbox works
     write_project(pytester.path, demo_copy.root)
     env = demo_copy.root / "v4.3" / "envs" / "survey_weights"
@@ -170,12 +179,13 @@ def test_where_nothing_isolates_a_probe_that_writes_into_current_fails_its_envir
     assert result.ret == 1
     failed = [c for c in junit(pytester.path).iter("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failed] == ["test_key_packages_import[survey_weights]"]
-    failure = failed[0].find("failure")
-    assert "[current-changed]" in failure.get("message")
-    assert f"{planted} appeared while the import probe ran" in failure.text
+    message, text = failure_of(failed[0])
+    assert "[current-changed]" in message
+    assert f"{planted} appeared while the import probe ran" in text
 
 
-def test_executables_that_qa_lacks_are_findings_of_the_versions_check(pytester, demo_copy):
+def test_executables_that_qa_lacks_are_findings_of_the_versions_check(
+        pytester: pytest.Pytester, demo_copy: Site) -> None:
     """conda 4.3 linked activate and deactivate into every environment; a new installation does not."""
     write_project(pytester.path, demo_copy.root)
     bin_ = demo_copy.root / "v4.3" / "envs" / "survey_weights" / "bin"
@@ -191,7 +201,7 @@ def test_executables_that_qa_lacks_are_findings_of_the_versions_check(pytester, 
     assert "- warning `executables` bin/activate: missing in qa" in summary
 
 
-def test_bad_manifest_is_a_usage_error_that_writes_nothing(pytester, tmp_path):
+def test_bad_manifest_is_a_usage_error_that_writes_nothing(pytester: pytest.Pytester, tmp_path: Path) -> None:
     root = tmp_path / "never-built"
     site_file = write_project(pytester.path, root)
     (site_file.parent / "environments.ini").write_text("[environments]\nhlink = REPLICATE\nx/y = export\n")
@@ -204,7 +214,7 @@ def test_bad_manifest_is_a_usage_error_that_writes_nothing(pytester, tmp_path):
 # --- the installed plugin, from a folder that is not the repository ------------------------------
 
 
-def test_from_any_folder_with_pyargs_and_a_site_elsewhere(pytester, qualified_site):
+def test_from_any_folder_with_pyargs_and_a_site_elsewhere(pytester: pytest.Pytester, qualified_site: Site) -> None:
     """`pytest --pyargs condaqa.suite --site /abs/site.toml`, --site before or after the other arguments;
     the reports land in the folder pytest runs from, and a run that qualifies nothing leaves them."""
     demo_site = qualified_site
@@ -230,7 +240,7 @@ def test_from_any_folder_with_pyargs_and_a_site_elsewhere(pytester, qualified_si
     assert (pytester.path / "reports" / "junit.xml").read_bytes() != kept
 
 
-def test_a_site_without_qa_is_one_clear_usage_error(pytester, demo_site):
+def test_a_site_without_qa_is_one_clear_usage_error(pytester: pytest.Pytester, demo_site: Site) -> None:
     (demo_site.root / "qa").unlink()
     result = run(pytester, "--pyargs", "condaqa.suite", "--site", str(demo_site.file))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -239,7 +249,7 @@ def test_a_site_without_qa_is_one_clear_usage_error(pytester, demo_site):
     assert not (pytester.path / "reports").exists()
 
 
-def test_the_plugin_is_inert_without_a_site(pytester, monkeypatch):
+def test_the_plugin_is_inert_without_a_site(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONDAQA_SITE", raising=False)
     pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
     result = run(pytester, "-n", "2")
@@ -252,7 +262,7 @@ def test_the_plugin_is_inert_without_a_site(pytester, monkeypatch):
 # --- what a run that leaves an environment unqualified, or cannot qualify at all, says ------------
 
 
-def test_a_run_that_leaves_an_environment_it_ran_unqualified_exits_1(pytester, project):
+def test_a_run_that_leaves_an_environment_it_ran_unqualified_exits_1(pytester: pytest.Pytester, project: Path) -> None:
     """`pytest --lf` after a fixed build re-runs test_builds alone: passed, but the environment is pending."""
     result = run(pytester, "-n", "0", "-k", "test_builds and survey_weights")
     outcomes = result.parseoutcomes()
@@ -264,7 +274,7 @@ def test_a_run_that_leaves_an_environment_it_ran_unqualified_exits_1(pytester, p
                                  "pytest -k survey_weights"])
 
 
-def test_qa_and_current_on_one_installation_is_one_usage_error(pytester, demo_site):
+def test_qa_and_current_on_one_installation_is_one_usage_error(pytester: pytest.Pytester, demo_site: Site) -> None:
     """What `cutover`, `qa v4.3`, `rollback` leave: qa names the installation in production."""
     (demo_site.root / "qa").unlink()
     (demo_site.root / "qa").symlink_to("v4.3")
@@ -288,7 +298,7 @@ def unrelated(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyt
     return pytester
 
 
-def test_an_unrelated_projects_own_cutover_marker_is_left_alone(unrelated):
+def test_an_unrelated_projects_own_cutover_marker_is_left_alone(unrelated: pytest.Pytester) -> None:
     result = run(unrelated)
     assert result.ret == 0 and result.parseoutcomes()["passed"] == 1, result.stdout.str()
     assert "deselected" not in result.stdout.str()
@@ -296,7 +306,7 @@ def test_an_unrelated_projects_own_cutover_marker_is_left_alone(unrelated):
     assert markers.count("@pytest.mark.cutover") == 1 and "condaqa" not in markers
 
 
-def test_the_plugin_imports_nothing_heavy_in_an_unrelated_project(unrelated):
+def test_the_plugin_imports_nothing_heavy_in_an_unrelated_project(unrelated: pytest.Pytester) -> None:
     """pytest starts in every project of the venv: until a site is active, condaqa loads its entry point only."""
     unrelated.makeconftest("import sys\n\n"
                            "def pytest_sessionfinish(session):\n"
@@ -309,7 +319,8 @@ def test_the_plugin_imports_nothing_heavy_in_an_unrelated_project(unrelated):
 
 @pytest.mark.parametrize("text", ['[site]\ntitle = "Our lab pages"\nbase_url = "/lab"\n', '[pages]\nroot = "public"\n'],
                          ids=["site-table-without-root", "no-site-table"])
-def test_a_manifests_site_toml_that_is_not_a_condaqa_site_is_not_taken_over(unrelated, text):
+def test_a_manifests_site_toml_that_is_not_a_condaqa_site_is_not_taken_over(unrelated: pytest.Pytester,
+                                                                             text: str) -> None:
     (unrelated.path / "manifests").mkdir()
     (unrelated.path / "manifests" / "site.toml").write_text(text)
     result = run(unrelated)
@@ -318,7 +329,8 @@ def test_a_manifests_site_toml_that_is_not_a_condaqa_site_is_not_taken_over(unre
 
 
 @pytest.mark.parametrize("how", ["pyargs", "path"])
-def test_the_suite_without_a_site_is_one_usage_error(pytester, monkeypatch, how):
+def test_the_suite_without_a_site_is_one_usage_error(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     monkeypatch.delenv("CONDAQA_SITE", raising=False)
     (pytester.path / "suite").symlink_to(Path(__file__).resolve().parent.parent / "condaqa" / "suite")
     args = ["--pyargs", "condaqa.suite"] if how == "pyargs" else ["suite/test_environments.py"]
@@ -328,7 +340,8 @@ def test_the_suite_without_a_site_is_one_usage_error(pytester, monkeypatch, how)
     assert "Error" not in result.stdout.str() + result.stderr.str().replace("ERROR: ", "", 1)
 
 
-def test_site_as_a_separate_argument_in_a_checkout_runs_what_the_checkout_runs(pytester, project, tmp_path):
+def test_site_as_a_separate_argument_in_a_checkout_runs_what_the_checkout_runs(
+        pytester: pytest.Pytester, project: Path, tmp_path: Path) -> None:
     """`pytest -n 2 --site /abs/elsewhere/site.toml`: pytest takes the path for a test path when it looks for its
     configuration, before any plugin loads; the run must still qualify with the suite and the checkout's tests."""
     elsewhere = tmp_path / "elsewhere"
@@ -345,7 +358,8 @@ def test_site_as_a_separate_argument_in_a_checkout_runs_what_the_checkout_runs(p
     assert result.parseoutcomes()["passed"] == required_tests(qualified_site_of(project), "nhis_reformat") + 1
 
 
-def test_the_suite_installed_in_a_venv_inside_the_project_keeps_the_ids_of_a_checkout(pytester, demo_site, monkeypatch):
+def test_the_suite_installed_in_a_venv_inside_the_project_keeps_the_ids_of_a_checkout(
+        pytester: pytest.Pytester, demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     """README's install puts .venv in the site project, under pytest's rootdir: ids stay `condaqa/suite/...`."""
     site_packages = pytester.path / ".venv" / "lib" / "python3" / "site-packages"
     shutil.copytree(Path(__file__).resolve().parent.parent / "condaqa", site_packages / "condaqa",
@@ -358,7 +372,7 @@ def test_the_suite_installed_in_a_venv_inside_the_project_keeps_the_ids_of_a_che
     assert ids and all(i.startswith("condaqa/suite/test_") for i in ids), result.stdout.str() + result.stderr.str()
 
 
-def test_a_failed_build_reports_the_time_it_took(pytester, project):
+def test_a_failed_build_reports_the_time_it_took(pytester: pytest.Pytester, project: Path) -> None:
     """The summary's build seconds of a build that failed at pip, after the conda part was built."""
     (project / "manifests" / "overrides" / "survey_weights.yml").write_text(
         "name: survey_weights\nchannels: [main, mpc]\ndependencies:\n  - python\n  - pip\n  - tabular=2.0.0\n"

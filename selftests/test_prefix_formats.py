@@ -97,7 +97,7 @@ def prefix(layouts: Path, tmp_path: Path) -> Path:
     return tmp_path / "prefix"
 
 
-def test_the_files_are_what_setuptools_leaves(layouts):
+def test_the_files_are_what_setuptools_leaves(layouts: Path) -> None:
     site_packages = layouts / SP
     assert sorted(os.listdir(site_packages)) == sorted([
         "devpkg.egg-link", "gonepkg.egg-link", "easy-install.pth", f"eggfolder-0.5-py{SHORT}.egg-info", "eggfolder",
@@ -111,7 +111,7 @@ def test_the_files_are_what_setuptools_leaves(layouts):
     assert str(source) in pth and f"./zipped-2.0-{EGG}" in pth and f"./oldegg-1.0-{EGG}" in pth
 
 
-def test_each_install_is_a_pip_distribution(layouts):
+def test_each_install_is_a_pip_distribution(layouts: Path) -> None:
     contents = read_prefix(layouts)
     found = {d.name: d.version for d in contents.pip}
     assert found == {**INSTALLED, "gonepkg": ""}  # a deleted working copy leaves no version to read
@@ -124,7 +124,7 @@ def test_each_install_is_a_pip_distribution(layouts):
         f"pip:{name}": version for name, version in {**INSTALLED, "gonepkg": ""}.items()}
 
 
-def test_export_lists_them_for_pip(layouts):
+def test_export_lists_them_for_pip(layouts: Path) -> None:
     spec = spec_from_prefix("eggs", read_prefix(layouts), {})
     assert spec.dependencies == ["python=3.11.7"] and spec.channels == ["file:///chan"]
     assert spec.pip == ["devpkg==0.1", "distfile==0.3", "eggfolder==0.5", "gonepkg", "oldegg==1.0", "zipped==2.0"]
@@ -138,7 +138,7 @@ def _sanitized(contents: PrefixContents, trusted: bool = False) -> tuple[BuildPl
     return apply_rules(plan, Context("eggs", installed=contents, present=present, local_sources=trusted))
 
 
-def test_develop_eggs_are_named_in_error_findings(layouts):
+def test_develop_eggs_are_named_in_error_findings(layouts: Path) -> None:
     plan, findings = _sanitized(read_prefix(layouts))
     assert plan.pip == ("distfile==0.3", "eggfolder==0.5", "oldegg==1.0", "zipped==2.0") and not plan.post
     stopped = {f.package: f for f in findings if f.severity is Severity.ERROR}
@@ -153,7 +153,7 @@ def test_develop_eggs_are_named_in_error_findings(layouts):
     assert [f.package for f in findings if f.severity is Severity.ERROR] == ["gonepkg"]
 
 
-def test_key_modules_are_what_the_interpreter_imports(layouts):
+def test_key_modules_are_what_the_interpreter_imports(layouts: Path) -> None:
     modules = top_level_modules(read_prefix(layouts))
     assert modules == sorted(INSTALLED)  # no `setup` of a source folder, nothing of the deleted one
     probe = "import site, sys; site.addsitedir(sys.argv[1]); " + "; ".join(f"import {m}" for m in modules)
@@ -161,7 +161,7 @@ def test_key_modules_are_what_the_interpreter_imports(layouts):
     assert done.returncode == 0, done.stderr
 
 
-def test_eggs_a_conda_record_owns_are_conda_s(prefix):
+def test_eggs_a_conda_record_owns_are_conda_s(prefix: Path) -> None:
     files = [f"{SP}/oldegg-1.0-{EGG}/EGG-INFO/PKG-INFO", f"{SP}/oldegg-1.0-{EGG}/oldegg/__init__.py",
              f"{SP}/zipped-2.0-{EGG}"]
     record = ('{"name": "eggs", "version": "1", "build": "0", "channel": "file:///chan/noarch", "subdir": "noarch", '
@@ -172,7 +172,7 @@ def test_eggs_a_conda_record_owns_are_conda_s(prefix):
     assert {"oldegg", "zipped"} <= set(top_level_modules(contents))  # still importable, from conda's package
 
 
-def test_easy_install_pth_of_old_setuptools(prefix, layouts):
+def test_easy_install_pth_of_old_setuptools(prefix: Path, layouts: Path) -> None:
     """setuptools before 49 wrapped the entries in `import sys; sys.__plen` lines that site.py runs."""
     pth = prefix / SP / "easy-install.pth"
     lines = pth.read_text().splitlines()
@@ -184,7 +184,7 @@ def test_easy_install_pth_of_old_setuptools(prefix, layouts):
     assert top_level_modules(contents) == top_level_modules(before)
 
 
-def test_an_egg_only_easy_install_pth_lists(prefix):
+def test_an_egg_only_easy_install_pth_lists(prefix: Path) -> None:
     """An egg outside site-packages is on sys.path through easy-install.pth alone, with no anchor beside it."""
     moved = prefix / "eggs" / f"zipped-2.0-{EGG}"
     moved.parent.mkdir()
@@ -196,21 +196,21 @@ def test_an_egg_only_easy_install_pth_lists(prefix):
     assert "zipped" in top_level_modules(contents)
 
 
-def test_a_broken_zipped_egg_is_named(prefix):
+def test_a_broken_zipped_egg_is_named(prefix: Path) -> None:
     egg = prefix / SP / f"zipped-2.0-{EGG}"
     egg.write_bytes(b"PK\x03\x04 not a zip file at all")
     with pytest.raises(PrefixError, match=rf"{egg}: not a readable zipped egg"):
         read_prefix(prefix)
 
 
-def test_an_empty_egg_link_is_named(prefix):
+def test_an_empty_egg_link_is_named(prefix: Path) -> None:
     link = prefix / SP / "devpkg.egg-link"
     link.write_text("")
     with pytest.raises(PrefixError, match=rf"{link}: an empty .egg-link names no source folder"):
         read_prefix(prefix)
 
 
-def test_export_names_channels_as_any_conda_reads_them(tmp_path):
+def test_export_names_channels_as_any_conda_reads_them(tmp_path: Path) -> None:
     """Local folders by their file:// URL, what conda resolves by itself (channel_alias, defaults) by name."""
     prefix = tmp_path / "site" / "v4.3" / "envs" / "mixed"
     (prefix / "conda-meta").mkdir(parents=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -13,20 +14,21 @@ from helpers_sites import make_site
 from condaqa import atomic
 from condaqa.errors import PrefixError, SpecError
 from condaqa.prefix import read_history, read_prefix, requested_specs, top_level_modules
+from condaqa.site import Site
 from condaqa.spec.export import EDITED_MARK, export_environment, write_export
 from condaqa.spec.format import dump_spec, load_spec, parse_spec
 
 
-def current_prefix(site, env):
+def current_prefix(site: Site, env: str) -> Path:
     return site.installation(site.current_name).env_prefix(env)
 
 
-def site_channel_urls(site):
+def site_channel_urls(site: Site) -> list[str]:
     """The demo's channels main and mpc are folders under its root: an export names them by file:// URL."""
     return [(site.root / name).as_uri() for name in ("main", "mpc")]
 
 
-def test_read_prefix_separates_conda_and_pip(demo_template):
+def test_read_prefix_separates_conda_and_pip(demo_template: Site) -> None:
     contents = read_prefix(current_prefix(demo_template, "nhis_reformat"))
     conda = {p.name: (p.version, p.subdir) for p in contents.conda}
     assert conda["tabular"] == ("1.1.0", "noarch") and conda["python"][1] == "linux-64"
@@ -35,7 +37,7 @@ def test_read_prefix_separates_conda_and_pip(demo_template):
     assert "tabular" in top_level_modules(contents) and "codebook" in top_level_modules(contents)
 
 
-def test_export_is_conda_env_format_without_builds_or_prefix(demo_template):
+def test_export_is_conda_env_format_without_builds_or_prefix(demo_template: Site) -> None:
     spec = export_environment(demo_template, "nhis_reformat")
     data = yaml.safe_load(dump_spec(spec))
     assert list(data) == ["name", "channels", "dependencies"]
@@ -45,18 +47,18 @@ def test_export_is_conda_env_format_without_builds_or_prefix(demo_template):
     assert dump_spec(spec) == dump_spec(export_environment(demo_template, "nhis_reformat"))  # deterministic
 
 
-def test_export_names_internal_channel(demo_template):
+def test_export_names_internal_channel(demo_template: Site) -> None:
     spec = export_environment(demo_template, "hlink")
     assert "linkage=2.2.0" in spec.dependencies and spec.channels == site_channel_urls(demo_template)
     assert spec.channels[1].endswith("/mpc")  # the internal channel linkage comes from, so any conda finds it
 
 
-def test_export_of_missing_environment_is_clear(demo_template):
+def test_export_of_missing_environment_is_clear(demo_template: Site) -> None:
     with pytest.raises(PrefixError, match="environment 'ghost' does not exist"):
         export_environment(demo_template, "ghost")
 
 
-def test_corrupt_record_names_the_file(tmp_path):
+def test_corrupt_record_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "conda-meta").mkdir()
     (tmp_path / "conda-meta" / "history").touch()
     (tmp_path / "conda-meta" / "x-1-0.json").write_text("{not json")
@@ -64,7 +66,7 @@ def test_corrupt_record_names_the_file(tmp_path):
         read_prefix(tmp_path)
 
 
-def test_history_formats(tmp_path):
+def test_history_formats(tmp_path: Path) -> None:
     (tmp_path / "conda-meta").mkdir()
     (tmp_path / "conda-meta" / "history").write_text(
         "==> 2017-01-01 10:00:00 <==\n# cmd: conda create -n x numpy python=3.6\n+defaults::numpy-1.11-py36_0\n"
@@ -91,13 +93,13 @@ def test_history_formats(tmp_path):
         ("dependencies: [a\n", "env.yml:2: not valid YAML"),
     ],
 )
-def test_parse_errors_name_the_file(text, message):
+def test_parse_errors_name_the_file(text: str, message: str) -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(text, "env.yml")
     assert str(caught.value).startswith("env.yml") and message in str(caught.value)
 
 
-def test_round_trip_with_pip_and_variables(tmp_path):
+def test_round_trip_with_pip_and_variables(tmp_path: Path) -> None:
     text = "name: a\nchannels: [c]\ndependencies:\n- x=1\n- pip:\n  - y==2\nvariables: {K: v}\nprefix: /p\n"
     spec, site = parse_spec(text, "f"), make_site(tmp_path)
     write_export(site, site.specs_dir / "a.yml", spec)
@@ -107,11 +109,11 @@ def test_round_trip_with_pip_and_variables(tmp_path):
     assert dump_spec(again) == dump_spec(spec)
 
 
-def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path, monkeypatch):
+def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "spec.yml"
     target.write_text("old\n")
 
-    def full(src, dst):
+    def full(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> NoReturn:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", full)
@@ -121,7 +123,7 @@ def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path, monkeypat
     assert [p.name for p in Path(tmp_path).iterdir()] == ["spec.yml"]
 
 
-def test_atomic_write_reaches_the_disk_before_it_returns(tmp_path, monkeypatch):
+def test_atomic_write_reaches_the_disk_before_it_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The new file's data, then the folder holding the rename, are synced: a power loss right after leaves
     the old file or the new one, never an empty one."""
     synced: list[str] = []

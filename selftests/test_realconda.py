@@ -82,12 +82,13 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("version", "env"), PREFIXES)
-def test_export_has_conda_s_no_builds_pins_and_the_pip_section_conda_4_3_loses(root, version, env):
+def test_export_has_conda_s_no_builds_pins_and_the_pip_section_conda_4_3_loses(root: Path, version: str,
+                                                                               env: str) -> None:
     prefix = lay_out(root, version, env)
     spec = spec_from_prefix(env, read_prefix(prefix), site_channels(site_at(root)))
     theirs = yaml.safe_load(output(root, version, env, "env-export-no-builds.yml"))
     conda_pins = [d for d in theirs["dependencies"] if isinstance(d, str)]
-    conda_pip = next((d["pip"] for d in theirs["dependencies"] if isinstance(d, dict)), [])
+    conda_pip: list[str] = next((d["pip"] for d in theirs["dependencies"] if isinstance(d, dict)), [])
     if version == "4.3.22":  # its --no-builds keeps the build strings: the bug the seed migrates away from
         assert all(pin.count("=") == 2 for pin in conda_pins)
         conda_pins = [pin.rsplit("=", 1)[0] for pin in conda_pins]
@@ -99,7 +100,7 @@ def test_export_has_conda_s_no_builds_pins_and_the_pip_section_conda_4_3_loses(r
     assert (again.channels, again.dependencies, again.pip) == (spec.channels, spec.dependencies, spec.pip)
 
 
-def test_export_explicit_is_conda_list_explicit(root, capsys):
+def test_export_explicit_is_conda_list_explicit(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     site = site_at(root)
     for env in ENVS:
         lay_out(root, "4.3.31", env)
@@ -123,7 +124,7 @@ def test_export_explicit_is_conda_list_explicit(root, capsys):
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_explicit_of_conda_4_3_22_prefixes(root, env):
+def test_explicit_of_conda_4_3_22_prefixes(root: Path, env: str) -> None:
     prefix = lay_out(root, "4.3.22", env)
     assert explicit_text(read_prefix(prefix)) == output(root, "4.3.22", env, "list-explicit.txt")
 
@@ -144,7 +145,8 @@ def replaying(installation: Path, recorded: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("version", "name", "category"), FAILURES)
-def test_conda_failures_get_their_category_and_conda_s_own_words(root, version, name, category):
+def test_conda_failures_get_their_category_and_conda_s_own_words(root: Path, version: str, name: str,
+                                                                 category: Category) -> None:
     recorded = transcript(version, name)
     done = proc.Finished(tuple(recorded["argv"]), recorded["exit_code"], recorded["stdout"], recorded["stderr"],
                          recorded["seconds"], conda.TIMEOUT)
@@ -184,7 +186,7 @@ def test_conda_failures_get_their_category_and_conda_s_own_words(root, version, 
     assert classify_build("env", caught.value).detail.splitlines()[0] == first
 
 
-def test_the_recordings_are_all_here():
+def test_the_recordings_are_all_here() -> None:
     """Every prefix and failure transcript the tests above read (a partial copy would pass vacuously)."""
     for version, env in PREFIXES:
         for name in ("env-export-no-builds.yml", "list-explicit.txt"):

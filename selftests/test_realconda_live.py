@@ -28,7 +28,7 @@ from helpers_sites import qualify
 
 from condaqa.cli import main
 from condaqa.demo import realconda
-from condaqa.demo.packages import Package, PackageFile, wheel_to_package, write_package, write_wheel
+from condaqa.demo.packages import Package, wheel_to_package, write_package, write_wheel
 from condaqa.engines import conda
 from condaqa.engines.rattler import index_channel
 from condaqa.errors import BuildError, SiteError
@@ -37,6 +37,7 @@ from condaqa.plan import planning
 from condaqa.plan.model import BuildPlan
 from condaqa.prefix import read_prefix
 from condaqa.replication.replicate import replicate
+from condaqa.rescue.repack import Member
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
 from condaqa.spec.export import explicit_text, site_channels, spec_from_prefix
@@ -54,7 +55,7 @@ def _unavailable(reason: str) -> None:
 
 
 def _library(name: str, version: str, *depends: str) -> Package:
-    source = PackageFile(f"site-packages/{name}/__init__.py", f"VERSION = {version!r}\n".encode())
+    source = Member(f"site-packages/{name}/__init__.py", f"VERSION = {version!r}\n".encode())
     return Package(name, version, "py_0", depends=list(depends or ["python"]), files=[source], noarch_python=True)
 
 
@@ -105,7 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     for package in (_library("alpha", "1.0"), _library("alpha", "2.0"),
                     _library("beta", "1.0", "python", "alpha >=1.0"),
                     _library("eta", "1.0", "python", "alpha <2.0"), _library("zeta", "0.9"), _library("zeta", "1.0"),
-                    Package("gamma", "0.1", files=[PackageFile("share/gamma/data.txt", b"gamma\n")])):
+                    Package("gamma", "0.1", files=[Member("share/gamma/data.txt", b"gamma\n")])):
         write_package(chan, package)
     index_channel(chan)
     write_wheel(root / "wheelhouse", "tinywheel", "0.1", {"tinywheel/__init__.py": "VALUE = 1\n"})
@@ -163,7 +164,7 @@ def override(site: Site, env: str, conda_specs: list[str], pip: list[str] | None
 
 
 @pytest.mark.parametrize("env", ["pipenv", "hist"])
-def test_export_matches_conda_4_3_16_env_export_and_list_explicit(world, env):
+def test_export_matches_conda_4_3_16_env_export_and_list_explicit(world: World, env: str) -> None:
     prefix = world.root / "v4.3" / "envs" / env
     v43 = world.root / "v4.3"
     ours = spec_from_prefix(env, read_prefix(prefix), site_channels(load_site_at(world.root)))
@@ -175,7 +176,7 @@ def test_export_matches_conda_4_3_16_env_export_and_list_explicit(world, env):
     assert ours.dependencies == [pin.rsplit("=", 1)[0] for pin in pins]
     assert ours.channels == [(world.root / "chan").as_uri()]  # 4.3.16 names defaults too, which the site has not
     assert theirs["channels"] == ["defaults", *ours.channels]
-    conda_pip = next((d["pip"] for d in theirs["dependencies"] if isinstance(d, dict)), [])
+    conda_pip: list[str] = next((d["pip"] for d in theirs["dependencies"] if isinstance(d, dict)), [])
     assert ours.pip == conda_pip == (["tinywheel==0.1"] if env == "pipenv" else [])
     if env == "hist":  # made in four steps, one of them a version the channel no longer has
         assert "zeta=0.9" in ours.dependencies and {"alpha=1.0", "beta=1.0", "gamma=0.1"} <= set(ours.dependencies)
@@ -200,7 +201,8 @@ def records(prefix: Path) -> set[str]:
     return {p.name.rsplit("-", 2)[0] for p in (prefix / "conda-meta").glob("*.json")}
 
 
-def test_conda_engine_builds_with_real_conda_in_its_own_home(site, tmp_path, monkeypatch):
+def test_conda_engine_builds_with_real_conda_in_its_own_home(
+        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     invoker = tmp_path / "invoker"  # whoever runs condaqa, with a ~/.condarc of their own
     invoker.mkdir()
     (invoker / ".condarc").write_text("create_default_packages:\n  - gamma\n")
@@ -218,7 +220,7 @@ def test_conda_engine_builds_with_real_conda_in_its_own_home(site, tmp_path, mon
     assert (rebuilt.dependencies, rebuilt.pip) == (current.dependencies, current.pip)
 
 
-def test_missing_version_unsatisfiable_pair_and_pip_failure(site):
+def test_missing_version_unsatisfiable_pair_and_pip_failure(site: Site) -> None:
     qa = site.qa_installation()
     log = io.StringIO()
     with pytest.raises(BuildError) as caught:  # the preflight bypassed: conda 4.3.16 says it in its own words
@@ -252,7 +254,7 @@ def test_missing_version_unsatisfiable_pair_and_pip_failure(site):
     assert "tinywheel==9.9" in found.detail and "alpha" in records(qa.env_prefix("pipenv"))  # conda's part was built
 
 
-def test_two_builds_at_once_share_real_conda_s_package_cache(site, tmp_path):
+def test_two_builds_at_once_share_real_conda_s_package_cache(site: Site, tmp_path: Path) -> None:
     (site.manifest).write_text("[environments]\npipenv = REPLICATE\ntwin = REPLICATE\n")
     twin = site.root / "v4.3" / "envs" / "twin"
     shutil.copytree(site.root / "v4.3" / "envs" / "pipenv", twin, symlinks=True)
@@ -268,7 +270,7 @@ def test_two_builds_at_once_share_real_conda_s_package_cache(site, tmp_path):
     assert not list((site.qa_installation().path / "pkgs").glob("*.tar.bz2.part"))
 
 
-def test_freeze_installed_is_refused_with_a_clear_error(site):
+def test_freeze_installed_is_refused_with_a_clear_error(site: Site) -> None:
     qa = site.qa_installation()
     prefix = qa.env_prefix("pipenv")
     with pytest.raises(BuildError) as caught:
@@ -283,7 +285,7 @@ def test_freeze_installed_is_refused_with_a_clear_error(site):
 # -- (c) cutover and rollback, then real conda through current/bin/conda ----------------------------
 
 
-def test_cutover_and_rollback_then_real_conda_through_current(site, capsys):
+def test_cutover_and_rollback_then_real_conda_through_current(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     replicate(site, sandbox_for(site), env_named(site, "pipenv"))
     qualify(site, "v4.8", envs=("pipenv",))
     assert main(["--site", str(site.file), "export", "--env", "hist"]) == 0
@@ -308,7 +310,7 @@ def test_cutover_and_rollback_then_real_conda_through_current(site, capsys):
     assert any(line.split()[:2] == ["zeta", "0.9"] for line in packages.splitlines())
 
 
-def test_installation_reads_as_conda_4_3_16(site):
+def test_installation_reads_as_conda_4_3_16(site: Site) -> None:
     assert Installation("v4.3", site.root / "v4.3").conda_version() == realconda.VERSION
     assert replace(site, engine="conda").qa_installation().conda_version() == realconda.VERSION
 
@@ -316,7 +318,8 @@ def test_installation_reads_as_conda_4_3_16(site):
 # -- (d) an archive of real conda's environments, rebuilt by real conda from it alone ------------------
 
 
-def test_an_archive_is_rebuilt_by_real_conda_4_3_16_after_the_channel_and_wheelhouse_are_gone(site, capsys):
+def test_an_archive_is_rebuilt_by_real_conda_4_3_16_after_the_channel_and_wheelhouse_are_gone(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     for env in ("hist", "pipenv"):  # hist holds zeta 0.9, withdrawn; pipenv a pip part from the wheelhouse
         assert main(["--site", str(site.file), "archive", "--env", env]) == 0, capsys.readouterr()
     said = capsys.readouterr().out

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
+import pytest
 from helpers_sites import NEW, make_site, qualify
 
 from condaqa import report, triage
@@ -38,7 +40,7 @@ def fail(site: Site, name: str, check: str, category: Category, detail: str, qa:
                  triage=found, qa_tail=qa, current_tail=current)
 
 
-def qualified_site(tmp_path):
+def qualified_site(tmp_path: Path) -> Site:
     """alpha passed with findings and an override, beta failed, gamma already broken, delta not run."""
     site = make_site(tmp_path, ENVS, kernels=False)
     qualify(site, envs=("alpha",))
@@ -63,7 +65,7 @@ def rows_of(site: Site) -> dict[str, dict[str, str]]:
         return {r["environment"]: r for r in csv.DictReader(handle)}
 
 
-def test_csv_has_one_row_per_environment_with_the_spreadsheet_columns(tmp_path):
+def test_csv_has_one_row_per_environment_with_the_spreadsheet_columns(tmp_path: Path) -> None:
     rows = rows_of(qualified_site(tmp_path))
     assert list(rows) == [*ENVS, "legacy"]
     assert list(rows["alpha"]) == ["environment", "owner", "disposition", "result", "category", "first_error",
@@ -79,7 +81,7 @@ def test_csv_has_one_row_per_environment_with_the_spreadsheet_columns(tmp_path):
     assert rows["delta"]["result"] == "never" and rows["legacy"]["result"] == "exported"
 
 
-def test_markdown_puts_failures_first_and_lists_findings_and_the_checks_words_under_them(tmp_path):
+def test_markdown_puts_failures_first_and_lists_findings_and_the_checks_words_under_them(tmp_path: Path) -> None:
     site = qualified_site(tmp_path)
     md, _ = report.write_summary(site, load_manifest(site.manifest), [], "bwrap: a test's words")
     text = md.read_text()
@@ -100,7 +102,8 @@ def test_markdown_puts_failures_first_and_lists_findings_and_the_checks_words_un
     assert "5 environments: 1 failed, 1 already broken in current, 1 not qualified, 1 passed, 1 export only" in text
 
 
-def test_condaqa_report_regenerates_both_files(tmp_path, capsys, monkeypatch):
+def test_condaqa_report_regenerates_both_files(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     site = qualified_site(tmp_path)
     monkeypatch.chdir(site.file.parent.parent)  # where the findings were written: reports/ of that folder
     assert main(["--site", str(site.file), "report"]) == 0
@@ -110,7 +113,7 @@ def test_condaqa_report_regenerates_both_files(tmp_path, capsys, monkeypatch):
     assert (site.reports_dir / "summary.csv").is_file()
 
 
-def test_findings_file_round_trips(tmp_path):
+def test_findings_file_round_trips(tmp_path: Path) -> None:
     site = make_site(tmp_path, ("alpha",))
     finding = Finding(Rule.LEGACY_NOARCH, "alpha", "varlabels", "installed on its own", "listed", Severity.INFO, "")
     plan = BuildPlan("alpha", (), post=(PostStep(StepKind.CONDA, "varlabels=0.2"),))
@@ -122,7 +125,7 @@ def test_findings_file_round_trips(tmp_path):
     assert saved.findings == [finding] and saved.post_steps == [PostStep(StepKind.CONDA, "varlabels=0.2")]
 
 
-def test_the_first_error_names_an_owner_check_once(tmp_path):
+def test_the_first_error_names_an_owner_check_once(tmp_path: Path) -> None:
     """Not `owner:gamma/check_x.py failed: gamma/check_x.py exited 3 ...`."""
     site = make_site(tmp_path, ENVS, kernels=False)
     fail(site, "gamma", "owner:gamma/check_x.py", Category.OWNER_CHECK_FAILED,
@@ -133,11 +136,13 @@ def test_the_first_error_names_an_owner_check_once(tmp_path):
     assert rows["beta"]["first_error"] == "versions failed: versions differ: tabular"
 
 
-def test_condaqa_report_from_another_folder_links_findings_files_that_exist(tmp_path, capsys, monkeypatch):
+def test_condaqa_report_from_another_folder_links_findings_files_that_exist(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The qualification ran in one folder; `condaqa report` runs in another: every findings file the summary
     links is there, and the findings are in it."""
     ran_in, elsewhere = tmp_path / "qualified-here", tmp_path / "elsewhere"
-    ran_in.mkdir(), elsewhere.mkdir()
+    ran_in.mkdir()
+    elsewhere.mkdir()
     monkeypatch.chdir(ran_in)
     site = make_site(tmp_path, ENVS, kernels=False)
     findings.save_findings(site, "beta", BuildPlan("beta", ()),

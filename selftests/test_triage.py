@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,11 +44,11 @@ def sandbox(site: Site) -> Sandbox:
     return sandbox_for(site)
 
 
-def env_named(site: Site, name: str):
+def env_named(site: Site, name: str) -> Environment:
     return next(e for e in load_manifest(site.manifest) if e.name == name)
 
 
-def override(site: Site, env: str, conda: list[str], pip: list[str] = ()) -> None:
+def override(site: Site, env: str, conda: list[str], pip: Sequence[str] = ()) -> None:
     lines = [f"name: {env}", "channels: [main, mpc]", "dependencies:", *(f"  - {c}" for c in conda)]
     if pip:
         lines += ["  - pip:", *(f"      - {p}" for p in pip)]
@@ -77,7 +77,7 @@ def produces(*categories: Category) -> Callable[[Callable[..., None]], Callable[
 
 
 @produces(Category.UNSATISFIABLE)
-def test_unsatisfiable_pins_get_the_solver_explanation(site):
+def test_unsatisfiable_pins_get_the_solver_explanation(site: Site) -> None:
     override(site, "hlink", ["python", "pip", "linkage=2.2.0", "ipumsdata=0.4.1"])
     error, found = build_failure(site, "hlink")
     assert error.stage is Stage.SOLVE and found.category is Category.UNSATISFIABLE
@@ -85,7 +85,7 @@ def test_unsatisfiable_pins_get_the_solver_explanation(site):
     assert "manifests/overrides/hlink.yml" in found.hint
 
 
-def test_a_failed_solve_keeps_the_solvers_whole_explanation_in_the_findings(site):
+def test_a_failed_solve_keeps_the_solvers_whole_explanation_in_the_findings(site: Site) -> None:
     """The first-error cell is cut after an item; the findings file and the summary keep every word."""
     from condaqa import report
     from condaqa.qualification.builds import build
@@ -103,7 +103,7 @@ def test_a_failed_solve_keeps_the_solvers_whole_explanation_in_the_findings(site
 
 
 @produces(Category.MISSING_VERSION)
-def test_a_missing_version_is_caught_at_preflight(site):
+def test_a_missing_version_is_caught_at_preflight(site: Site) -> None:
     site = replace(site, rescue=False)  # ipumsdata 0.4.0 is in current's cache: no rescue
     override_path(site, "missing_pin").unlink()
     error, found = build_failure(site, "missing_pin")
@@ -112,7 +112,7 @@ def test_a_missing_version_is_caught_at_preflight(site):
 
 
 @produces(Category.PIP_FAILED)
-def test_pip_failure_names_the_requirement_and_pips_message(site):
+def test_pip_failure_names_the_requirement_and_pips_message(site: Site) -> None:
     override(site, "survey_weights", ["python", "pip", "tabular=2.0.0"], ["surveyweights==9.9"])
     error, found = build_failure(site, "survey_weights")
     assert error.stage is Stage.PIP and found.category is Category.PIP_FAILED
@@ -121,7 +121,7 @@ def test_pip_failure_names_the_requirement_and_pips_message(site):
 
 
 @produces(Category.VCS_UNREACHABLE)
-def test_an_unreachable_git_repository_is_vcs_unreachable(demo_copy):
+def test_an_unreachable_git_repository_is_vcs_unreachable(demo_copy: Site) -> None:
     site = demo_copy  # it moves the demo's git repository away: a demo of its own
     repo = site.root / "git" / "harmonize"
     (repo / ".git").rename(repo / "git-was-here")  # the folder is there, the repository is not
@@ -135,7 +135,7 @@ def test_an_unreachable_git_repository_is_vcs_unreachable(demo_copy):
 
 
 @produces(Category.POST_STEP_FAILED)
-def test_a_legacy_package_that_cannot_join_the_environment_fails_its_post_step(site):
+def test_a_legacy_package_that_cannot_join_the_environment_fails_its_post_step(site: Site) -> None:
     override(site, "legacy_noarch", ["python", "pip", "tabular=1.0.0", "varlabels=0.2.0"])  # varlabels needs >=1.1
     error, found = build_failure(site, "legacy_noarch")
     assert error.stage is Stage.POST_STEP and found.category is Category.POST_STEP_FAILED
@@ -154,7 +154,8 @@ def qa_run(site: Site, sandbox: Sandbox, env: str, check: Path, timeout: float =
 
 
 @produces(Category.OWNER_CHECK_FAILED, Category.ALREADY_BROKEN)
-def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(site, sandbox, tmp_path):
+def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(
+        site: Site, sandbox: Sandbox, tmp_path: Path) -> None:
     env = env_named(site, "listed_twice")
     pip_build = write_check(tmp_path, "check_describe.py",  # current has pip's DateFmt, qa conda's datefmt
                             "import datefmt\nassert datefmt.describe() == 'DateFmt 1.0.0', datefmt.describe()\n")
@@ -171,7 +172,7 @@ def test_owner_checks_failing_only_in_qa_are_regressions_else_already_broken(sit
 
 
 @produces(Category.TIMEOUT)
-def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site, sandbox, tmp_path):
+def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site: Site, sandbox: Sandbox, tmp_path: Path) -> None:
     env = replace(env_named(site, "listed_twice"), timeout=1.0)
     slow = write_check(tmp_path, "check_slow.py",
                        "import os, sys, time\nif '/v4.8/' in os.path.realpath(sys.prefix):\n    time.sleep(30)\n")
@@ -181,7 +182,7 @@ def test_an_owner_check_that_hangs_only_in_qa_is_a_timeout(site, sandbox, tmp_pa
 
 
 @produces(Category.IMPORT_FAILED, Category.ALREADY_BROKEN)
-def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site, sandbox):
+def test_imports_failing_in_qa_only_are_import_failed_else_already_broken(site: Site, sandbox: Sandbox) -> None:
     override(site, "noarch_in_pip", ["python", "pip", "tabular=1.1.0"])  # fixedwidth forgotten
     env = env_named(site, "noarch_in_pip")
     python = replicate(site, sandbox_for(site), env).prefix / "bin" / "python"
@@ -211,7 +212,7 @@ except BuildError as exc:
 
 
 @produces(Category.PERMISSION)
-def test_a_qa_installation_the_builder_cannot_write_is_permission(site):
+def test_a_qa_installation_the_builder_cannot_write_is_permission(site: Site) -> None:
     """A real EACCES: as root, the build runs without the capabilities that bypass file modes."""
     envs = site.root / "v4.8" / "envs"
     command = [sys.executable, "-c", _PERMISSION_PROBE, str(site.file), "super_important_jupyter_kernel"]
@@ -232,39 +233,36 @@ def test_a_qa_installation_the_builder_cannot_write_is_permission(site):
 
 # --- the message rules, without a site -----------------------------------------------------------
 
-BUILD_MESSAGES = [
-    pytest.param(Stage.GUARD, "/r/current/envs/x lies under /r/current; refusing to write there", Category.REFUSED,
-                 id="guard"),
-    pytest.param(Stage.PERMISSION, "chgrp /r/v4.8/envs/x: Operation not permitted", Category.PERMISSION,
-                 id="group-permissions"),
-    pytest.param(Stage.INSTALL, "linking failed: failed to create directory: Read-only file system (os error 30)",
-                 Category.PERMISSION, id="read-only"),
-    pytest.param(Stage.PIP, "pip did not finish within 1800s", Category.TIMEOUT, id="pip-timeout"),
-    pytest.param(Stage.PIP, "pip failed:\nERROR: Cannot install a==1 and b==2 because these package versions have "
-                 "conflicting dependencies.", Category.PIP_FAILED, id="pip-conflict"),
-    pytest.param(Stage.POST_STEP, "pip failed:\nfatal: unable to access 'https://github.com/x/y/': Could not resolve "
-                 "host: github.com", Category.VCS_UNREACHABLE, id="no-network"),
-    pytest.param(Stage.POST_STEP, "conda install varlabels=0.2.0 failed:\nvarlabels=0.2.0 cannot be added",
-                 Category.POST_STEP_FAILED, id="legacy-post-step"),
-    pytest.param(Stage.SOLVE, "PackagesNotFoundError: The following packages are not available from current "
-                 "channels:\n\n  - ipumsdata=0.4.0", Category.MISSING_VERSION, id="conda-not-found"),
-    pytest.param(Stage.SOLVE, "UnsatisfiableError: The following specifications were found to be incompatible with "
-                 "each other:\n\n  - linkage=2.2.0\n  - ipumsdata=0.4.1", Category.UNSATISFIABLE, id="conda-conflict"),
-    pytest.param(Stage.ENGINE, "the engine process died (exit code 139): Segmentation fault", Category.BUILD_FAILED,
-                 id="unknown"),
-    pytest.param(Stage.PREFLIGHT, "1 problem(s) found before solving:\n- x: 'x y z' is not a conda package spec",
-                 Category.BUILD_FAILED, id="bad-override-entry"),
-]
+BUILD_MESSAGES: dict[str, tuple[Stage, str, Category]] = {  # id: stage, message, category
+    "guard": (Stage.GUARD, "/r/current/envs/x lies under /r/current; refusing to write there", Category.REFUSED),
+    "group-permissions": (Stage.PERMISSION, "chgrp /r/v4.8/envs/x: Operation not permitted", Category.PERMISSION),
+    "read-only": (Stage.INSTALL, "linking failed: failed to create directory: Read-only file system (os error 30)",
+                  Category.PERMISSION),
+    "pip-timeout": (Stage.PIP, "pip did not finish within 1800s", Category.TIMEOUT),
+    "pip-conflict": (Stage.PIP, "pip failed:\nERROR: Cannot install a==1 and b==2 because these package versions "
+                     "have conflicting dependencies.", Category.PIP_FAILED),
+    "no-network": (Stage.POST_STEP, "pip failed:\nfatal: unable to access 'https://github.com/x/y/': Could not "
+                   "resolve host: github.com", Category.VCS_UNREACHABLE),
+    "legacy-post-step": (Stage.POST_STEP, "conda install varlabels=0.2.0 failed:\nvarlabels=0.2.0 cannot be added",
+                         Category.POST_STEP_FAILED),
+    "conda-not-found": (Stage.SOLVE, "PackagesNotFoundError: The following packages are not available from current "
+                        "channels:\n\n  - ipumsdata=0.4.0", Category.MISSING_VERSION),
+    "conda-conflict": (Stage.SOLVE, "UnsatisfiableError: The following specifications were found to be incompatible "
+                       "with each other:\n\n  - linkage=2.2.0\n  - ipumsdata=0.4.1", Category.UNSATISFIABLE),
+    "unknown": (Stage.ENGINE, "the engine process died (exit code 139): Segmentation fault", Category.BUILD_FAILED),
+    "bad-override-entry": (Stage.PREFLIGHT, "1 problem(s) found before solving:\n- x: 'x y z' is not a conda "
+                           "package spec", Category.BUILD_FAILED),
+}
 
 
-@pytest.mark.parametrize(("stage", "message", "category"), BUILD_MESSAGES)
-def test_messages_classify(stage, message, category):
+@pytest.mark.parametrize(("stage", "message", "category"), BUILD_MESSAGES.values(), ids=BUILD_MESSAGES)
+def test_messages_classify(stage: Stage, message: str, category: Category) -> None:
     found = triage.classify_build("env1", BuildError(message, stage=stage))
     assert found.category is category and found.hint == triage.HINTS[category].format(env="env1")
     assert found.detail and "{env}" not in found.hint
 
 
-def test_conda_lists_the_specs_it_cannot_satisfy_on_the_first_line():
+def test_conda_lists_the_specs_it_cannot_satisfy_on_the_first_line() -> None:
     message = ("UnsatisfiableError: The following specifications were found to be incompatible:\n"
                "  - linkage=2.2.0\n  - ipumsdata=0.4.1\n")
     found = triage.classify_build("hlink", BuildError(message, stage=Stage.SOLVE))
@@ -275,18 +273,22 @@ def finding(rule: Rule, package: str, reason: str) -> Finding:
     return Finding(rule, "env1", package, "build stopped at preflight", reason, Severity.ERROR)
 
 
-PREFLIGHT_CASES = [
-    pytest.param([finding(Rule.MISSING_VERSION, "ipumsdata", "ipumsdata=0.4.0: nearest available: 0.4.1, 0.5.0")],
-                 Category.MISSING_VERSION, "nearest available: 0.4.1, 0.5.0", id="missing-version"),
-    pytest.param([finding(Rule.DIRECT_URL, "harmonize", "installed from /r/git/harmonize, which no longer exists")],
-                 Category.VCS_UNREACHABLE, "harmonize: installed from /r/git/harmonize", id="source-gone"),
-    pytest.param([finding(Rule.PIP_OPTIONS, "--index-url https://evil.example", "adds a package source")],
-                 Category.BUILD_FAILED, "adds a package source", id="refused-option"),
-]
+PREFLIGHT_CASES: dict[str, tuple[list[Finding], Category, str]] = {  # id: stopped, category, words
+    "missing-version": (
+        [finding(Rule.MISSING_VERSION, "ipumsdata", "ipumsdata=0.4.0: nearest available: 0.4.1, 0.5.0")],
+        Category.MISSING_VERSION, "nearest available: 0.4.1, 0.5.0"),
+    "source-gone": (
+        [finding(Rule.DIRECT_URL, "harmonize", "installed from /r/git/harmonize, which no longer exists")],
+        Category.VCS_UNREACHABLE, "harmonize: installed from /r/git/harmonize"),
+    "refused-option": (
+        [finding(Rule.PIP_OPTIONS, "--index-url https://evil.example", "adds a package source")],
+        Category.BUILD_FAILED, "adds a package source"),
+}
 
 
-@pytest.mark.parametrize(("stopped", "category", "words"), PREFLIGHT_CASES)
-def test_preflight_stops_classify_by_the_findings_that_stopped_them(stopped, category, words):
+@pytest.mark.parametrize(("stopped", "category", "words"), PREFLIGHT_CASES.values(), ids=PREFLIGHT_CASES)
+def test_preflight_stops_classify_by_the_findings_that_stopped_them(stopped: list[Finding], category: Category,
+                                                                   words: str) -> None:
     info = Finding(Rule.LISTED_TWICE, "env1", "datefmt", "dropped from pip", "also the conda package datefmt")
     error = BuildError(f"{len(stopped)} problem(s) found before solving:\n- {stopped[0].reason}", stage=Stage.PREFLIGHT)
     found = triage.classify_build("env1", error, [info, *stopped])
@@ -294,37 +296,39 @@ def test_preflight_stops_classify_by_the_findings_that_stopped_them(stopped, cat
 
 
 @produces(Category.VERSION_MISMATCH)
-def test_more_than_five_version_differences_are_cut_short():
+def test_more_than_five_version_differences_are_cut_short() -> None:
     found = triage.classify_versions("hlink", [f"pkg{i}: current has 1, qa has 2" for i in range(7)])
     assert found.category is Category.VERSION_MISMATCH and "... and 2 more" in found.detail
     assert "pkg4:" in found.detail and "pkg5:" not in found.detail
 
 
-def kernel_run(ok: bool, problem: str = "", **kw) -> KernelRun:
-    return KernelRun("k1", ok, "/r/v4.8/envs/env1" if ok else "", (), 1.0, problem, kw.pop("stderr", ""), **kw)
+def kernel_run(ok: bool, problem: str = "", *, stderr: str = "", timed_out: bool = False,
+               current_changed: str = "") -> KernelRun:
+    return KernelRun("k1", ok, "/r/v4.8/envs/env1" if ok else "", (), 1.0, problem, stderr, timed_out, current_changed)
 
 
-KERNEL_CASES = [
-    pytest.param(kernel_run(False, "it exited 1 before answering", stderr="No module named ipykernel_launcher"),
-                 kernel_run(True), Category.KERNEL_FAILED, "No module named ipykernel_launcher", id="qa-only"),
-    pytest.param(kernel_run(False, "no kernel_info within 60s", timed_out=True), kernel_run(True), Category.TIMEOUT,
-                 "no kernel_info within 60s", id="hangs"),
-    pytest.param(kernel_run(False, "it exited 1 before answering"), kernel_run(False, "it exited 1 in current too"),
-                 Category.ALREADY_BROKEN, "it exited 1 in current too", id="broken-before"),
-    pytest.param(kernel_run(True, current_changed="/r/v4.3/envs/env1/bin/x appeared"), kernel_run(True),
-                 Category.CURRENT_CHANGED, "/r/v4.3/envs/env1/bin/x appeared", id="wrote-to-current"),
-]
+KERNEL_CASES: dict[str, tuple[KernelRun, KernelRun, Category, str]] = {  # id: qa, baseline, category, words
+    "qa-only": (kernel_run(False, "it exited 1 before answering", stderr="No module named ipykernel_launcher"),
+                kernel_run(True), Category.KERNEL_FAILED, "No module named ipykernel_launcher"),
+    "hangs": (kernel_run(False, "no kernel_info within 60s", timed_out=True), kernel_run(True), Category.TIMEOUT,
+              "no kernel_info within 60s"),
+    "broken-before": (kernel_run(False, "it exited 1 before answering"),
+                      kernel_run(False, "it exited 1 in current too"),
+                      Category.ALREADY_BROKEN, "it exited 1 in current too"),
+    "wrote-to-current": (kernel_run(True, current_changed="/r/v4.3/envs/env1/bin/x appeared"), kernel_run(True),
+                         Category.CURRENT_CHANGED, "/r/v4.3/envs/env1/bin/x appeared"),
+}
 
 
-@pytest.mark.parametrize(("qa", "baseline", "category", "words"), KERNEL_CASES)
-def test_kernel_failures_classify(qa, baseline, category, words):
+@pytest.mark.parametrize(("qa", "baseline", "category", "words"), KERNEL_CASES.values(), ids=KERNEL_CASES)
+def test_kernel_failures_classify(qa: KernelRun, baseline: KernelRun, category: Category, words: str) -> None:
     env = Environment("env1", Disposition.REPLICATE, 1)
     found = triage.classify_kernel(env, qa, baseline, "/r/v4.8/envs/env1")
     assert found.category is category and words in found.detail
 
 
 @produces(Category.CURRENT_CHANGED)
-def test_a_run_that_changed_current_is_current_changed_whatever_it_returned(tmp_path):
+def test_a_run_that_changed_current_is_current_changed_whatever_it_returned(tmp_path: Path) -> None:
     from helpers_sites import make_site
 
     small = make_site(tmp_path)
@@ -335,7 +339,7 @@ def test_a_run_that_changed_current_is_current_changed_whatever_it_returned(tmp_
     assert found.category is Category.CURRENT_CHANGED and "bin/x appeared" in found.detail
 
 
-def test_every_category_has_a_hint_that_says_what_to_do_for_its_environment():
+def test_every_category_has_a_hint_that_says_what_to_do_for_its_environment() -> None:
     assert set(triage.HINTS) == set(Category)  # a new category without a hint would make triaged() raise
     actions = ("pin", "change", "make", "fix", "compare", "ask", "read", "raise", "check", "find", "drop", "set",
                "move")
@@ -352,15 +356,15 @@ def test_every_category_has_a_hint_that_says_what_to_do_for_its_environment():
             assert "owner in environments.toml [hlink]" in triage.hint(category, "hlink"), category
 
 
-def test_every_category_is_produced_by_some_case_here():
+def test_every_category_is_produced_by_some_case_here() -> None:
     """What the tables above give when classified now, and what the tests marked @produces get."""
     env = Environment("env1", Disposition.REPLICATE, 1)
-    produced = {triage.classify_build("env1", BuildError(p.values[1], stage=p.values[0])).category
-                for p in BUILD_MESSAGES}
-    produced |= {triage.classify_build("env1", BuildError("stopped", stage=Stage.PREFLIGHT), p.values[0]).category
-                 for p in PREFLIGHT_CASES}
-    produced |= {triage.classify_kernel(env, p.values[0], p.values[1], "/r/v4.8/envs/env1").category
-                 for p in KERNEL_CASES}
+    produced = {triage.classify_build("env1", BuildError(message, stage=stage)).category
+                for stage, message, _ in BUILD_MESSAGES.values()}
+    produced |= {triage.classify_build("env1", BuildError("stopped", stage=Stage.PREFLIGHT), stopped).category
+                 for stopped, _, _ in PREFLIGHT_CASES.values()}
+    produced |= {triage.classify_kernel(env, qa, baseline, "/r/v4.8/envs/env1").category
+                 for qa, baseline, _, _ in KERNEL_CASES.values()}
     assert produced | PRODUCED == set(Category), set(Category) - produced - PRODUCED
 
 
@@ -375,7 +379,7 @@ def _unsatisfiable(order: list[str]) -> str:
     return "UnsatisfiableError: The following specifications were found to be incompatible with each other:\n" + groups
 
 
-def test_conflicts_read_the_same_in_whatever_order_conda_lists_them():
+def test_conflicts_read_the_same_in_whatever_order_conda_lists_them() -> None:
     """conda 4.8 and 25.x list the conflict groups and their chains in another order each run: a nightly
     report changes only when the conflicts do."""
     one, two = (triage.classify_build("hlink", BuildError(_unsatisfiable(order), stage=Stage.SOLVE))
@@ -386,7 +390,7 @@ def test_conflicts_read_the_same_in_whatever_order_conda_lists_them():
                                                "python[version='<3'])")
 
 
-def test_a_long_first_line_is_cut_after_a_whole_item():
+def test_a_long_first_line_is_cut_after_a_whole_item() -> None:
     line = "UnsatisfiableError: incompatible: " + "; ".join(f"package{i} (chain{i} -> package{i})" for i in range(40))
     cut = triage.headline(line)
     assert len(cut) <= triage.HEADLINE and cut.endswith(")" + " ...") and cut.startswith(line[:200])

@@ -218,8 +218,8 @@ def test_report_owners_writes_a_page_per_owner_and_an_overview_that_a_browser_sh
     overview = _dom(reports / "overview.html", tmp_path)
     assert overview.count('<tr class="env">') == 11
     assert "Qualification of v4.8" in overview
-    page = _dom(owners / "nhis-team.html", tmp_path)
-    assert page.count('<tr class="env">') == 2 and 'id="env-nhis_reformat"' in page
+    owner_page = _dom(owners / "nhis-team.html", tmp_path)
+    assert owner_page.count('<tr class="env">') == 2 and 'id="env-nhis_reformat"' in owner_page
 
 
 def test_the_overview_shows_the_last_runs_oldest_first_and_passes_over_a_cut_line(

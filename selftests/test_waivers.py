@@ -7,6 +7,7 @@ names, and says so in its output, the dry run, the audit line, the summary and `
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from helpers_sites import NEW, OLD, make_site, qualify
@@ -25,7 +26,7 @@ WHY = "fails in production too, INC-88: the vendor fixes it in 2.1"
 
 
 @pytest.fixture
-def site(tmp_path) -> Site:
+def site(tmp_path: Path) -> Site:
     """alpha qualified; beta's owner check fails in qa as it does in current (already-broken)."""
     site = make_site(tmp_path, kernels=False)
     qualify(site, envs=("alpha",))
@@ -43,7 +44,8 @@ def run(site: Site, *argv: str) -> int:
     return main(["--site", str(site.file), *argv])
 
 
-def test_a_waived_failure_passes_the_gate_and_every_report_says_so(site: Site, capsys) -> None:
+def test_a_waived_failure_passes_the_gate_and_every_report_says_so(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(site, "cutover", "--dry-run") == 1
     capsys.readouterr()
     waive(site)
@@ -63,7 +65,7 @@ def test_a_waived_failure_passes_the_gate_and_every_report_says_so(site: Site, c
     assert os.readlink(site.current_link) == NEW
 
 
-def test_an_expired_waiver_covers_nothing(site: Site, capsys) -> None:
+def test_an_expired_waiver_covers_nothing(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     waive(site, until="2001-02-03")
     assert run(site, "cutover") == 1
     err = capsys.readouterr().err
@@ -77,21 +79,23 @@ def test_an_expired_waiver_covers_nothing(site: Site, capsys) -> None:
     ("already-broken", 'checks = ["imports"]\n',
      "accepts already-broken of imports, not owner:beta/check_legacy.py [already-broken]"),
 ], ids=["another-category", "another-check"])
-def test_a_waiver_does_not_cover_another_failure(site: Site, capsys, category: str, checks: str, said: str) -> None:
+def test_a_waiver_does_not_cover_another_failure(site: Site, capsys: pytest.CaptureFixture[str], category: str,
+                                                 checks: str, said: str) -> None:
     waive(site, category=category, checks=checks)
     assert run(site, "cutover") == 1
     assert said in capsys.readouterr().err
     assert os.readlink(site.current_link) == OLD
 
 
-def test_a_waiver_does_not_cover_a_new_failure_beside_the_accepted_one(site: Site, capsys) -> None:
+def test_a_waiver_does_not_cover_a_new_failure_beside_the_accepted_one(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     waive(site)
     fail(site, "beta", required.IMPORTS, Category.IMPORT_FAILED, "ImportError: beta_mod")
     assert run(site, "cutover") == 1
     assert "not imports [import-failed]" in capsys.readouterr().err
 
 
-def test_a_waiver_covers_nothing_that_did_not_run(site: Site, capsys) -> None:
+def test_a_waiver_covers_nothing_that_did_not_run(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     with site.manifest.with_suffix(".toml").open("a") as toml:
         toml.write(f'\n[alpha.waiver]\ncategory = "already-broken"\nwhy = "{WHY}"\nby = "jdoe"\nuntil = 2999-12-31\n')
     (site.checks_dir / "alpha").mkdir(parents=True)

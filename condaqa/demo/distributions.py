@@ -26,8 +26,9 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from condaqa.demo.packages import TRAMPOLINE, Package, PackageFile, console_script, write_package
+from condaqa.demo.packages import TRAMPOLINE, Package, console_script, write_package
 from condaqa.errors import SiteError
+from condaqa.rescue.repack import Member
 
 # pip's own bookkeeping: INSTALLER and REQUESTED say "pip put this here", and a
 # direct_url.json would make the environment look pip-installed from a URL. RECORD is
@@ -85,7 +86,7 @@ def distribution_package(dist: metadata.Distribution, subdir: str, leave_out: It
     site_packages = "site-packages" if noarch else f"lib/python{short}/site-packages"
     prefix = _install_prefix(site)
     scripts = _scripts(dist)
-    out: list[PackageFile] = []
+    out: list[Member] = []
     here, root = str(site) + os.sep, str(prefix) + os.sep if prefix is not None else None
     for entry in files:
         rel = str(entry)
@@ -112,12 +113,12 @@ def distribution_package(dist: metadata.Distribution, subdir: str, leave_out: It
             data = _relocatable(data)
             if noarch:
                 target = "python-scripts/" + target.removeprefix("bin/")  # rattler links it to bin/
-        out.append(PackageFile(target, data, executable=executable))
+        out.append(Member(target, data, executable=executable))
     entry_points: list[str] = []
     if noarch:
         entry_points = [f"{script} = {target}" for script, target in sorted(scripts.items())]
     else:
-        out.extend(PackageFile(f"bin/{s}", console_script(t), executable=True) for s, t in sorted(scripts.items()))
+        out.extend(Member(f"bin/{s}", console_script(t), executable=True) for s, t in sorted(scripts.items()))
     out.append(_record(_info_dir(name, dist.version, files), out, site_packages))
     upper = f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
     depends = ["python" if noarch else f"python >={short},<{upper}"]
@@ -260,7 +261,7 @@ def _info_dir(name: str, version: str, files: list[metadata.PackagePath]) -> str
     return f"{re.sub(r'[-_.]+', '_', name)}-{version}.dist-info"
 
 
-def _record(info: str, files: list[PackageFile], site_packages: str) -> PackageFile:
+def _record(info: str, files: list[Member], site_packages: str) -> Member:
     """The dist-info RECORD of what the package holds, paths relative to site-packages as pip writes them."""
     installed_site = "lib/pythonX.Y/site-packages"
     lines = []
@@ -273,4 +274,4 @@ def _record(info: str, files: list[PackageFile], site_packages: str) -> PackageF
         digest = base64.urlsafe_b64encode(hashlib.sha256(f.data).digest()).rstrip(b"=").decode()
         lines.append(f"{rel},sha256={digest},{len(f.data)}")
     lines.append(f"{info}/RECORD,,")
-    return PackageFile(f"{site_packages}/{info}/RECORD", ("\n".join(lines) + "\n").encode())
+    return Member(f"{site_packages}/{info}/RECORD", ("\n".join(lines) + "\n").encode())

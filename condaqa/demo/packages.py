@@ -26,9 +26,6 @@ CHECKED = py_compile.PycInvalidationMode.CHECKED_HASH
 TRAMPOLINE = "#!/bin/sh\n'''exec' \"$(dirname -- \"$0\")/python\" \"$0\" \"$@\"\n' '''\n"
 
 
-PackageFile = Member  # one file of a demo package: rescue/repack.py writes conda packages for both
-
-
 @dataclass
 class Package:
     name: str
@@ -36,7 +33,7 @@ class Package:
     build: str = "0"
     subdir: str = "noarch"
     depends: list[str] = field(default_factory=list)
-    files: list[PackageFile] = field(default_factory=list)
+    files: list[Member] = field(default_factory=list)  # written by rescue/repack.py, as rescued packages are
     noarch_python: bool = False
     entry_points: list[str] = field(default_factory=list)
 
@@ -45,7 +42,7 @@ class Package:
         return f"{self.name}-{self.version}-{self.build}.tar.bz2"
 
 
-def _paths_json(files: list[PackageFile]) -> dict[str, object]:
+def _paths_json(files: list[Member]) -> dict[str, object]:
     paths: list[dict[str, object]] = []
     for f in files:
         if f.symlink is not None:
@@ -109,11 +106,11 @@ def python_package(subdir: str) -> Package:
         f"version = {version}\n"
     ).encode()
     files = [
-        PackageFile("pyvenv.cfg", cfg),
-        PackageFile("bin/python", symlink=str(base)),
-        PackageFile(f"bin/python{short}", symlink="python"),
-        PackageFile(f"bin/python{sys.version_info[0]}", symlink="python"),
-        PackageFile(f"lib/python{short}/site-packages/README.txt", b"site-packages\n"),
+        Member("pyvenv.cfg", cfg),
+        Member("bin/python", symlink=str(base)),
+        Member(f"bin/python{short}", symlink="python"),
+        Member(f"bin/python{sys.version_info[0]}", symlink="python"),
+        Member(f"lib/python{short}/site-packages/README.txt", b"site-packages\n"),
     ]
     return Package("python", version, "0_venvlink", subdir, files=files)
 
@@ -134,31 +131,31 @@ def old_python_package(subdir: str, executable: Path, version: str) -> Package:
     short = f"{major}.{minor}"
     if (int(major), int(minor)) >= (3, 3):
         cfg = f"home = {executable.parent}\ninclude-system-site-packages = false\nversion = {version}\n".encode()
-        files = [PackageFile("pyvenv.cfg", cfg), PackageFile("bin/python", symlink=str(executable))]
+        files = [Member("pyvenv.cfg", cfg), Member("bin/python", symlink=str(executable))]
     else:
         stdlib = executable.parent.parent / "lib" / f"python{short}"
-        files = [PackageFile(f"bin/python{short}", executable.read_bytes(), executable=True),
-                 PackageFile("bin/python", symlink=f"python{short}")]
-        files += [PackageFile(f"lib/python{short}/{entry.name}", symlink=str(entry))
+        files = [Member(f"bin/python{short}", executable.read_bytes(), executable=True),
+                 Member("bin/python", symlink=f"python{short}")]
+        files += [Member(f"lib/python{short}/{entry.name}", symlink=str(entry))
                   for entry in sorted(stdlib.iterdir()) if entry.name not in ("site-packages", "test")]
-    files += [PackageFile(f"bin/python{major}", symlink="python"),
-              PackageFile(f"lib/python{short}/site-packages/README.txt", b"site-packages\n")]
+    files += [Member(f"bin/python{major}", symlink="python"),
+              Member(f"lib/python{short}/site-packages/README.txt", b"site-packages\n")]
     if int(major) >= 3:
-        files.append(PackageFile(f"bin/python{short}", symlink="python"))
+        files.append(Member(f"bin/python{short}", symlink="python"))
     return Package("python", version, "0_venvlink" if int(major) >= 3 else "0_virtualenvlink", subdir, files=files)
 
 
 def wheel_to_package(wheel: Path, build: str = "pyh_0", depends: list[str] | None = None) -> Package:
     """Turn a pure-Python wheel into a noarch-python conda package, as conda-forge does."""
     name, version = wheel.name.split("-")[:2]
-    files: list[PackageFile] = []
+    files: list[Member] = []
     entry_points: list[str] = []
     with zipfile.ZipFile(wheel) as zf:
         for member in zf.namelist():
             if member.endswith("/"):
                 continue
             data = zf.read(member)
-            files.append(PackageFile("site-packages/" + member, data))
+            files.append(Member("site-packages/" + member, data))
             if member.endswith(".dist-info/entry_points.txt"):
                 entry_points = _console_scripts(data.decode())
     return Package(
@@ -178,21 +175,21 @@ def python_build(pkg: Package, subdir: str) -> Package:
     instead of compiling them in every environment, which is what makes such builds quick."""
     short = f"{sys.version_info[0]}.{sys.version_info[1]}"
     site_packages = f"lib/python{short}/site-packages/"
-    files = [PackageFile(site_packages + f.path.removeprefix("site-packages/"), f.data, f.symlink, f.executable)
+    files = [Member(site_packages + f.path.removeprefix("site-packages/"), f.data, f.symlink, f.executable)
              for f in pkg.files if f.path.startswith("site-packages/")]
     files += _bytecode(files)
     for line in pkg.entry_points:
         script, target = (part.strip() for part in line.split("=", 1))
-        files.append(PackageFile(f"bin/{script}", console_script(target), executable=True))
+        files.append(Member(f"bin/{script}", console_script(target), executable=True))
     upper = f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
     return Package(pkg.name, pkg.version, f"py{short.replace('.', '')}_0", subdir,
                    depends=[f"python >={short},<{upper}", *(d for d in pkg.depends if d.split()[0] != "python")],
                    files=files)
 
 
-def _bytecode(files: list[PackageFile]) -> list[PackageFile]:
+def _bytecode(files: list[Member]) -> list[Member]:
     """Compiled with checked hashes: valid whatever mtimes the files get when linked."""
-    out: list[PackageFile] = []
+    out: list[Member] = []
     with tempfile.TemporaryDirectory() as scratch:
         for f in files:
             if not f.path.endswith(".py") or f.symlink is not None:
@@ -204,7 +201,7 @@ def _bytecode(files: list[PackageFile]) -> list[PackageFile]:
                                    invalidation_mode=CHECKED)
             except py_compile.PyCompileError:
                 continue  # as conda skips what does not compile
-            out.append(PackageFile(importlib.util.cache_from_source(f.path), compiled.read_bytes()))
+            out.append(Member(importlib.util.cache_from_source(f.path), compiled.read_bytes()))
     return out
 
 

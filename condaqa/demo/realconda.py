@@ -24,8 +24,9 @@ from pathlib import Path
 import yaml
 
 from condaqa.demo import pythons
-from condaqa.demo.packages import Package, PackageFile
+from condaqa.demo.packages import Package
 from condaqa.errors import SiteError
+from condaqa.rescue.repack import Member
 
 VERSION = "4.3.16"
 PIP_FIRST = "pip<22"  # the newest pip that still installs on python 3.6 and reads conda's old metadata
@@ -118,11 +119,11 @@ def python_link(interpreter: Path, subdir: str) -> Package:
     short = ".".join(version.split(".")[:2])
     cfg = f"home = {Path(interpreter).resolve().parent}\ninclude-system-site-packages = false\nversion = {version}\n"
     files = [
-        PackageFile("pyvenv.cfg", cfg.encode()),
-        PackageFile("bin/python", symlink=str(Path(interpreter).resolve())),
-        PackageFile(f"bin/python{short}", symlink="python"),
-        PackageFile(f"bin/python{short.split('.')[0]}", symlink="python"),
-        PackageFile(f"lib/python{short}/site-packages/README.txt", b"site-packages\n"),
+        Member("pyvenv.cfg", cfg.encode()),
+        Member("bin/python", symlink=str(Path(interpreter).resolve())),
+        Member(f"bin/python{short}", symlink="python"),
+        Member(f"bin/python{short.split('.')[0]}", symlink="python"),
+        Member(f"lib/python{short}/site-packages/README.txt", b"site-packages\n"),
     ]
     return Package("python", version, "0_venvlink", subdir, files=files)
 
