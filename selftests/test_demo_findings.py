@@ -23,7 +23,8 @@ from condaqa.vocab import Verdict
 if TYPE_CHECKING:
     from lxml.etree import _ElementTree
 
-etree = pytest.importorskip("lxml.etree")
+from lxml import etree
+
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit-10.xsd")))
 
 # environment -> (rules of its findings, post-create step kinds, override used)
@@ -50,7 +51,7 @@ def qualify(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def junit_properties(project: Path) -> tuple[dict[str, str], _ElementTree]:
     tree = etree.parse(str(project / "reports" / "junit.xml"))
     assert SCHEMA.validate(tree), SCHEMA.error_log
-    return {p.get("name"): p.get("value") for p in tree.iter("property")}, tree
+    return {p.get("name", ""): p.get("value", "") for p in tree.iter("property")}, tree
 
 
 def summary_rows(project: Path) -> dict[str, dict[str, str]]:
