@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers_sites import tree_state
 
 from condaqa.demo.packages import Package, write_package
 from condaqa.engines.rattler import index_channel, solved_urls
@@ -70,8 +71,11 @@ def test_a_cache_file_is_copied_when_its_digest_matches_and_refused_when_not(sit
 
 def test_the_prefix_is_repacked_from_paths_data_and_installs_the_same_files(site: Site, tmp_path: Path) -> None:
     shutil.rmtree(_pkgs(site) / ".rattler" / "ipumsdata-0.4.0-pyh_0")
+    production = site.current_installation().path
+    before = tree_state(production, folder_times=True)
     [found] = rescue_packages(site, ENV, ["ipumsdata"])
     assert PREFIX in found.reason and found.severity is Severity.INFO, found
+    assert tree_state(production, folder_times=True) == before  # read, never written: not even a folder's time
     target = tmp_path / "unpacked"
     with tarfile.open(site.rescue_dir / "noarch" / "ipumsdata-0.4.0-pyh_0.tar.bz2") as tar:
         tar.extractall(target, filter="data")
