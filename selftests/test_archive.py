@@ -1,5 +1,5 @@
 """`condaqa archive`: an environment kept so that it can be rebuilt exactly, offline, after the channels
-have lost it (rescue/archive.py), and `retire` saying which environments have no verified archive."""
+have lost it (replication/archive.py), and `retire` saying which environments have no verified archive."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from standins.conda_standin import install
 from condaqa.cli import main
 from condaqa.engines import conda
 from condaqa.manifest import load_manifest
+from condaqa.replication.archive import archive_dir, verified
 from condaqa.replication.replicate import replicate
-from condaqa.rescue.archive import archive_dir, verified
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Site, load_site
 

@@ -11,7 +11,7 @@ from condaqa.errors import ConfigError
 from condaqa.inputs import name_problem
 from condaqa.plan.findings import errors
 from condaqa.plan.planning import plan_environment
-from condaqa.rescue.archive import verify, write_archive
+from condaqa.replication.archive import verify, write_archive
 from condaqa.rescue.channel import rescue_packages
 from condaqa.vocab import Rule, Severity
 

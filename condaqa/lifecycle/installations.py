@@ -17,7 +17,7 @@ from condaqa.kernels.specs import find_kernels, names_installation
 from condaqa.lifecycle import audit
 from condaqa.lifecycle.journal import locked
 from condaqa.permissions import match_group
-from condaqa.rescue.archive import verified
+from condaqa.replication.archive import verified
 from condaqa.site import Installation, Site
 from condaqa.vocab import Action
 

@@ -18,8 +18,8 @@ from packaging.utils import canonicalize_name
 from condaqa.errors import CondaqaError
 from condaqa.manifest import Environment
 from condaqa.prefix import read_prefix
+from condaqa.replication.archive import archive_dir, verified
 from condaqa.report import KernelRow, Row
-from condaqa.rescue.archive import archive_dir, verified
 from condaqa.site import Site
 from condaqa.usage.evidence import Usage
 from condaqa.usage.processes import user_name
