@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -136,3 +137,23 @@ def test_a_python_package_of_an_old_interpreter_gives_an_environment_its_own_pre
     assert where == str(prefix) and version == found.version
     assert str(prefix / "lib" / f"python{found.short}" / "site-packages") in path
     assert _run(str(prefix / "bin" / "python"), "-c", "import json, encodings, ctypes; print('stdlib')") == "stdlib"
+
+
+def test_the_python_2_package_needs_nothing_of_the_installation_it_was_made_from(tmp_path: Path) -> None:
+    """The sandbox shows a run nothing an environment names outside itself: with the interpreter's
+    installation hidden, the environment's python 2.7 still finds its libpython, its standard
+    library and its extension modules in the environment."""
+    found, bwrap = FOUND["2.7"], shutil.which("bwrap")
+    if found is None or bwrap is None:
+        pytest.skip(missing_reason("2.7") if found is None else "no bubblewrap to hide the installation with")
+    archive = write_package(tmp_path / "channel", old_python_package("linux-64", found.executable, found.version))
+    prefix = tmp_path / "env"
+    with tarfile.open(archive) as tar:
+        tar.extractall(prefix, filter="tar")
+    hidden = [bwrap, "--ro-bind", "/", "/", "--tmpfs", str(found.executable.parent.parent), "--dev", "/dev"]
+    ask = "import sys, ctypes, json, sqlite3, zlib; print(sys.prefix + ' ' + json.dumps(sys.path))"
+    done = subprocess.run([*hidden, str(prefix / "bin" / "python"), "-E", "-s", "-B", "-c", ask], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    where, path = done.stdout.strip().split(" ", 1)
+    assert where == str(prefix) and all(p.startswith(str(prefix)) for p in json.loads(path) if p)
