@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from condaqa.cli import main
-from condaqa.manifest import load_manifest
+from condaqa.manifest import load_manifest, site_manifest
 from condaqa.plan.planning import plan_environment
 from condaqa.spec.format import load_spec
 from condaqa.vocab import Rule, Severity
@@ -51,7 +51,7 @@ def test_inventory_ini_is_a_valid_starter_manifest(demo_template, capsys, tmp_pa
 def test_export_writes_one_spec_per_manifest_environment(demo_site, capsys):
     code, _out, _ = run(demo_site, capsys, "export")
     assert code == 0
-    names = [e.name for e in load_manifest(demo_site.manifest)]
+    names = [e.name for e in site_manifest(demo_site)]
     assert sorted(p.stem for p in demo_site.specs_dir.glob("*.yml")) == sorted(names)
     assert not list(demo_site.specs_dir.glob(".*"))  # no temp files left behind
     assert load_spec(demo_site.specs_dir / "hlink.yml").name == "hlink"

@@ -76,6 +76,7 @@ class DemoEnv:
     history: tuple[str, ...] = field(default=())  # what the users asked for, conda 4.3 style
     pip_args: tuple[str, ...] = ()  # extra arguments for the pip install of `pip`
     git: tuple[str, ...] = ()  # GIT_PACKAGES installed with pip install git+file:///...@commit
+    python: str = ""  # an old python it is built on ("2.7"), where this machine has one (demo/pythons.py)
 
 
 ENVIRONMENTS = (
