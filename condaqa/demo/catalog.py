@@ -101,6 +101,11 @@ ENVIRONMENTS = (
             history=("python", "pip", "varlabels")),
     DemoEnv("missing_pin", ("python", "pip", "tabular=1.1.0", "ipumsdata=0.4.0"),
             history=("python", "pip", "ipumsdata=0.4.0")),
+    # The old pythons sites leaving conda 4.3 hold, each built where this machine has the interpreter.
+    DemoEnv("census_py27", ("python=2.7", "tabular=1.1.0", "fixedwidth=0.4.0"), python="2.7",
+            history=("python=2.7", "fixedwidth")),
+    DemoEnv("legacy_py36", ("python=3.6", "tabular=2.0.0", "datefmt=1.0.0"), python="3.6",
+            history=("python=3.6", "datefmt")),
 )
 
 # The demo's kernels are real ipykernel kernels, packaged from condaqa's own installation, less
