@@ -38,7 +38,7 @@ from pathlib import Path
 from _common import PYTHON, REPO, WORK, condaqa_cmd, log, run, table, write_results
 
 from condaqa.demo.site import ensure_demo
-from condaqa.manifest import load_manifest
+from condaqa.manifest import load_manifest, site_manifest
 from condaqa.plan.planning import plan_environment
 from condaqa.site import Site, load_site
 
@@ -90,11 +90,11 @@ def prepare(work: Path, conda: Path) -> tuple[Site, list[str]]:
         link.unlink()
     link.symlink_to(conda)
     chosen = []
-    for env in load_manifest(REPO / "manifests" / "environments.ini"):
+    manifest = site_manifest(site)  # less what this machine's demo was built without
+    for env in manifest:
         if env.replicate and not plan_environment(site, env)[0].post:
             chosen.append(env.name)
-    rows = "".join(f"{e.name} = {'REPLICATE' if e.name in chosen else 'export'}\n"
-                   for e in load_manifest(REPO / "manifests" / "environments.ini"))
+    rows = "".join(f"{e.name} = {'REPLICATE' if e.name in chosen else 'export'}\n" for e in manifest)
     (project / "manifests" / "environments.ini").write_text("[environments]\n" + rows, encoding="utf-8")
     return load_site(site_toml, base=work), chosen
 

@@ -29,7 +29,7 @@ from _real import qualify, qualify_at, warm_cache, write_plans
 from synthetic import real_site
 
 from condaqa.demo.site import ensure_demo
-from condaqa.manifest import load_manifest
+from condaqa.manifest import site_manifest
 from condaqa.qualification import store
 from condaqa.site import Site, load_site
 
@@ -82,7 +82,7 @@ def demo_target(work: Path) -> Target:
     ensure_demo(site, progress=log)
     log("filling the demo's qa package cache (untimed condaqa replicate)")
     run(condaqa_cmd(site_toml, "replicate"), cwd=project).check()
-    replicated = sum(1 for env in load_manifest(site.manifest) if env.replicate)
+    replicated = sum(1 for env in site_manifest(site) if env.replicate)
     return Target("demo", f"demo ({replicated} REPLICATE)", lambda w: qualify_at(site_toml, project, w),
                   lambda: clear_qa(site, project))
 

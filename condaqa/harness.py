@@ -30,7 +30,7 @@ from condaqa.checks.imports import key_modules
 from condaqa.demo.site import ensure_demo
 from condaqa.errors import BuildError, CondaqaError
 from condaqa.kernels.specs import Kernel, find_kernels
-from condaqa.manifest import Environment, load_manifest
+from condaqa.manifest import Environment, load_manifest, site_manifest
 from condaqa.qualification import builds, store
 from condaqa.qualification.required import (
     BUILD,
@@ -76,9 +76,10 @@ def activate(config: pytest.Config, path: str) -> None:
         config.addinivalue_line("markers", line)
     try:
         site = load_site(path, base=config.invocation_params.dir)
-        manifest = load_manifest(site.manifest)
+        load_manifest(site.manifest)  # a broken manifest is said before a demo is built
         if site.demo and not hasattr(config, "workerinput"):
             ensure_demo(site, progress=lambda line: print(line, flush=True))
+        manifest = site_manifest(site)
         kernels = find_kernels(site)
         check_manifest(manifest, kernels)
         sandbox_for(site)  # a bad sandbox_user or $CONDAQA_SANDBOX is a usage error, before any test

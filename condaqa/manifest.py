@@ -12,6 +12,7 @@ from typing import Any
 
 from condaqa.errors import ConfigError
 from condaqa.inputs import MANIFEST, load_toml, name_problem, positive_number, read_text
+from condaqa.site import Site
 from condaqa.vocab import Category, Disposition, Strategy
 
 MAX_TIMEOUT = 7 * 24 * 3600.0  # seconds: a week is more than any check needs
@@ -59,6 +60,12 @@ def load_manifest(ini: Path, toml: Path | None = None) -> list[Environment]:
     toml = toml if toml is not None else ini.with_suffix(".toml")
     extras = _read_toml(toml, {e.name for e in entries}) if toml.exists() else {}
     return [_with_extras(e, *extras.get(e.name, ({}, ""))) for e in entries]
+
+
+def site_manifest(site: Site) -> list[Environment]:
+    """The site's manifest, less the environments its demo was built without (Site.left_out says why)."""
+    left_out = site.left_out()
+    return [e for e in load_manifest(site.manifest) if e.name not in left_out]
 
 
 def _line_of(lines: list[str], key: str, start: int = 0) -> int:

@@ -79,7 +79,9 @@ class Session:
                 shutil.copy2(junit, self.kept)
 
     def pytest_report_header(self) -> list[str]:
-        return [f"condaqa sandbox: {self.sandbox}"]
+        left_out = self.site.left_out()
+        return [f"condaqa sandbox: {self.sandbox}", *(f"condaqa: {name} is left out of the demo site: {why}"
+                                                       for name, why in left_out.items())]
 
     def _reporter(self) -> Any:
         return self.config.pluginmanager.get_plugin("terminalreporter")

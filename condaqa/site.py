@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ _KEYS: dict[str, tuple[type, object]] = {
     "local_package_cache": (str, "/var/tmp/condaqa-pkgs"),  # else each host's own, on its local disk
     "rescue": (bool, True),  # take packages the channels lost from production into ROOT/rescue
 }
+DEMO_LEFT_OUT = "demo-left-out.json"  # in the state folder: what the demo was built without, and why
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,17 @@ class Site:
     def state_dir(self) -> Path:
         """condaqa's own bookkeeping under the site root (audit log, locks)."""
         return self.root / ".condaqa"
+
+    def left_out(self) -> dict[str, str]:
+        """The manifest's environments a demo site was built without, with why (demo/build.py): each is on an
+        old python this machine lacks. A manifest entry whose environment a real site lacks stays an error."""
+        if not self.demo:
+            return {}
+        try:
+            found = json.loads((self.state_dir / DEMO_LEFT_OUT).read_text(encoding="utf-8"))
+        except OSError:  # not built yet, or built by another user
+            return {}
+        return {str(name): str(why) for name, why in found.items()}
 
     def private_home(self, installation: str) -> Path:
         """The HOME of the tools condaqa runs for an installation (conda, pip): none of the invoker's

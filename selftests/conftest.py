@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 REALCONDA = Path(os.environ.get("CONDAQA_REALCONDA") or REPO.parent / "shared" / "realconda")
 QA = "v4.8"
 # what stays as built: current is, and so is the key that signs results, and the digests of unchanged files
-_KEPT_STATE = {"demo-complete", "demo-logs", "demo.lock", "key-modules", "digests", "results.key"}
+_KEPT_STATE = {"demo-complete", "demo-left-out.json", "demo-logs", "demo.lock", "key-modules", "digests", "results.key"}
 
 
 def write_project(folder: Path, root: Path, **site_overrides: str) -> Path:

@@ -9,7 +9,7 @@ from typing import NoReturn
 import pytest
 
 from condaqa.cli import main
-from condaqa.manifest import Environment, load_manifest
+from condaqa.manifest import Environment, load_manifest, site_manifest
 from condaqa.plan.planning import plan_environment
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Site
@@ -55,7 +55,7 @@ def test_inventory_ini_is_a_valid_starter_manifest(
 def test_export_writes_one_spec_per_manifest_environment(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, _ = run(demo_site, capsys, "export")
     assert code == 0
-    names = [e.name for e in load_manifest(demo_site.manifest)]
+    names = [e.name for e in site_manifest(demo_site)]
     assert sorted(p.stem for p in demo_site.specs_dir.glob("*.yml")) == sorted(names)
     assert not list(demo_site.specs_dir.glob(".*"))  # no temp files left behind
     assert load_spec(demo_site.specs_dir / "hlink.yml").name == "hlink"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from condaqa.errors import ConfigError
 from condaqa.inputs import name_problem
-from condaqa.manifest import load_manifest, starter_ini
+from condaqa.manifest import load_manifest, site_manifest, starter_ini
+from condaqa.site import DEMO_LEFT_OUT, load_site
 
 
 def write(tmp_path: Path, ini: str, toml: str | None = None) -> Path:
@@ -34,6 +36,19 @@ def test_toml_adds_per_environment_facts(tmp_path: Path) -> None:
     a, b = load_manifest(ini)
     assert (a.owner, a.imports, a.kernel, a.pip_args, a.timeout) == ("ann", ("x", "y"), "k", ("--pre",), 30.0)
     assert b.imports is None and b.owner == ""
+
+
+@pytest.mark.parametrize("demo", [True, False])
+def test_only_a_demo_site_drops_what_it_was_built_without_from_its_manifest(tmp_path: Path, demo: bool) -> None:
+    """The demo holds its old-python environments only where the machine has those pythons; a real site whose
+    manifest lists an environment it lacks keeps it, and its qualification says so."""
+    write(tmp_path, "[environments]\nhlink = REPLICATE\ncensus_py27 = REPLICATE\n")
+    (tmp_path / "site.toml").write_text(f'[site]\nroot = "root"\ndemo = {str(demo).lower()}\n', encoding="utf-8")
+    (tmp_path / "root" / ".condaqa").mkdir(parents=True)
+    (tmp_path / "root" / ".condaqa" / DEMO_LEFT_OUT).write_text(json.dumps({"census_py27": "no python 2.7 here"}))
+    site = load_site(tmp_path / "site.toml")
+    assert site.left_out() == ({"census_py27": "no python 2.7 here"} if demo else {})
+    assert [e.name for e in site_manifest(site)] == (["hlink"] if demo else ["hlink", "census_py27"])
 
 
 @pytest.mark.parametrize(

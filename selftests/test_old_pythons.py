@@ -6,7 +6,8 @@ run in the environment's python, which on a site migrating off conda 4.3 is ofte
 Each is compiled and run here by every old interpreter this machine has (pythonX.Y on PATH, or
 pyenv's), and gives the answer condaqa parses. The versions and executables checks read the
 prefix and run nothing in it. A guard finds every `-c` snippet condaqa passes to a process, so
-a new one cannot escape these tests.
+a new one cannot escape these tests. The demo holds an environment on 2.7 and one on 3.6 where
+this machine has them: each runs its interpreter in current and in qa, and qualifies green.
 """
 
 from __future__ import annotations
@@ -14,25 +15,35 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import QA, REPO
 
 from condaqa.checks import imports
-from condaqa.demo import pythons
+from condaqa.demo import catalog, pythons
 from condaqa.demo.packages import old_python_package, write_package
 from condaqa.demo.pythons import find, missing_reason
 from condaqa.engines import bytecode
 from condaqa.kernels import launch
+from condaqa.kernels.specs import find_kernels
+from condaqa.manifest import site_manifest
+from condaqa.qualification.required import OWNER, CheckId, required_checks
+from condaqa.qualification.verdict import standing
+from condaqa.site import Site
+from condaqa.vocab import Verdict
 
 OLD = ("2.7", "3.5", "3.6", "3.7", "3.8")
 FOUND = {version: find(version) for version in OLD}
 PYTHONS = [pytest.param(str(found.executable) if found else "", id=version,
                         marks=pytest.mark.skipif(found is None, reason=missing_reason(version)))
            for version, found in FOUND.items()]
+DEMO_ENVS = [pytest.param(env.name, env.python, id=env.name,
+                          marks=pytest.mark.skipif(FOUND[env.python] is None, reason=missing_reason(env.python)))
+             for env in catalog.ENVIRONMENTS if env.python]
 
 # Every `-c` snippet in condaqa, by its source text: what runs it.
 FOREIGN = {"_PROBE", "_FORKED_IMPORTS", "f'import {module}'", "_COMPILE", "_ASK"}  # old pythons: tested here
@@ -136,3 +147,43 @@ def test_a_python_package_of_an_old_interpreter_gives_an_environment_its_own_pre
     assert where == str(prefix) and version == found.version
     assert str(prefix / "lib" / f"python{found.short}" / "site-packages") in path
     assert _run(str(prefix / "bin" / "python"), "-c", "import json, encodings, ctypes; print('stdlib')") == "stdlib"
+
+
+def test_the_python_2_package_needs_nothing_of_the_installation_it_was_made_from(tmp_path: Path) -> None:
+    """The sandbox shows a run nothing an environment names outside itself: with the interpreter's
+    installation hidden, the environment's python 2.7 still finds its libpython, its standard
+    library and its extension modules in the environment."""
+    found, bwrap = FOUND["2.7"], shutil.which("bwrap")
+    if found is None or bwrap is None:
+        pytest.skip(missing_reason("2.7") if found is None else "no bubblewrap to hide the installation with")
+    archive = write_package(tmp_path / "channel", old_python_package("linux-64", found.executable, found.version))
+    prefix = tmp_path / "env"
+    with tarfile.open(archive) as tar:
+        tar.extractall(prefix, filter="tar")
+    hidden = [bwrap, "--ro-bind", "/", "/", "--tmpfs", str(found.executable.parent.parent), "--dev", "/dev"]
+    ask = "import sys, ctypes, json, sqlite3, zlib; print(sys.prefix + ' ' + json.dumps(sys.path))"
+    done = subprocess.run([*hidden, str(prefix / "bin" / "python"), "-E", "-s", "-B", "-c", ask], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    where, path = done.stdout.strip().split(" ", 1)
+    assert where == str(prefix) and all(p.startswith(str(prefix)) for p in json.loads(path) if p)
+
+
+@pytest.mark.parametrize(("name", "short"), DEMO_ENVS)
+def test_the_demos_old_python_environments_run_their_interpreter_and_qualify_green(
+        name: str, short: str, qualified_site: Site) -> None:
+    """Built on the interpreter they claim, in current and in qa, with an owner check and key modules of
+    their own, and passed in the demo's full qualification."""
+    found = FOUND[short]
+    assert found is not None
+    ask = "import sys; print(sys.version.split()[0] + ' ' + sys.prefix)"
+    for installation in (catalog.OLD, QA):
+        prefix = qualified_site.root / installation / "envs" / name
+        version, where = _run(str(prefix / "bin" / "python"), "-c", ask).split(" ", 1)
+        assert version == found.version and os.path.samefile(where, prefix)
+    env = next(e for e in site_manifest(qualified_site) if e.name == name)
+    kernels = find_kernels(qualified_site)
+    owners = [c for c in required_checks(qualified_site, env, kernels, QA) if c.startswith(f"{OWNER}{name}/")]
+    assert env.imports and owners and all(CheckId.parse(c).target.endswith(".py") for c in owners)
+    verdict = standing(qualified_site, QA, env, kernels)
+    assert verdict.verdict is Verdict.PASSED, verdict.reason

@@ -23,7 +23,7 @@ import pytest
 from condaqa.cli import main
 from condaqa.errors import ConfigError
 from condaqa.kernels.specs import find_kernels
-from condaqa.manifest import load_manifest
+from condaqa.manifest import site_manifest
 from condaqa.qualification import runs
 from condaqa.site import Site, load_site
 from condaqa.usage import processes, sampler
@@ -217,7 +217,7 @@ def test_report_owners_writes_a_page_per_owner_and_an_overview_that_a_browser_sh
     if CHROMIUM is None:
         pytest.skip("no chromium on this machine: the pages were checked as text only")
     overview = _dom(reports / "overview.html", tmp_path)
-    assert overview.count('<tr class="env">') == len(load_manifest(site.manifest))
+    assert overview.count('<tr class="env">') == len(site_manifest(site))
     assert "Qualification of v4.8" in overview
     owner_page = _dom(owners / "nhis-team.html", tmp_path)
     assert owner_page.count('<tr class="env">') == 2 and 'id="env-nhis_reformat"' in owner_page

@@ -12,7 +12,7 @@ from condaqa.commands.specs import EXIT_BAD_INPUT, selected
 from condaqa.errors import BuildError
 from condaqa.inputs import redact
 from condaqa.kernels.specs import find_kernels
-from condaqa.manifest import load_manifest
+from condaqa.manifest import site_manifest
 from condaqa.plan.findings import load_findings
 from condaqa.qualification.builds import build
 from condaqa.qualification.required import check_manifest
@@ -32,7 +32,7 @@ def _replicate_args(parser: argparse.ArgumentParser) -> None:
 def replicate_command(args: argparse.Namespace) -> int:
     site = site_of(args)
     qa, current = site.qa_installation(), site.current_installation()
-    check_manifest(load_manifest(site.manifest), find_kernels(site))
+    check_manifest(site_manifest(site), find_kernels(site))
     sandbox = sandbox_for(site)
     chosen = selected(site, args.env, replicate_only=True)
     failed, built_now, disk = 0, 0, ""

@@ -12,7 +12,7 @@ from condaqa.channels import RepodataIndex, qa_platform
 from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.errors import CondaqaError, ConfigError, SpecError
 from condaqa.inputs import redact
-from condaqa.manifest import Environment, load_manifest
+from condaqa.manifest import Environment, site_manifest
 from condaqa.plan.findings import FindingsFile, errors
 from condaqa.plan.foreign import Sanitized, sanitize_file
 from condaqa.plan.planning import legacy_path, load_legacy, skipped_preflight
@@ -35,8 +35,10 @@ EXIT_BAD_INPUT = CondaqaError.exit_code
 
 def selected(site: Site, name: str | None, *, replicate_only: bool) -> list[Environment]:
     """The manifest's environments, or the one named (an error naming the manifest if it is not there)."""
-    manifest = load_manifest(site.manifest)
+    manifest = site_manifest(site)
     chosen = [e for e in manifest if name in (None, e.name)]
+    if name is not None and not chosen and name in site.left_out():
+        raise ConfigError(f"{site.manifest}: {name} is left out of the demo site: {site.left_out()[name]}")
     if name is not None and not chosen:
         raise ConfigError(f"{site.manifest}: no environment {name[:80]!r} in the manifest")
     if replicate_only:

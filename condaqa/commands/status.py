@@ -15,7 +15,7 @@ from condaqa.errors import CondaqaError
 from condaqa.inputs import redact
 from condaqa.kernels.specs import find_kernels
 from condaqa.lifecycle import audit, switch
-from condaqa.manifest import load_manifest
+from condaqa.manifest import site_manifest
 from condaqa.qualification.store import results_dir
 from condaqa.qualification.verdict import standing
 from condaqa.qualification.waivers import judge
@@ -66,7 +66,7 @@ def _gate(site: Site) -> tuple[bool | None, list[str]]:
 
 def _status_data(site: Site) -> dict[str, object]:
     passes, problems = _gate(site)
-    manifest, kernels = load_manifest(site.manifest), find_kernels(site)
+    manifest, kernels = site_manifest(site), find_kernels(site)
     qualification = {}
     for link in (site.qa_name, site.current_name):
         target = site.link_target(link)
@@ -82,7 +82,7 @@ def _status_data(site: Site) -> dict[str, object]:
 
 
 def _qualification_lines(site: Site) -> list[str]:
-    manifest, kernels = load_manifest(site.manifest), find_kernels(site)
+    manifest, kernels = site_manifest(site), find_kernels(site)
     lines = []
     for link in (site.qa_name, site.current_name):
         target = site.link_target(link)
@@ -110,7 +110,7 @@ def _kernel_lines(site: Site) -> list[str]:
     the cutover to qa does to the name."""
     kernels = find_kernels(site)
     installation = report.qa_installation(site)
-    rows = report.kernel_rows(site, load_manifest(site.manifest), installation, kernels)
+    rows = report.kernel_rows(site, site_manifest(site), installation, kernels)
     if not rows:
         return []
     source = "the kernels folder and nb_conda_kernels" if site.nb_conda_kernels else "the kernels folder"
@@ -148,7 +148,7 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
          "--owners: a page per owner and the overview; --notify: send them", _report_args)
 def report_command(args: argparse.Namespace) -> int:
     site = site_of(args)
-    manifest, kernels = load_manifest(site.manifest), find_kernels(site)
+    manifest, kernels = site_manifest(site), find_kernels(site)
     installation = args.installation or report.qa_installation(site)
     if args.merge:
         with locks.merging(site):

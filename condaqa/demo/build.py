@@ -2,7 +2,9 @@
 
 Channels of real conda packages indexed by py-rattler, a wheelhouse of real wheels, two
 installations side by side with `current`, `qa` and `envs` symlinks, environments created in
-`current` by the rattler engine and pip, and kernel specs that point into them.
+`current` by the rattler engine and pip, and kernel specs that point into them. An environment
+on an old python is built where this machine has that interpreter (demo/pythons.py), else left
+out: the build says why, and records it for Site.left_out.
 """
 
 from __future__ import annotations
@@ -19,10 +21,19 @@ from pathlib import Path
 
 import rattler
 
+from condaqa import atomic
 from condaqa.demo import catalog
 from condaqa.demo.distributions import write_kernel_channel
 from condaqa.demo.gitrepo import make_repo
-from condaqa.demo.packages import python_build, python_package, wheel_to_package, write_package, write_wheel
+from condaqa.demo.packages import (
+    old_python_package,
+    python_build,
+    python_package,
+    wheel_to_package,
+    write_package,
+    write_wheel,
+)
+from condaqa.demo.pythons import Interpreter, find, missing_reason
 from condaqa.demo.site import COMPLETE, catalog_digest
 from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
@@ -31,7 +42,7 @@ from condaqa.plan.model import BuildPlan
 from condaqa.replication.pip import pip_install
 from condaqa.replication.replicate import pip_home
 from condaqa.sandbox.box import Sandbox, sandbox_for
-from condaqa.site import Installation, Site
+from condaqa.site import DEMO_LEFT_OUT, Installation, Site
 from condaqa.vocab import Stage
 
 
@@ -40,35 +51,48 @@ def build_demo(site: Site, progress: Callable[[str], object] = print) -> None:
     root = site.root
     root.mkdir(parents=True, exist_ok=True)
     site = replace(site, channels=("main", "mpc"))
+    found = _old_pythons()
+    environments = [env for env in catalog.ENVIRONMENTS if not env.python or found[env.python]]
+    left_out = {env.name: missing_reason(env.python) for env in catalog.ENVIRONMENTS if env not in environments}
     progress(f"demo: building channels and wheelhouse in {root}")
-    _channels_and_wheels(root)
+    _channels_and_wheels(root, [python for python in found.values() if python is not None])
     commits = {pkg.name: make_repo(root / "git" / pkg.name, pkg.name, pkg.version) for pkg in catalog.GIT_PACKAGES}
     old = Installation(catalog.OLD, create_bare(site, catalog.OLD))
     create_bare(site, catalog.NEW)
     os.symlink(catalog.OLD, root / site.current_name)
     os.symlink(catalog.NEW, root / site.qa_name)
     os.symlink(f"{site.current_name}/envs", root / "envs")
-    for env in catalog.ENVIRONMENTS:
+    for env in environments:
         progress(f"demo: creating environment {env.name} in {catalog.OLD}")
         _create_env(site, old, env)
+    for name, why in left_out.items():
+        progress(f"demo: leaving out {name}: {why}")
     progress("demo: pip installs into the environments")
     sandbox = sandbox_for(site)
     with ThreadPoolExecutor(max_workers=4) as pool:  # pip spends most of a second starting up: overlap them
-        list(pool.map(lambda env: _pip_installs(site, sandbox, old, env, commits), catalog.ENVIRONMENTS))
-    for env in catalog.ENVIRONMENTS:
+        list(pool.map(lambda env: _pip_installs(site, sandbox, old, env, commits), environments))
+    for env in environments:
         _write_old_history(old.env_prefix(env.name), old.path, env)
     _withdraw(root)
-    _kernels(site)
+    _kernels(site, environments)
+    atomic.write_text(site.state_dir / DEMO_LEFT_OUT, json.dumps(left_out, indent=1) + "\n")
     (root / COMPLETE).parent.mkdir(parents=True, exist_ok=True)
     (root / COMPLETE).write_text(f"built in {time.monotonic() - started:.1f}s\ncatalog {catalog_digest()}\n",
                                  encoding="utf-8")
     progress(f"demo: site ready at {root} ({time.monotonic() - started:.1f}s)")
 
 
-def _channels_and_wheels(root: Path) -> None:
+def _old_pythons() -> dict[str, Interpreter | None]:
+    """Each old python the catalog's environments are on ("2.7"), as this machine has it (or not)."""
+    return {short: find(short) for short in sorted({env.python for env in catalog.ENVIRONMENTS if env.python})}
+
+
+def _channels_and_wheels(root: Path, old_pythons: list[Interpreter]) -> None:
     platform = str(rattler.Subdir.current())
     main, mpc, wheelhouse = root / "main", root / "mpc", root / "wheelhouse"
     write_package(main, python_package(platform))
+    for python in old_pythons:
+        write_package(main, old_python_package(platform, python.executable, python.version))
     write_kernel_channel(main, platform, leave_out=catalog.KERNEL_OPTIONAL)
     for wheel in sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl")):
         write_package(main, python_build(wheel_to_package(wheel), platform))
@@ -137,8 +161,8 @@ def _write_old_history(prefix: Path, installation: Path, env: catalog.DemoEnv) -
     (prefix / "conda-meta" / "history").write_text(text, encoding="utf-8")
 
 
-def _kernels(site: Site) -> None:
-    for env in catalog.ENVIRONMENTS:
+def _kernels(site: Site, environments: list[catalog.DemoEnv]) -> None:
+    for env in environments:
         if not env.kernel:
             continue
         via = site.current_name if env.kernel == "current" else catalog.OLD

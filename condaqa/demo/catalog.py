@@ -77,6 +77,7 @@ class DemoEnv:
     history: tuple[str, ...] = field(default=())  # what the users asked for, conda 4.3 style
     pip_args: tuple[str, ...] = ()  # extra arguments for the pip install of `pip`
     git: tuple[str, ...] = ()  # GIT_PACKAGES installed with pip install git+file:///...@commit
+    python: str = ""  # an old python it is built on ("2.7"), where this machine has one (demo/pythons.py)
 
 
 ENVIRONMENTS = (
@@ -103,6 +104,11 @@ ENVIRONMENTS = (
             history=("python", "pip", "ipumsdata=0.4.0")),
     DemoEnv("linkage_2019", ("python", "pip", "linkage=2.0.0", "ipumsdata=0.5.0"),
             history=("python", "pip", "linkage=2.0.0")),
+    # The old pythons sites leaving conda 4.3 hold, each built where this machine has the interpreter.
+    DemoEnv("census_py27", ("python=2.7", "tabular=1.1.0", "fixedwidth=0.4.0"), python="2.7",
+            history=("python=2.7", "fixedwidth")),
+    DemoEnv("legacy_py36", ("python=3.6", "tabular=2.0.0", "datefmt=1.0.0"), python="3.6",
+            history=("python=3.6", "datefmt")),
 )
 
 # The demo's kernels are real ipykernel kernels, packaged from condaqa's own installation, less

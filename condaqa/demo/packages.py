@@ -8,9 +8,11 @@ would packages from a public channel. Wheels are ordinary PEP 427 wheels that pi
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import importlib.util
 import json
+import os
 import py_compile
 import sys
 import tempfile
@@ -19,6 +21,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from condaqa.demo.elf import is_elf, relative_runpath
 from condaqa.rescue.repack import Member, pack
 
 # The header conda-forge gives scripts of relocatable packages: the environment's own python runs them.
@@ -119,30 +122,67 @@ def old_python_package(subdir: str, executable: Path, version: str) -> Package:
     """A `python` package of an old interpreter found on the machine (demo/pythons.py), made to get its own
     `sys.prefix` and site-packages as a conda python does.
 
-    3.3 and newer read `pyvenv.cfg`: the package is python_package's venv-style link. Python 2.7
-    ignores `pyvenv.cfg` and finds its prefix from the real location of its executable, so the
-    most faithful thing that works offline is what virtualenv did for 2.7: a copy of the
-    executable in `bin/`, and `lib/python2.7/` holding a link to each entry of the interpreter's
-    standard library (the prefix's landmark `os.py` among them) beside a site-packages of its
-    own. The copy still loads libpython and the links still read the standard library from the
-    interpreter's installation, so that installation must stay where it is (as the venv's home must).
+    3.3 and newer read `pyvenv.cfg`: the package is python_package's venv-style link, and the
+    sandbox shows a run the installation its `bin/python` links to, as it does the demo's own
+    python. Python 2.7 ignores `pyvenv.cfg` and finds its prefix from where its executable lies,
+    so its package holds the interpreter itself, as conda's python 2.7 does (_python_copy).
+    """
+    major, minor = version.split(".")[:2]
+    if (int(major), int(minor)) < (3, 3):
+        return _python_copy(subdir, executable, version)
+    short = f"{major}.{minor}"
+    cfg = f"home = {executable.parent}\ninclude-system-site-packages = false\nversion = {version}\n".encode()
+    files = [Member("pyvenv.cfg", cfg), Member("bin/python", symlink=str(executable)),
+             Member(f"bin/python{short}", symlink="python"), Member(f"bin/python{major}", symlink="python"),
+             Member(f"lib/python{short}/site-packages/README.txt", b"site-packages\n")]
+    return Package("python", version, "0_venvlink", subdir, files=files)
+
+
+# What an installation's standard library holds that a run of the interpreter does not need: its tests (test/
+# and its packages' own), the site-packages of that installation, bytecode (written for the sources' mtimes
+# there, which the package does not keep) and the static libpython (conda-forge ships it in a package of its own).
+_TESTS = frozenset({"test", "tests", "idle_test"})
+_NOT_STDLIB = ("*.pyc", "*.pyo", "*.a")
+
+
+def _python_copy(subdir: str, executable: Path, version: str) -> Package:
+    """A `python` package holding a copy of a python 2 interpreter: `bin/python2.7`, its libpython and its
+    standard library less tests and site-packages, each binary's search path for libraries made
+    `$ORIGIN`-relative (demo/elf.py) as conda-build leaves them.
+
+    A virtualenv-style copy of the executable beside links into the installation's standard library
+    would need that installation, and the sandbox shows a run only the site, the environment and what
+    the environment's `bin/python` resolves to: never a path an environment names (a link's target, a
+    `pyvenv.cfg` home), which would let any environment expose any host path. A self-contained
+    package needs nothing outside the environment, and is what conda's python 2.7 is. It costs the
+    demo an 11 MB archive (about 4 CPU-seconds of bz2 per build) and 27 MB (800 files) in each
+    package cache, hard-linked from there into each environment.
     """
     major, minor = version.split(".")[:2]
     short = f"{major}.{minor}"
-    if (int(major), int(minor)) >= (3, 3):
-        cfg = f"home = {executable.parent}\ninclude-system-site-packages = false\nversion = {version}\n".encode()
-        files = [Member("pyvenv.cfg", cfg), Member("bin/python", symlink=str(executable))]
-    else:
-        stdlib = executable.parent.parent / "lib" / f"python{short}"
-        files = [Member(f"bin/python{short}", executable.read_bytes(), executable=True),
-                 Member("bin/python", symlink=f"python{short}")]
-        files += [Member(f"lib/python{short}/{entry.name}", symlink=str(entry))
-                  for entry in sorted(stdlib.iterdir()) if entry.name not in ("site-packages", "test")]
-    files += [Member(f"bin/python{major}", symlink="python"),
+    installation = executable.parent.parent
+    taken = [(f"bin/python{short}", executable)]
+    libpython = installation / "lib" / f"libpython{short}.so.1.0"  # none where python is linked statically
+    if libpython.is_file():
+        taken.append((f"lib/{libpython.name}", libpython))
+    stdlib = installation / "lib" / f"python{short}"
+    for folder, dirs, names in os.walk(stdlib):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if d not in _TESTS and (here != stdlib or d != "site-packages"))
+        taken += [(f"lib/python{short}/{(here / n).relative_to(stdlib)}", here / n) for n in sorted(names)
+                  if not any(fnmatch.fnmatch(n, pattern) for pattern in _NOT_STDLIB) and (here / n).is_file()]
+    files = [_copied(where, path, str(installation)) for where, path in taken]
+    files += [Member("bin/python", symlink=f"python{short}"), Member(f"bin/python{major}", symlink="python"),
               Member(f"lib/python{short}/site-packages/README.txt", b"site-packages\n")]
-    if int(major) >= 3:
-        files.append(Member(f"bin/python{short}", symlink="python"))
-    return Package("python", version, "0_venvlink" if int(major) >= 3 else "0_virtualenvlink", subdir, files=files)
+    return Package("python", version, "0_relocatable", subdir, files=files)
+
+
+def _copied(where: str, path: Path, installation: str) -> Member:
+    """The file at `path` of `installation`, as the package holds it at `where`."""
+    data = path.read_bytes()
+    if is_elf(data):
+        data = relative_runpath(data, where, installation)
+    return Member(where, data, executable=os.access(path, os.X_OK))
 
 
 def wheel_to_package(wheel: Path, build: str = "pyh_0", depends: list[str] | None = None) -> Package:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from condaqa import locks
 from condaqa.kernels import names
 from condaqa.kernels.specs import Kernel, find_kernels
-from condaqa.manifest import Environment, load_manifest
+from condaqa.manifest import Environment, site_manifest
 from condaqa.qualification.required import check_manifest, kernels_of
 from condaqa.qualification.verdict import standing
 from condaqa.qualification.waivers import judge
@@ -39,7 +39,7 @@ class Gate:
 
 def gate(site: Site, installation: str) -> Gate:
     """Why `installation` may not become current, one line per environment or kernel, and what is waived."""
-    manifest = load_manifest(site.manifest)
+    manifest = site_manifest(site)
     kernels = find_kernels(site)
     check_manifest(manifest, kernels)
     problems = [f"{installation}: being qualified by {who}" for who in locks.qualifications(site, installation)]
