@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_project
 from helpers_sites import qualify
 
 from condaqa.cli import main
@@ -40,6 +41,7 @@ from condaqa.replication.replicate import replicate
 from condaqa.rescue.repack import Member
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site, load_site
+from condaqa.sitefile import SITE_ENV_VAR
 from condaqa.spec.export import explicit_text, site_channels, spec_from_prefix
 from condaqa.triage import classify_build
 from condaqa.vocab import Category, Rule, Stage
@@ -330,3 +332,35 @@ def test_an_archive_is_rebuilt_by_real_conda_4_3_16_after_the_channel_and_wheelh
     for env in ("hist", "pipenv"):
         code = main(["--site", str(site.file), "archive", "--verify", env])
         assert code == 0 and "every record matches a rebuild from the archive alone" in capsys.readouterr().out
+
+
+# -- (e) the demo whose current is a real conda 4.3.16 (condaqa demo --real-conda) -----------------------
+
+
+def test_the_demo_with_a_real_conda_as_current_qualifies_its_old_python_environments(
+        world: World, tmp_path: Path) -> None:
+    """`condaqa demo --real-conda`: current is conda 4.3.16, which made the environments on python 2.7 and 3.6
+    (its own records and history); the suite qualifies them green in qa."""
+    root = tmp_path / "demo"
+    cli = [sys.executable, "-m", "condaqa", "demo", "--real-conda", "--root", str(root)]
+    xdg = tmp_path / "cache"  # condaqa keeps the venv of conda 4.3.16 in $XDG_CACHE_HOME/condaqa: the tier's
+    xdg.mkdir()
+    (xdg / "condaqa").symlink_to(world.cache)
+    environ = {**os.environ, "XDG_CACHE_HOME": str(xdg)}
+    environ.pop(SITE_ENV_VAR, None)
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=900, env=environ, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    made = [env for env in ("census_py27", "legacy_py36") if (root / "v4.3" / "envs" / env).is_dir()]
+    assert made and f"demo: creating environment {made[0]} in v4.3 with its conda" in done.stderr + done.stdout
+    assert conda_run(root / "current", world.home, "--version").stdout.strip() == f"conda {realconda.VERSION}"
+    for env in made:
+        history = (root / "v4.3" / "envs" / env / "conda-meta" / "history").read_text()
+        assert f"# cmd: {root}/v4.3/bin/conda create --yes --quiet --prefix" in history
+        assert "# create specs: python " in history  # conda 4.3's own words
+    project = tmp_path / "project"
+    write_project(project, root)
+    qualify_run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "-q",
+                                  "-k", " or ".join(made)], capture_output=True, text=True, timeout=900,
+                                 env=environ, cwd=project)
+    assert qualify_run.returncode == 0, qualify_run.stdout[-3000:]
+    assert f"{5 * len(made)} passed" in qualify_run.stdout, qualify_run.stdout[-3000:]

@@ -18,6 +18,10 @@ PACKAGED = Path(__file__).resolve().parent.parent / "demo" / "site.toml"
 
 def _demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", metavar="DIR", type=Path, help="where to build it (default: the site's root)")
+    parser.add_argument("--real-conda", action="store_true",
+                        help="make current (v4.3) a real conda 4.3.16, installed from the package registry into a "
+                        "python 3.6 venv (needs both), which then creates the environments on python 2.7 and 3.6; "
+                        "py-rattler makes the others, on python 3.10+, which conda 4.3 cannot place")
 
 
 @command("demo", "build the embedded demo site (offline, about half a minute)", _demo_args)
@@ -29,6 +33,6 @@ def demo(args: argparse.Namespace) -> int:
     if args.root is not None:
         root = args.root.resolve()
         site = replace(site, root=root, specs_dir=root / site.specs_dir.name, kernels_dir=root / site.kernels_dir.name)
-    if not ensure_demo(site, progress=say.info):
+    if not ensure_demo(site, progress=say.info, real_conda=args.real_conda):
         say.info(f"demo site already built at {site.root}")
     return EXIT_OK

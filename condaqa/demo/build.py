@@ -22,7 +22,7 @@ from pathlib import Path
 import rattler
 
 from condaqa import atomic
-from condaqa.demo import catalog
+from condaqa.demo import catalog, realconda
 from condaqa.demo.distributions import write_kernel_channel
 from condaqa.demo.gitrepo import make_repo
 from condaqa.demo.packages import (
@@ -34,9 +34,10 @@ from condaqa.demo.packages import (
     write_wheel,
 )
 from condaqa.demo.pythons import Interpreter, find, missing_reason
-from condaqa.demo.site import COMPLETE, catalog_digest
+from condaqa.demo.site import COMPLETE, REAL_CONDA, catalog_digest
 from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
+from condaqa.errors import SiteError
 from condaqa.lifecycle.installations import create_bare
 from condaqa.plan.model import BuildPlan
 from condaqa.replication.pip import pip_install
@@ -46,8 +47,12 @@ from condaqa.site import DEMO_LEFT_OUT, Installation, Site
 from condaqa.vocab import Stage
 
 
-def build_demo(site: Site, progress: Callable[[str], object] = print) -> None:
+def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool = False) -> None:
+    """`real_conda`: current is a real conda 4.3.16 (demo/realconda.py), which makes the environments on old
+    pythons; conda 4.3 misplaces the packages of python 3.10 and newer, so py-rattler makes the others."""
     started = time.monotonic()
+    # before anything is written: a machine without python 3.6 or the registry is told so first
+    conda_python = _installed_conda(progress) if real_conda else None
     root = site.root
     root.mkdir(parents=True, exist_ok=True)
     site = replace(site, channels=("main", "mpc"))
@@ -57,14 +62,15 @@ def build_demo(site: Site, progress: Callable[[str], object] = print) -> None:
     progress(f"demo: building channels and wheelhouse in {root}")
     _channels_and_wheels(root, [python for python in found.values() if python is not None])
     commits = {pkg.name: make_repo(root / "git" / pkg.name, pkg.name, pkg.version) for pkg in catalog.GIT_PACKAGES}
-    old = Installation(catalog.OLD, create_bare(site, catalog.OLD))
+    old = Installation(catalog.OLD, _production(site, conda_python))
     create_bare(site, catalog.NEW)
     os.symlink(catalog.OLD, root / site.current_name)
     os.symlink(catalog.NEW, root / site.qa_name)
     os.symlink(f"{site.current_name}/envs", root / "envs")
     for env in environments:
-        progress(f"demo: creating environment {env.name} in {catalog.OLD}")
-        _create_env(site, old, env)
+        by_conda = real_conda and bool(env.python)
+        progress(f"demo: creating environment {env.name} in {catalog.OLD}" + (" with its conda" if by_conda else ""))
+        _create_env(site, old, env, "conda" if by_conda else "rattler")
     for name, why in left_out.items():
         progress(f"demo: leaving out {name}: {why}")
     progress("demo: pip installs into the environments")
@@ -72,13 +78,15 @@ def build_demo(site: Site, progress: Callable[[str], object] = print) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:  # pip spends most of a second starting up: overlap them
         list(pool.map(lambda env: _pip_installs(site, sandbox, old, env, commits), environments))
     for env in environments:
-        _write_old_history(old.env_prefix(env.name), old.path, env)
+        if not (real_conda and env.python):  # conda wrote its own
+            _write_old_history(old.env_prefix(env.name), old.path, env)
     _withdraw(root)
     _kernels(site, environments)
     atomic.write_text(site.state_dir / DEMO_LEFT_OUT, json.dumps(left_out, indent=1) + "\n")
     (root / COMPLETE).parent.mkdir(parents=True, exist_ok=True)
-    (root / COMPLETE).write_text(f"built in {time.monotonic() - started:.1f}s\ncatalog {catalog_digest()}\n",
-                                 encoding="utf-8")
+    production = f"{REAL_CONDA} {realconda.VERSION}\n" if real_conda else ""
+    (root / COMPLETE).write_text(f"built in {time.monotonic() - started:.1f}s\ncatalog {catalog_digest()}\n"
+                                 + production, encoding="utf-8")
     progress(f"demo: site ready at {root} ({time.monotonic() - started:.1f}s)")
 
 
@@ -114,10 +122,29 @@ def _log_file(site: Site, env: catalog.DemoEnv) -> Path:
     return path
 
 
-def _create_env(site: Site, installation: Installation, env: catalog.DemoEnv) -> None:
+def _installed_conda(progress: Callable[[str], object]) -> Path:
+    """The python 3.6 whose venv holds conda 4.3.16, installed from the package registry unless kept already."""
+    python = realconda.python36()
+    if python is None:
+        raise SiteError(f"--real-conda: {realconda.unavailable()}")
+    progress(f"demo: conda {realconda.VERSION} from the package registry, kept in {realconda.cache_dir()}")
+    realconda.conda_venv(realconda.cache_dir(), python)
+    return python
+
+
+def _production(site: Site, conda_python: Path | None) -> Path:
+    """current's installation: a bare one that py-rattler fills, or a real conda 4.3.16 root in a venv of
+    `conda_python`."""
+    if conda_python is None:
+        return create_bare(site, catalog.OLD)
+    channels = [(site.root / name).as_uri() for name in site.channels]
+    return realconda.make_root(site.root / catalog.OLD, channels, realconda.cache_dir(), conda_python, add_pip=False)
+
+
+def _create_env(site: Site, installation: Installation, env: catalog.DemoEnv, engine: str) -> None:
     with open(_log_file(site, env), "w", encoding="utf-8") as log:
         prefix = installation.env_prefix(env.name)
-        get_engine("rattler").create(site, installation, BuildPlan(env.name, env.conda), prefix, log)
+        get_engine(engine).create(site, installation, BuildPlan(env.name, env.conda), prefix, log)
 
 
 def _pip_installs(site: Site, sandbox: Sandbox, installation: Installation, env: catalog.DemoEnv,

@@ -5,8 +5,8 @@ python 3.6 venv; the `bin/conda` pip writes refuses to run ("not compatible with
 application"), so `bin/conda` is written the way conda's own package writes it. With `conda-meta/`,
 `pkgs/`, `envs/` and a `.condarc` naming the site's local channels (as `channels` and
 `default_channels`, with `offline: true`) the venv is a conda root that builds environments from
-those channels with no network. The demo's production installation and the selftests' real-conda
-tier are made this way. conda 4.3 reads a python's minor version from its first two digits, so it
+those channels with no network. The selftests' real-conda tier and the production installation of
+`condaqa demo --real-conda` are made this way. conda 4.3 reads a python's minor version from its first two digits, so it
 misplaces noarch python packages of python 3.10 and newer (`lib/python3.1`): its environments run a
 python of 3.9 or older.
 """
@@ -80,7 +80,12 @@ def conda_venv(cache: Path, python: Path) -> Path:
     return venv
 
 
-def make_root(target: Path, channel_urls: Sequence[str], cache: Path, python: Path) -> Path:
+def cache_dir() -> Path:
+    """Where the venv with conda 4.3.16 is kept between demo builds: the invoker's cache folder."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "condaqa"
+
+
+def make_root(target: Path, channel_urls: Sequence[str], cache: Path, python: Path, *, add_pip: bool = True) -> Path:
     """A conda 4.3.16 root at `target` (a copy of the cached venv) whose channels are `channel_urls` only."""
     if target.exists():
         raise SiteError(f"{target}: already exists")
@@ -89,18 +94,22 @@ def make_root(target: Path, channel_urls: Sequence[str], cache: Path, python: Pa
     for sub in ("conda-meta", "pkgs", "envs"):
         (target / sub).mkdir(exist_ok=True)
     (target / "conda-meta" / "history").touch()
-    configure(target, channel_urls)
+    configure(target, channel_urls, add_pip=add_pip)
     return target
 
 
-def configure(target: Path, channel_urls: Sequence[str]) -> None:
-    """Point the root's bin/conda at its own python and its .condarc at `channel_urls` (again, after a copy)."""
+def configure(target: Path, channel_urls: Sequence[str], *, add_pip: bool = True) -> None:
+    """Point the root's bin/conda at its own python and its .condarc at `channel_urls` (again, after a copy).
+    `add_pip=False` where the channels have no pip for the pythons it installs (conda adds pip to python)."""
     for name, module in ENTRIES.items():
         script = target / "bin" / name
         script.unlink(missing_ok=True)
         script.write_text(ENTRY.format(python=target / "bin" / "python", module=module), encoding="utf-8")
         script.chmod(0o755)
-    condarc = {"channels": list(channel_urls), "default_channels": list(channel_urls), "offline": True}
+    condarc: dict[str, object] = {"channels": list(channel_urls), "default_channels": list(channel_urls),
+                                  "offline": True}
+    if not add_pip:
+        condarc["add_pip_as_python_dependency"] = False
     (target / ".condarc").write_text(yaml.safe_dump(condarc, sort_keys=False), encoding="utf-8")
 
 

@@ -17,6 +17,7 @@ from condaqa.errors import SiteError
 from condaqa.site import Site
 
 COMPLETE = Path(".condaqa") / "demo-complete"
+REAL_CONDA = "production: real conda"  # in COMPLETE when current is a real conda (condaqa demo --real-conda)
 
 
 def is_built(root: Path) -> bool:
@@ -39,19 +40,24 @@ def _lock(root: Path) -> Iterator[None]:
         yield
 
 
-def ensure_demo(site: Site, progress: Callable[[str], object] = print) -> bool:
-    """Build the demo at site.root unless it is there already; True when it was built now."""
+def ensure_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool = False) -> bool:
+    """Build the demo at site.root unless it is there already; True when it was built now. `real_conda`:
+    its current is a real conda 4.3.16 from the package registry (demo/realconda.py)."""
     _refuse_foreign_folder(site.root)
     with _lock(site.root):
         if is_built(site.root):
-            if f"catalog {catalog_digest()}" not in (site.root / COMPLETE).read_text(encoding="utf-8"):
+            built = (site.root / COMPLETE).read_text(encoding="utf-8")
+            if f"catalog {catalog_digest()}" not in built:
                 raise SiteError(f"{site.root} holds a demo site built by an older condaqa (its environments have "
                                 f"changed since); remove it (rm -rf {site.root}) and run again")
+            if real_conda and REAL_CONDA not in built:
+                raise SiteError(f"{site.root} holds a demo site whose current is no real conda; remove it "
+                                f"(rm -rf {site.root}) and run `condaqa demo --real-conda` again")
             return False
         _refuse_foreign_folder(site.root)
         from condaqa.demo.build import build_demo  # py-rattler and the package makers: only to build
 
-        build_demo(site, progress)
+        build_demo(site, progress, real_conda)
         return True
 
 
