@@ -84,7 +84,7 @@ def prepare(work: Path, conda: Path) -> tuple[Site, list[str]]:
     text = text.replace('engine = "rattler"', 'engine = "conda"')
     site_toml.write_text(text, encoding="utf-8")
     site = load_site(site_toml, base=work)
-    ensure_demo(site, progress=log)
+    ensure_demo(site, progress=log, real_conda=False)
     link = site.root / "v4.8" / "bin" / "conda"
     if link.is_symlink() or link.exists():
         link.unlink()

@@ -132,7 +132,7 @@ def _guarded(root: Path) -> dict[str, str]:
 def _demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     base = tmp_path_factory.mktemp("demo")
     site = load_site(write_project(base / "project", base / "site"), base=base / "project")
-    ensure_demo(site, progress=lambda line: None)
+    ensure_demo(site, progress=lambda line: None, real_conda=False)  # test_realconda_live builds one with it
     subprocess.run(["cp", "-a", str(base / "site"), str(base / "pristine")], check=True)
     return Demo(base / "site", base / "pristine", _guarded(base / "site"))
 

@@ -18,10 +18,12 @@ PACKAGED = Path(__file__).resolve().parent.parent / "demo" / "site.toml"
 
 def _demo_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", metavar="DIR", type=Path, help="where to build it (default: the site's root)")
-    parser.add_argument("--real-conda", action="store_true",
+    parser.add_argument("--real-conda", action=argparse.BooleanOptionalAction, default=None,
                         help="make current (v4.3) a real conda 4.3.16, installed from the package registry into a "
-                        "python 3.6 venv (needs both), which then creates the environments on python 2.7 and 3.6; "
-                        "py-rattler makes the others, on python 3.10+, which conda 4.3 cannot place")
+                        "python 3.6 venv, which then creates the environments on python 2.7 and 3.6; py-rattler "
+                        "makes the others, on python 3.10+, which conda 4.3 cannot place (default: where this "
+                        "machine has a python 3.6 and the registry answers; --real-conda fails where not, "
+                        "--no-real-conda never tries)")
 
 
 @command("demo", "build the embedded demo site (offline, about half a minute)", _demo_args)

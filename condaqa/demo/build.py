@@ -47,12 +47,14 @@ from condaqa.site import DEMO_LEFT_OUT, Installation, Site
 from condaqa.vocab import Stage
 
 
-def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool = False) -> None:
+def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool | None = None) -> None:
     """`real_conda`: current is a real conda 4.3.16 (demo/realconda.py), which makes the environments on old
-    pythons; conda 4.3 misplaces the packages of python 3.10 and newer, so py-rattler makes the others."""
+    pythons; conda 4.3 misplaces the packages of python 3.10 and newer, so py-rattler makes the others.
+    None: a real conda where one can be had, else py-rattler's bare installation, saying why."""
     started = time.monotonic()
     # before anything is written: a machine without python 3.6 or the registry is told so first
-    conda_python = _installed_conda(progress) if real_conda else None
+    conda_python = _installed_conda(progress, required=bool(real_conda)) if real_conda is not False else None
+    real_conda = conda_python is not None
     root = site.root
     root.mkdir(parents=True, exist_ok=True)
     site = replace(site, channels=("main", "mpc"))
@@ -122,13 +124,20 @@ def _log_file(site: Site, env: catalog.DemoEnv) -> Path:
     return path
 
 
-def _installed_conda(progress: Callable[[str], object]) -> Path:
-    """The python 3.6 whose venv holds conda 4.3.16, installed from the package registry unless kept already."""
+def _installed_conda(progress: Callable[[str], object], required: bool) -> Path | None:
+    """The python 3.6 whose venv holds conda 4.3.16, installed from the package registry unless kept already;
+    None (said) where that cannot be had and a real conda is not `required`."""
     python = realconda.python36()
-    if python is None:
-        raise SiteError(f"--real-conda: {realconda.unavailable()}")
-    progress(f"demo: conda {realconda.VERSION} from the package registry, kept in {realconda.cache_dir()}")
-    realconda.conda_venv(realconda.cache_dir(), python)
+    try:
+        if python is None:
+            raise SiteError(realconda.unavailable())
+        progress(f"demo: conda {realconda.VERSION} from the package registry, kept in {realconda.cache_dir()}")
+        realconda.conda_venv(realconda.cache_dir(), python)
+    except SiteError as exc:
+        if required:
+            raise SiteError(f"--real-conda: {exc}") from None
+        progress(f"demo: current is made by py-rattler, not by a real conda: {exc}")
+        return None
     return python
 
 

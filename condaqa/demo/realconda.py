@@ -55,7 +55,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _pip(venv: Path, *args: str) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CONDA"))}
-    argv = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", *args]
+    # a machine without the registry is told in seconds, not after pip's default five retries of 15 s
+    argv = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--retries", "1",
+            "--timeout", "15", *args]
     try:
         done = subprocess.run(argv, env=environ, capture_output=True, text=True, timeout=PIP_TIMEOUT)
     except subprocess.TimeoutExpired:

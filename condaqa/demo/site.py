@@ -40,9 +40,10 @@ def _lock(root: Path) -> Iterator[None]:
         yield
 
 
-def ensure_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool = False) -> bool:
-    """Build the demo at site.root unless it is there already; True when it was built now. `real_conda`:
-    its current is a real conda 4.3.16 from the package registry (demo/realconda.py)."""
+def ensure_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool | None = None) -> bool:
+    """Build the demo at site.root unless it is there already; True when it was built now. `real_conda`: its
+    current is a real conda 4.3.16 from the package registry (demo/realconda.py); None: where this machine
+    has a python 3.6 and the registry answers, else made by py-rattler, saying why."""
     _refuse_foreign_folder(site.root)
     with _lock(site.root):
         if is_built(site.root):
