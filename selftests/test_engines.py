@@ -32,9 +32,9 @@ import yaml
 from helpers_sites import make_site
 from standins.conda_standin import install
 
-from condaqa import channels
+from condaqa import channels, worker
 from condaqa.cli import main
-from condaqa.engines import ENGINES, Engine, conda, get_engine, worker
+from condaqa.engines import ENGINES, Engine, conda, get_engine
 from condaqa.errors import BuildError, ConfigError
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan import planning

@@ -37,7 +37,7 @@ PYTHONS = [pytest.param(str(found.executable) if found else "", id=version,
 # Every `-c` snippet in condaqa, by its source text: what runs it.
 FOREIGN = {"_PROBE", "_FORKED_IMPORTS", "f'import {module}'", "_COMPILE", "_ASK"}  # old pythons: tested here
 OWN = {"script": "the sandbox probe, run by sh", "SCRIPT": "the sandbox without bubblewrap, run by sh",
-       "'from condaqa.engines.worker import serve; serve()'": "condaqa's own python (sys.executable)"}
+       "'from condaqa.worker import serve; serve()'": "condaqa's own python (sys.executable)"}
 
 
 def _run(python: str, *args: str, stdin: str = "", environ: dict[str, str] | None = None) -> str:
