@@ -1,4 +1,4 @@
-"""py-rattler's calls, run in one long-lived child interpreter per process that builds.
+"""py-rattler's calls, run in one long-lived child interpreter per process that builds or reads repodata.
 
 py-rattler 0.28's tokio threads can crash the interpreter while it finalizes (a
 "PyGILState_Release" abort or a segfault at exit, in roughly one run in fifteen here), which
