@@ -10,7 +10,7 @@ environments, each built by the plain loop and by `condaqa replicate` in turn (w
 rotates), twice; per chunk the faster of each side's runs counts, and the totals are compared.
 Then `condaqa replicate` of all N runs again with nothing changed: it must rebuild no
 environment and take a small fraction of the first run. Last, the cost of the engine process
-(condaqa/engines/worker.py) is measured on its own: its first call, which starts it and imports
+(condaqa/worker.py) is measured on its own: its first call, which starts it and imports
 the engine (once per command, or per xdist worker), and a later call, one round trip to the warm
 process (one per build).
 """
@@ -27,7 +27,7 @@ from _common import Run, log, table, verdict, wait_quiet, write_results
 from _real import plain_loop, replicate, subset, warm_cache, write_plans
 from synthetic import real_site
 
-from condaqa.engines import worker
+from condaqa import worker
 
 TARGET_RATIO = 1.15
 TARGET_RERUN = 0.10
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
           [[k, v["environments"], v["plain_loop_seconds"], v["condaqa_seconds"], f"{v['ratio']:.2f}x",
             v["extra_seconds_per_env"]] for k, v in split.items()])
     first_ms, later_ms = (engine[k] * 1000 for k in ("first_call_start_and_import_engine", "later_call_round_trip"))
-    table("Engine process, condaqa/engines/worker.py (median of 10)", ["call", "ms"],
+    table("Engine process, condaqa/worker.py (median of 10)", ["call", "ms"],
           [["first of a command: start the process, import the engine", first_ms],
            ["later: a round trip to the warm process", later_ms]])
     summary = {side: {"seconds": round(total[side], 3), "peak_tree_mib": round(peak[side], 1),

@@ -11,7 +11,7 @@ step does (`python -Wi -m compileall -q -l -i -`; condaqa's engine compiles too)
 the environment's own `pip install` of its pip section and (--imports) one
 `python -c "import a, b, ..."` per environment; --no-build only imports, in the environments
 already in TARGET_ENVS_DIR. It prints a JSON line of timings and leaves with os._exit, which
-py-rattler 0.28 needs (see condaqa/engines/worker.py).
+py-rattler 0.28 needs (see condaqa/worker.py).
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def engine_process(rep: dict) -> str:
     extra = conda_only.get("extra_seconds_per_env", 0)
     cost = (f"{extra:.2f} s" if extra > 0 else f"nothing measurable ({extra:.2f} s)") + (
         f" (environments without a pip section: {conda_only.get('ratio', 0):.2f}x the loop's solve and link)")
-    worker = ("py-rattler runs in one engine process per command, or per xdist worker (condaqa/engines/worker.py, "
+    worker = ("py-rattler runs in one engine process per command, or per xdist worker (condaqa/worker.py, "
               "which keeps py-rattler 0.28's crash at interpreter exit out of condaqa)")
     engine = rep.get("engine_process_seconds")
     if engine:

@@ -1,40 +1,50 @@
-"""The site's channels: py-rattler sources for solving, and repodata look-ups for preflight.
+"""The site's channels: py-rattler sources for solving, and names and versions for the preflight.
 
-A local channel's repodata.json is read where it lies. A remote one (http, https) is fetched
-once per process and kept under ROOT/.condaqa/repodata/, so that `offline = true` in site.toml
-preflights from that copy without the network. Only names and versions are kept: that is all
-the preflight asks, and conda-forge's full repodata is hundreds of megabytes.
+py-rattler's Gateway reads the repodata of every channel, local (file://) or remote (http,
+https), in the engine process (worker.py: py-rattler's async calls never run in
+condaqa's own). It fetches a remote subdir once per process, keeps it under
+ROOT/.condaqa/repodata/ and revalidates that copy in the next process; with `offline = true` in
+site.toml it reads only that copy. The preflight asks each channel for its names, and for
+versions only of the names it looks up: the Gateway parses those records alone.
+
+What py-rattler 0.28 leaves to condaqa:
+- one plain repodata.json request per subdir (gzip on the wire): sharded repodata is off since
+  offline needs every name of a subdir, not the shards asked for before, and the .zst and .bz2
+  probes are off since each costs a timeout of its own on a channel that does not answer;
+- the Client has no retry middleware and FETCH_TIMEOUT for each request, body included; reading a
+  subdir takes at most twice that in all (py-rattler retries a download that breaks off), then
+  the engine process is stopped. A failure is remembered for the process: the Gateway does not;
+- the Gateway asks again for a noarch/ that answered 404 and keeps no copy of a subdir that did:
+  `_Memo.names` remembers it for the process, and repodata/absent/ for offline runs;
+- a local repodata.json is checked by the input policy first (a regular file within the REPODATA
+  cap), since the Gateway would wait on a FIFO forever; and what the Gateway holds of a local
+  channel is dropped at each index, since ROOT/rescue is indexed again during a run;
+- it has no size cap: a remote repodata is bounded by those timeouts only (README).
 """
 
 from __future__ import annotations
 
-import gzip
+import asyncio
 import hashlib
-import io
-import json
-import threading
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 import rattler
+from rattler.exceptions import GatewayError
 
-from condaqa import atomic
-from condaqa.errors import ConfigError
-from condaqa.inputs import REPODATA, load_json, read_text, size
+from condaqa import atomic, worker
+from condaqa.errors import BuildError, ConfigError
+from condaqa.inputs import REPODATA, check_file
 from condaqa.site import Site
+from condaqa.vocab import Stage
 
-FETCH_TIMEOUT = 60.0  # seconds for one repodata.json; a channel that takes longer is as good as unreachable
+FETCH_TIMEOUT = 60  # seconds for one request, body included; a channel that takes longer is as good as unreachable
 REMOTE = ("http", "https")
-
-Versions = dict[str, list[str]]  # package name -> versions in one subdir of one channel
-_fetched: dict[str, Versions | None] = {}  # repodata URL -> what it lists (None: no such subdir), this process
-_unreachable: dict[str, str] = {}  # repodata URL -> why it could not be had, this process: not tried again
-_fetching = threading.Lock()
+# The Gateway's errors say what happened in words only (0.28):
+_NO_SUBDIR = "could not find subdir"  # a noarch/ that is not there; another subdir that is not there lists nothing
+_NO_COPY = "no usable repodata cache"  # offline, a subdir it keeps no copy of
+_NETWORK = ("error sending request", "HTTP status", "failed to download", "the engine did not answer")
 
 
 def qa_platform(site: Site) -> str:
@@ -45,6 +55,36 @@ def sources(site: Site) -> list[rattler.Channel]:
     if not site.channels:
         raise ConfigError(f"{site.file}: [site] channels is empty; name at least one channel")
     return [rattler.Channel(url) for _, url in site.solve_channels()]
+
+
+def cache_dir(site: Site) -> Path:
+    """The Gateway's copies of remote repodata, for the next process and for `offline = true`."""
+    return site.state_dir / "repodata"
+
+
+@dataclass(frozen=True)
+class _Gateway:
+    """Which Gateway of the engine process reads: its cache folder, whether offline, its request timeout."""
+
+    cache: Path
+    offline: bool
+    timeout: int
+
+    @property
+    def read_timeout(self) -> float:
+        """Seconds for one call in the engine process: a request, or py-rattler's retries of one that broke off."""
+        return 2.0 * self.timeout
+
+
+@dataclass
+class _Memo:
+    """What this process learned of remote channels through one Gateway: each is asked once."""
+
+    names: dict[str, frozenset[str] | None] = field(default_factory=dict)  # subdir URL -> names (None: no subdir)
+    failed: dict[str, str] = field(default_factory=dict)  # channel URL -> why it could not be read
+
+
+_memos: dict[_Gateway, _Memo] = {}
 
 
 @dataclass(frozen=True)
@@ -62,147 +102,184 @@ class Available:
         return sorted(found, key=rattler.Version)
 
 
-class RepodataIndex:
-    """Package names and versions of the site's channels, local or remote, loaded once.
+@dataclass(frozen=True)
+class _Channel:
+    url: str
+    names: dict[str, frozenset[str]]  # subdir -> the (normalized) names it lists
 
-    A channel that cannot be read is listed in `unreadable` with the reason: the preflight
-    then cannot call anything missing (it might be in that channel), and says so.
+
+class RepodataIndex:
+    """Package names of the site's channels, local or remote, read once; versions of a name when asked.
+
+    A channel that cannot be read is listed in `unreadable` with the reason: the preflight then
+    cannot call anything missing (it might be in that channel), and says so. A channel whose
+    records of a name looked up cannot be read joins it then.
     """
 
     def __init__(self, site: Site) -> None:
         self._site = site
+        self._gateway = _Gateway(cache_dir(site), site.offline, FETCH_TIMEOUT)
         self._subdirs = (qa_platform(site), "noarch")
-        self._versions: dict[str, dict[str, set[str]]] = {}
-        self._noarch: dict[str, set[str]] = {}  # name -> versions published in noarch/
+        self._channels: dict[str, _Channel] = {}
+        self._versions: dict[str, dict[str, dict[str, set[str]]]] = {}  # name -> channel -> subdir -> versions
         self.unreadable: dict[str, str] = {}  # channel -> why its repodata could not be read
         for name, url in site.solve_channels():
             try:
-                self._load(name, url)
+                self._channels[name] = _Channel(url, self._load(name, url))
             except ConfigError as exc:
                 self.unreadable[name] = str(exc)
 
-    def _load(self, channel: str, url: str) -> None:
+    def _load(self, channel: str, url: str) -> dict[str, frozenset[str]]:
         scheme = urlparse(url).scheme
         if scheme not in ("file", *REMOTE):
             raise ConfigError(f"channel {channel!r} ({url}): preflight reads file://, http:// and https:// "
                               "channels only")
-        found = {subdir: self._subdir(channel, url, subdir, scheme) for subdir in self._subdirs}
-        if all(versions is None for versions in found.values()):
-            raise ConfigError(f"channel {channel!r} ({url}) has no repodata.json for {' or '.join(self._subdirs)}: "
-                              "not an indexed conda channel")
-        for subdir, versions in found.items():
-            for package, listed in (versions or {}).items():
-                self._versions.setdefault(package, {}).setdefault(channel, set()).update(listed)
-                if subdir == "noarch":
-                    self._noarch.setdefault(package, set()).update(listed)
+        if scheme == "file":
+            found = {subdir: self._local(channel, url, subdir) for subdir in self._subdirs}
+        else:
+            found = _remote(self._site, self._gateway, channel, url, self._subdirs)
+        platform = self._subdirs[0]
+        if found["noarch"] is None and not found[platform]:
+            raise ConfigError(f"channel {channel!r} ({url}) has no noarch/repodata.json and lists nothing for "
+                              f"{platform}: not an indexed conda channel")
+        return {subdir: names for subdir, names in found.items() if names}
 
-    def _subdir(self, channel: str, url: str, subdir: str, scheme: str) -> Versions | None:
-        if scheme in REMOTE:
-            return remote_versions(self._site, channel, f"{url}/{subdir}/repodata.json")
+    def _local(self, channel: str, url: str, subdir: str) -> frozenset[str] | None:
         path = Path(unquote(urlparse(url).path)) / subdir / "repodata.json"
         if not path.exists():
             return None
-        return _versions(read_text(path, REPODATA, ConfigError), str(path))
+        check_file(path, REPODATA, ConfigError)
+        try:
+            return worker.call(_read_names, self._gateway, url, subdir, True, timeout=self._gateway.read_timeout)
+        except BuildError as exc:
+            raise _unreadable(channel, str(path), exc) from None
 
     def names(self) -> list[str]:
-        return sorted(self._versions)
+        return sorted({n for channel in self._channels.values() for names in channel.names.values() for n in names})
 
     def noarch_versions(self, name: str) -> set[str]:
         """Versions of `name` published as noarch packages (installable on any platform)."""
-        return set(self._noarch.get(name, ()))
+        return {v for subdirs in self._lookup(name).values() for v in subdirs.get("noarch", ())}
 
     def lookup(self, name: str) -> Available:
-        per = self._versions.get(name, {})
-        return Available(name, {c: tuple(sorted(v, key=rattler.Version)) for c, v in per.items()})
+        found = {c: {v for versions in subdirs.values() for v in versions} for c, subdirs in self._lookup(name).items()}
+        return Available(name, {c: tuple(sorted(v, key=rattler.Version)) for c, v in found.items()})
+
+    def _lookup(self, name: str) -> dict[str, dict[str, set[str]]]:
+        """channel -> subdir -> versions of `name`, read once per index, from the channels that list it."""
+        key = name.lower()
+        if key not in self._versions:
+            self._versions[key] = {}
+            for channel, listed in self._channels.items():
+                subdirs = [subdir for subdir, names in listed.names.items() if key in names]
+                if not subdirs or channel in self.unreadable:
+                    continue
+                try:
+                    self._versions[key][channel] = worker.call(_read_versions, self._gateway, listed.url, subdirs,
+                                                               key, timeout=self._gateway.read_timeout)
+                except BuildError as exc:
+                    self.unreadable[channel] = str(_unreadable(channel, f"{key} in {listed.url}", exc))
+        return self._versions[key]
 
 
-def _versions(text: str, source: str) -> Versions:
-    """name -> versions of a repodata.json text (`packages` and `packages.conda`)."""
-    data = load_json(text, source, REPODATA.what, ConfigError)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: not a repodata.json (expected a JSON object)")
-    found: dict[str, set[str]] = {}
-    for key in ("packages", "packages.conda"):
-        packages = data.get(key)
-        for record in packages.values() if isinstance(packages, dict) else ():
-            if isinstance(record, dict) and isinstance(record.get("name"), str) and "version" in record:
-                found.setdefault(record["name"], set()).add(str(record["version"]))
-    return {name: sorted(versions) for name, versions in found.items()}
-
-
-def cache_path(site: Site, url: str) -> Path:
-    """Where the names and versions of the repodata at `url` are kept, for `offline = true`."""
-    return site.state_dir / "repodata" / f"{hashlib.sha256(url.encode('utf-8')).hexdigest()[:24]}.json"
-
-
-def remote_versions(site: Site, channel: str, url: str) -> Versions | None:
-    """The repodata at `url`: fetched once per process (then cached on disk), or from that cache when offline.
-
-    None means the channel has no such subdir (HTTP 404), as a local channel without the folder. A
-    failure is remembered for the process too.
-    """
-    with _fetching:
-        if url in _unreachable:
-            raise ConfigError(_unreachable[url])
-        if url not in _fetched:
-            try:
-                _fetched[url] = _cached(site, channel, url) if site.offline else _fetch(site, channel, url)
-            except ConfigError as exc:  # a channel that does not answer costs its timeout once, not once a plan
-                _unreachable[url] = str(exc)
-                raise
-        return _fetched[url]
-
-
-def _fetch(site: Site, channel: str, url: str) -> Versions | None:
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip", "User-Agent": "condaqa"})
-    versions: Versions | None
+def _remote(site: Site, gateway: _Gateway, channel: str, url: str, subdirs: tuple[str, ...]
+            ) -> dict[str, frozenset[str] | None]:
+    """Names per subdir of a remote channel, asked once per process; a failure is remembered too (a
+    channel that does not answer costs its timeout once, not once a plan)."""
+    memo = _memos.setdefault(gateway, _Memo())
+    if url in memo.failed:
+        raise ConfigError(memo.failed[url])
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
-            data = response.read(REPODATA.limit + 1)
-            if response.headers.get("Content-Encoding") == "gzip":
-                data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(REPODATA.limit + 1)
-    except urllib.error.HTTPError as exc:
-        if exc.code != 404:
-            raise ConfigError(f"channel {channel!r} is unreachable: {url} answered HTTP {exc.code} "
-                              f"{exc.reason}") from None
-        versions = None
-    except (urllib.error.URLError, OSError, EOFError) as exc:
-        why = getattr(exc, "reason", None) or exc
-        raise ConfigError(f"channel {channel!r} is unreachable: {url}: {why}") from None
-    else:
-        if len(data) > REPODATA.limit:
-            raise ConfigError(f"{url}: larger than {size(REPODATA.limit)}; refusing to read it")
+        return {subdir: _remote_subdir(site, gateway, memo, channel, url, subdir) for subdir in subdirs}
+    except ConfigError as exc:
+        memo.failed[url] = str(exc)
+        raise
+
+
+def _remote_subdir(site: Site, gateway: _Gateway, memo: _Memo, channel: str, url: str, subdir: str
+                   ) -> frozenset[str] | None:
+    where = f"{url}/{subdir}/repodata.json"
+    if where not in memo.names:
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(f"{url}: not UTF-8 text, so not a repodata.json") from None
-        versions = _versions(text, url)
-    _keep(site, url, versions)
-    return versions
+            memo.names[where] = worker.call(_read_names, gateway, url, subdir, False, timeout=gateway.read_timeout)
+        except BuildError as exc:
+            if not gateway.offline or not str(exc).startswith(_NO_COPY):
+                raise _unreadable(channel, where, exc) from None
+            if not _absent_path(site, where).exists():
+                raise ConfigError(f"channel {channel!r}: offline = true in {site.file} and no copy of {where} in "
+                                  f"{gateway.cache}; run once with offline = false to keep one") from None
+            memo.names[where] = None
+        else:
+            if not gateway.offline:
+                _keep_absence(site, where, memo.names[where])
+    return memo.names[where]
 
 
-def _keep(site: Site, url: str, versions: Versions | None) -> None:
-    """Write what `url` listed to the disk cache; a site whose state folder is read-only goes without."""
-    record = {"url": url, "fetched": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "packages": versions}
+def _absent_path(site: Site, url: str) -> Path:
+    return cache_dir(site) / "absent" / hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+
+
+def _keep_absence(site: Site, url: str, names: frozenset[str] | None) -> None:
+    """Note that `url` lists nothing (absent, or empty: 0.28 does not tell a platform's 404 apart), for
+    offline runs: the Gateway keeps no copy of a subdir that answered 404. A write that fails costs only
+    the offline run, which then says it has no copy."""
+    path = _absent_path(site, url)
     try:
-        atomic.write_text(cache_path(site, url), json.dumps(record, separators=(",", ":")))
+        if names:
+            path.unlink(missing_ok=True)
+        else:
+            atomic.write_text(path, f"{url}\n")
     except OSError:
-        pass  # only `offline = true` needs the copy, and it says so when there is none
+        pass
 
 
-def _cached(site: Site, channel: str, url: str) -> Versions | None:
-    path = cache_path(site, url)
+def _unreadable(channel: str, where: str, exc: BuildError) -> ConfigError:
+    """The Gateway's error as condaqa says it: the channel, the URL, and the first and last line of why."""
+    lines = [line.strip().removeprefix("Caused by: ") for line in str(exc).splitlines() if line.strip()]
+    why = ": ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else "no message"
+    if why.startswith(_NETWORK):
+        return ConfigError(f"channel {channel!r} is unreachable: {where}: {why}")
+    return ConfigError(f"channel {channel!r}: {where} cannot be read: {why}")
+
+
+# -- in the engine process ------------------------------------------------------------------------
+
+_gateways: dict[_Gateway, rattler.Gateway] = {}  # what each Gateway read stays in memory while the process lives
+
+
+def _gateway(which: _Gateway) -> rattler.Gateway:
+    if which not in _gateways:
+        config = rattler.SourceConfig(zstd_enabled=False, bz2_enabled=False, sharded_enabled=False,
+                                      cache_action="force-cache-only" if which.offline else "cache-or-fetch")
+        _gateways[which] = rattler.Gateway(cache_dir=which.cache, default_config=config,
+                                           client=rattler.Client([], timeout=which.timeout))
+    return _gateways[which]
+
+
+def _read_names(which: _Gateway, url: str, subdir: str, again: bool) -> frozenset[str] | None:
+    """The names a subdir of the channel at `url` lists (read `again` even if the Gateway holds it: a
+    local channel); None if it has no repodata.json; BuildError with py-rattler's reason if it cannot be read."""
+    gateway, channel = _gateway(which), rattler.Channel(url)
+    if again:
+        gateway.clear_repodata_cache(channel, [rattler.Subdir(subdir)])
     try:
-        text = read_text(path, REPODATA, ConfigError)
-    except FileNotFoundError:
-        raise ConfigError(f"channel {channel!r}: offline = true in {site.file} and no copy of {url} at {path}; "
-                          "run once with offline = false to keep one") from None
+        names = asyncio.run(gateway.names([channel], [rattler.Subdir(subdir)], channel_relations="disabled"))
+    except GatewayError as exc:
+        if str(exc).startswith(_NO_SUBDIR):
+            return None
+        raise BuildError(str(exc), stage=Stage.PREFLIGHT) from None
+    return frozenset(name.normalized for name in names)
+
+
+def _read_versions(which: _Gateway, url: str, subdirs: list[str], name: str) -> dict[str, set[str]]:
+    """subdir -> versions of `name` in the channel at `url`; BuildError if its records cannot be read."""
+    query = _gateway(which).query([rattler.Channel(url)], map(rattler.Subdir, subdirs), [name], recursive=False,
+                                  channel_relations="disabled")
     try:
-        record: Any = json.loads(text)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or record.get("url") != url or not isinstance(record.get("packages", ""),
-                                                                                   (dict, type(None))):
-        raise ConfigError(f"{path}: not condaqa's copy of {url}; delete it and run once with offline = false")
-    packages: Versions | None = record["packages"]
-    return packages
+        records = asyncio.run(query)[0]
+    except GatewayError as exc:
+        raise BuildError(str(exc), stage=Stage.PREFLIGHT) from None
+    found: dict[str, set[str]] = {}
+    for record in records:
+        found.setdefault(record.subdir, set()).add(str(record.version))
+    return found

@@ -63,7 +63,7 @@ KERNEL_SPEC = FileKind("a kernel spec", 1 * MiB, "kernel.json")
 CONDARC = FileKind("a .condarc", 1 * MiB, ".condarc of installations and users' homes")
 ENVIRONMENTS_TXT = FileKind("an environments.txt", 1 * MiB, "~/.conda/environments.txt")
 REPODATA = FileKind("a channel's repodata.json", 1024 * MiB,
-                    "repodata.json of local channels, and the cache of remote ones (conda-forge's: about 250 MiB)")
+                    "repodata.json of local channels (conda-forge's: about 250 MiB)")
 ARCHIVE_MANIFEST = FileKind("an archive's manifest", 64 * MiB, "ROOT/archive/<installation>/<env>/manifest.json")
 KINDS = (SITE_FILE, MANIFEST, PACKAGE_LIST, ENVIRONMENT_FILE, RECORD, HISTORY, METADATA, DIRECT_URL, PATH_FILE,
          KERNEL_SPEC, CONDARC, ENVIRONMENTS_TXT, REPODATA, ARCHIVE_MANIFEST)
@@ -122,8 +122,19 @@ def read_bytes(path: Path, kind: FileKind, error: type[CondaqaError]) -> bytes:
         if len(data) > stated:  # it grew, or its file system states no size (procfs)
             data += handle.read(kind.limit + 1 - len(data))
     if too_large or len(data) > kind.limit:
-        raise error(f"{path}: larger than {size(kind.limit)}, which no {_noun(kind.what)} needs; refusing to read it")
+        raise _too_large(path, kind, error)
     return data
+
+
+def check_file(path: Path, kind: FileKind, error: type[CondaqaError]) -> None:
+    """What read_bytes checks, without reading: for a file that a library reads (py-rattler's Gateway)."""
+    with open_regular(path, kind.what, error) as handle:
+        if os.fstat(handle.fileno()).st_size > kind.limit:
+            raise _too_large(path, kind, error)
+
+
+def _too_large(path: Path, kind: FileKind, error: type[CondaqaError]) -> CondaqaError:
+    return error(f"{path}: larger than {size(kind.limit)}, which no {_noun(kind.what)} needs; refusing to read it")
 
 
 def read_text(path: Path, kind: FileKind, error: type[CondaqaError]) -> str:

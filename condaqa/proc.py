@@ -3,7 +3,7 @@
 One environment policy (`foreign_environ`), output captured to files instead of pipes (a
 grandchild that keeps a pipe open can never hold the caller up), its own process group that
 is killed when the process ends, so nothing it started outlives it, and one way of saying a
-timeout. The engine worker (engines/worker.py) and Jupyter kernels (kernels/launch.py) live
+timeout. The engine worker (worker.py) and Jupyter kernels (kernels/launch.py) live
 longer than one call and are managed where they are defined.
 """
 

@@ -17,12 +17,12 @@ import http.server
 import importlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -32,9 +32,9 @@ import yaml
 from helpers_sites import make_site
 from standins.conda_standin import install
 
-from condaqa import channels
+from condaqa import channels, worker
 from condaqa.cli import main
-from condaqa.engines import ENGINES, Engine, conda, get_engine, worker
+from condaqa.engines import ENGINES, Engine, conda, get_engine
 from condaqa.errors import BuildError, ConfigError
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan import planning
@@ -426,17 +426,28 @@ def remote(site: Site, base: str) -> Site:
     return replace(site, channels=tuple(f"{base}/{name}" for name in site.channels))
 
 
-def test_remote_repodata_is_fetched_once_and_kept(demo_site: Site, serve: Serve) -> None:
+def new_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a new condaqa process knows of remote channels: nothing (a new memo, a new engine process)."""
+    monkeypatch.setattr(channels, "_memos", {})
+    worker.stop()
+
+
+def test_remote_repodata_is_fetched_once_and_kept(demo_site: Site, serve: Serve, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     base, seen = serve(demo_site.root)
-    site = remote(demo_site, base)
+    site = replace(remote(demo_site, base), root=tmp_path)  # its state folder is the test's own
     index = channels.RepodataIndex(site)
     assert index.lookup("ipumsdata").by_channel == {f"{base}/mpc": ("0.4.1", "0.5.0")}
     assert "tabular" in index.names() and index.noarch_versions("tabular") == {"1.0.0", "1.1.0", "2.0.0"}
     channels.RepodataIndex(site)
     assert len(seen) == 4 and len(set(seen)) == 4  # main and mpc, linux-64 and noarch, once per process
-    kept = channels.cache_path(site, f"{base}/mpc/noarch/repodata.json")
-    assert json.loads(kept.read_text())["packages"]["ipumsdata"] == ["0.4.1", "0.5.0"]
-    assert kept.parent == site.state_dir / "repodata"
+    offline = replace(site, offline=True)
+    new_process(monkeypatch)  # offline: the copy is kept in the state folder
+    assert channels.RepodataIndex(offline).lookup("ipumsdata").all_versions() == ["0.4.1", "0.5.0"]
+    shutil.rmtree(site.state_dir / "repodata")
+    new_process(monkeypatch)  # and there only
+    assert "no copy of" in channels.RepodataIndex(offline).unreadable[f"{base}/mpc"]
+    assert len(seen) == 4
 
 
 def test_a_missing_version_in_a_remote_channel_stops_at_preflight(demo_site: Site, serve: Serve) -> None:
@@ -455,7 +466,7 @@ def test_offline_preflight_reads_the_kept_copy(demo_site: Site, serve: Serve, mo
     base, seen = serve(demo_site.root)
     site = remote(demo_site, base)
     channels.RepodataIndex(site)
-    monkeypatch.setattr(channels, "_fetched", {})  # a new process, with the network gone
+    new_process(monkeypatch)  # with the network gone
     offline = replace(site, offline=True)
     fetched = len(seen)
     assert channels.RepodataIndex(offline).lookup("ipumsdata").all_versions() == ["0.4.1", "0.5.0"]
@@ -463,40 +474,65 @@ def test_offline_preflight_reads_the_kept_copy(demo_site: Site, serve: Serve, mo
     elsewhere = replace(offline, channels=(f"{base}/other",))
     assert channels.RepodataIndex(elsewhere).unreadable[f"{base}/other"].startswith(
         f"channel '{base}/other': offline = true in {site.file} and no copy of {base}/other/linux-64/repodata.json "
-        f"at {site.state_dir}/repodata/")
+        f"in {site.state_dir}/repodata; run once with offline = false")
+
+
+def test_a_remote_subdir_that_answers_404_is_absent_online_and_offline(
+        demo_site: Site, serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "served" / "nothing").mkdir(parents=True)
+    shutil.copytree(demo_site.root / "mpc" / "noarch", tmp_path / "served" / "noarch-only" / "noarch")
+    base, seen = serve(tmp_path / "served")
+    site = replace(demo_site, root=tmp_path, channels=(f"{base}/noarch-only", f"{base}/nothing"))
+    for _ in range(2):
+        index = channels.RepodataIndex(site)
+        assert index.noarch_versions("ipumsdata") == {"0.4.1", "0.5.0"}
+        assert index.unreadable[f"{base}/nothing"] == (
+            f"channel '{base}/nothing' ({base}/nothing) has no noarch/repodata.json and lists nothing for "
+            f"{channels.qa_platform(site)}: not an indexed conda channel")
+    assert sorted(seen) == sorted(f"/{c}/{s}/repodata.json" for c in ("noarch-only", "nothing")
+                                  for s in (channels.qa_platform(site), "noarch"))  # each once, 404 or not
+    new_process(monkeypatch)  # offline: what answered 404 is still absent
+    index = channels.RepodataIndex(replace(site, offline=True))
+    assert index.noarch_versions("ipumsdata") == {"0.4.1", "0.5.0"} and set(index.unreadable) == {f"{base}/nothing"}
+    assert len(seen) == 4
 
 
 def test_an_unreachable_channel_is_a_warning_and_planning_goes_on(demo_site: Site, serve: Serve,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     base, _ = serve(demo_site.root)
-    opened: list[str] = []
-    urlopen = urllib.request.urlopen
-
-    def counted(request: urllib.request.Request, *, timeout: float) -> object:
-        opened.append(request.full_url)
-        return urlopen(request, timeout=timeout)
-
-    monkeypatch.setattr(urllib.request, "urlopen", counted)  # where channels looks it up, at each fetch
-    with closed_port() as port:
+    monkeypatch.setattr(channels, "FETCH_TIMEOUT", 1)
+    with silent_port() as (port, connections):
         site = replace(demo_site, channels=(f"http://127.0.0.1:{port}/main", f"{base}/mpc"))
+        started = time.monotonic()
         for env in ("survey_weights", "hlink"):
             plan, findings = planning.plan_environment(site, env_named(site, env))
             skipped = [f for f in findings if f.action == "preflight cannot tell what is missing"]
             assert [(f.rule, f.package, f.severity) for f in skipped] == [
                 (Rule.MISSING_VERSION, f"http://127.0.0.1:{port}/main", Severity.WARNING)]
             assert f"channel 'http://127.0.0.1:{port}/main' is unreachable: http://127.0.0.1:{port}/main/" \
-                in skipped[0].reason
+                in skipped[0].reason and "timed out" in skipped[0].reason
             assert plan.conda  # the build goes on, without the preflight
-    unreachable = [url for url in opened if f":{port}/" in url]
-    assert unreachable == [f"http://127.0.0.1:{port}/main/{channels.qa_platform(site)}/repodata.json"]  # tried once
+        assert len(connections) == 1 and time.monotonic() - started < 10  # tried once, for one timeout
 
 
 @contextlib.contextmanager
-def closed_port() -> Iterator[int]:
-    """A local port that is taken and that nothing listens on: connecting is refused at once."""
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        yield int(taken.getsockname()[1])
+def silent_port() -> Iterator[tuple[int, list[socket.socket]]]:
+    """A local port that accepts connections (kept in the list) and never answers."""
+    connections: list[socket.socket] = []
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        listening.settimeout(0.1)
+
+        def accept() -> None:
+            while listening.fileno() != -1:
+                with contextlib.suppress(OSError):
+                    connections.append(listening.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+        yield int(listening.getsockname()[1]), connections
+    for connection in connections:
+        connection.close()
 
 
 def test_an_exact_pin_reaches_conda_s_command_line_in_the_form_every_conda_reads() -> None:

@@ -48,7 +48,7 @@ DEMO_ENVS = [pytest.param(env.name, env.python, id=env.name,
 # Every `-c` snippet in condaqa, by its source text: what runs it.
 FOREIGN = {"_PROBE", "_FORKED_IMPORTS", "f'import {module}'", "_COMPILE", "_ASK"}  # old pythons: tested here
 OWN = {"script": "the sandbox probe, run by sh", "SCRIPT": "the sandbox without bubblewrap, run by sh",
-       "'from condaqa.engines.worker import serve; serve()'": "condaqa's own python (sys.executable)"}
+       "'from condaqa.worker import serve; serve()'": "condaqa's own python (sys.executable)"}
 
 
 def _run(python: str, *args: str, stdin: str = "", environ: dict[str, str] | None = None) -> str:

@@ -12,6 +12,7 @@ history, overrides (relative paths, the site's own pip_args) and the preflight t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,12 +24,13 @@ from condaqa.channels import RepodataIndex
 from condaqa.checks.drift import history_drift
 from condaqa.cli import main
 from condaqa.errors import BuildError, ConfigError, SpecError
+from condaqa.inputs import REPODATA
 from condaqa.manifest import Environment, load_manifest
 from condaqa.plan import rules
 from condaqa.plan.findings import Finding, explained_packages, load_findings
 from condaqa.plan.foreign import Sanitized, sanitize_file, sanitize_spec
 from condaqa.plan.model import BuildPlan, PostStep
-from condaqa.plan.planning import legacy_path, load_legacy, override_path, plan_environment
+from condaqa.plan.planning import legacy_path, load_legacy, override_path, plan_environment, skipped_preflight
 from condaqa.plan.rules import Context
 from condaqa.prefix import CondaPackage, PipDistribution, PrefixContents
 from condaqa.qualification import builds
@@ -55,17 +57,21 @@ PACKAGES = {  # name -> [(subdir, version)]
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> RepodataIndex:
     """A site with one local channel `chan` holding PACKAGES, for linux-64."""
-    root = tmp_path_factory.mktemp("channel-site")
+    return RepodataIndex(channel_site(tmp_path_factory.mktemp("channel-site"), PACKAGES))
+
+
+def channel_site(root: Path, packages: dict[str, list[tuple[str, str]]]) -> Site:
+    """A site at `root` with one local channel `chan` holding `packages`, for linux-64."""
     for subdir in ("noarch", "linux-64"):
         records = {
             f"{name}-{version}-0.tar.bz2": {"name": name, "version": version, "build": "0", "build_number": 0,
                                              "depends": [], "subdir": subdir}
-            for name, builds in PACKAGES.items() for sub, version in builds if sub == subdir
+            for name, builds in packages.items() for sub, version in builds if sub == subdir
         }
-        (root / "chan" / subdir).mkdir(parents=True)
+        (root / "chan" / subdir).mkdir(parents=True, exist_ok=True)
         (root / "chan" / subdir / "repodata.json").write_text(json.dumps({"packages": records}))
     (root / "site.toml").write_text('[site]\nroot = "."\nchannels = ["chan"]\nplatform = "linux-64"\n')
-    return RepodataIndex(load_site(root / "site.toml"))
+    return load_site(root / "site.toml")
 
 
 def plan(conda: Iterable[str] = (), pip: Iterable[str] = (), post: Iterable[PostStep] = ()) -> BuildPlan:
@@ -453,6 +459,43 @@ def test_a_pin_missing_from_every_channel_is_an_error_listing_the_nearest_versio
     # the channels never held 0.4.0 as far as condaqa can know: no "publish it again"
     assert "again" not in missing.hint and "add ipumsdata 0.4.0 to one of the site's channels" in missing.hint
     assert "no package nosuchthing" in by_package["nosuchthing"].reason
+
+
+def test_a_local_channel_is_read_again_by_each_index(tmp_path: Path) -> None:
+    """ROOT/rescue is indexed again during a run: the next environment's preflight sees what it gained."""
+    site = channel_site(tmp_path, {"tabular": [("noarch", "1.0.0")]})
+    assert RepodataIndex(site).lookup("tabular").all_versions() == ["1.0.0"]
+    channel_site(tmp_path, {"tabular": [("noarch", "1.0.0"), ("noarch", "1.1.0")], "codebook": [("noarch", "1.2.0")]})
+    index = RepodataIndex(site)
+    assert index.lookup("tabular").all_versions() == ["1.0.0", "1.1.0"] and "codebook" in index.names()
+
+
+def test_a_local_repodata_json_meets_the_input_policy_before_the_gateway_reads_it(tmp_path: Path) -> None:
+    site = channel_site(tmp_path, PACKAGES)
+    noarch = tmp_path / "chan" / "noarch" / "repodata.json"
+    noarch.unlink()
+    os.mkfifo(noarch)  # the Gateway would wait for a writer forever
+    assert RepodataIndex(site).unreadable == {
+        "chan": f"{noarch}: is a FIFO (named pipe), not a channel's repodata.json; condaqa reads only regular files"}
+    noarch.unlink()
+    with noarch.open("wb") as handle:
+        handle.truncate(REPODATA.limit + 1)
+    assert RepodataIndex(site).unreadable["chan"].startswith(f"{noarch}: larger than 1024 MiB")
+
+
+def test_a_channel_whose_records_of_a_name_cannot_be_read_is_skipped_and_said(tmp_path: Path) -> None:
+    site = channel_site(tmp_path, PACKAGES)
+    noarch = tmp_path / "chan" / "noarch" / "repodata.json"
+    data = json.loads(noarch.read_text())
+    del data["packages"]["ipumsdata-0.5.0-0.tar.bz2"]["build"]  # what neither py-rattler nor conda solves with
+    noarch.write_text(json.dumps(data))
+    index = RepodataIndex(site)
+    assert index.lookup("fixedwidth").all_versions() == ["0.3.0"] and not index.unreadable
+    ctx = Context("env1", index=index, platform="linux-64")
+    assert rules.missing_version(plan(["ipumsdata=0.4.0", "nosuchthing=1.0"]), ctx)[1] == []  # it may be in chan
+    assert index.unreadable["chan"].startswith(f"channel 'chan': ipumsdata in {site.channel_urls()[0]} cannot be "
+                                               "read: failed to extract repodata records from sparse repodata: ")
+    assert [f.package for f in skipped_preflight("env1", index)] == ["chan"]
 
 
 def test_nearest_versions_are_the_neighbours_in_version_order() -> None:

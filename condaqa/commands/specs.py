@@ -101,9 +101,6 @@ def sanitize_command(args: argparse.Namespace) -> int:
         site = site_of(args)
         index, legacy, platform = RepodataIndex(site), load_legacy(legacy_path(site)), qa_platform(site)
         pip_args = tuple(site.expand(a) for a in site.pip_args)
-        for channel, why in index.unreadable.items():  # as pytest's preflight says it: nothing passes in silence
-            print(f"warning: preflight skipped for channel {channel}: {redact(why)}; a pin missing from the other "
-                  "channels may be in it, so none is called missing", file=sys.stderr)
     inputs = {os.path.realpath(p) for p in args.files}
     code, written = EXIT_OK, set[Path]()
     for path in args.files:
@@ -115,8 +112,7 @@ def sanitize_command(args: argparse.Namespace) -> int:
                 raise SpecError(f"{clash[0]}: is one of the input files; choose another --out folder")
             result = sanitize_file(path, index=index, legacy=legacy, keep_builds=args.keep_builds, platform=platform,
                                    site_pip_args=pip_args)
-            if index is not None:
-                result.findings[:0] = skipped_preflight(result.spec.name, index)
+            result.findings[:0] = skipped_preflight(result.spec.name, index)
         except SpecError as exc:
             print(f"error: {redact(str(exc))}", file=sys.stderr)
             code = EXIT_BAD_INPUT
@@ -127,6 +123,11 @@ def sanitize_command(args: argparse.Namespace) -> int:
             print(redact(f"  error {finding.rule} {finding.package}: {finding.reason}"))
         if errors(result.findings) and code == EXIT_OK:
             code = EXIT_FAILED
+    # as pytest's preflight says it: nothing passes in silence (said last: a channel whose records of a name
+    # looked up cannot be read becomes unreadable then)
+    for channel, why in (index.unreadable if index is not None else {}).items():
+        print(f"warning: preflight skipped for channel {channel}: {redact(why)}; a pin missing from the other "
+              "channels may be in it, so none is called missing", file=sys.stderr)
     return code
 
 

@@ -19,8 +19,8 @@ import rattler
 import rattler.index
 from rattler.exceptions import SolverError
 
-from condaqa import atomic, channels
-from condaqa.engines import Engine, records, worker
+from condaqa import atomic, channels, worker
+from condaqa.engines import Engine, records
 from condaqa.engines.history import Dist, append_history, history_entry
 from condaqa.errors import BuildError
 from condaqa.plan.model import BuildPlan

@@ -30,7 +30,7 @@ from condaqa.vocab import PlanSource, Rule, Severity, Strategy
 
 def plan_environment(site: Site, env: Environment) -> tuple[BuildPlan, list[Finding]]:
     """Override, history or export; then every rule with the site's channels and current's prefix."""
-    ctx, findings = site_context(site, env)
+    ctx = site_context(site, env)
     spec, source, found = source_spec(site, env, ctx)
     if source is PlanSource.OVERRIDE:  # the hand-fixed spec is authoritative: current's pip sources do not rewrite it
         ctx = replace(ctx, installed=None)
@@ -43,8 +43,8 @@ def plan_environment(site: Site, env: Environment) -> tuple[BuildPlan, list[Find
         source=source,
     )
     ctx = replace(ctx, present=frozenset(p for p in local_sources(plan, ctx.installed) if p.exists()))
-    plan, rules = apply_rules(plan, ctx)
-    return plan, [*found, *findings, *edited_export(site, env), *rules]
+    plan, rules = apply_rules(plan, ctx)  # a channel whose records of a name cannot be read is unreadable from then on
+    return plan, [*found, *skipped_preflight(env.name, ctx.index), *edited_export(site, env), *rules]
 
 
 def override_path(site: Site, env: str) -> Path:
@@ -148,21 +148,21 @@ def edited_export(site: Site, env: Environment) -> list[Finding]:
                     f"put hand-fixes in {override_path(site, env.name)} (kept in version control), not in {path}")]
 
 
-def skipped_preflight(env: str, index: RepodataIndex) -> list[Finding]:
+def skipped_preflight(env: str, index: RepodataIndex | None) -> list[Finding]:
     """A warning per channel whose repodata could not be read: the preflight cannot call a pin missing."""
+    if index is None:
+        return []
     return [Finding(Rule.MISSING_VERSION, env, channel, "preflight cannot tell what is missing", why,
                     Severity.WARNING, "a pin missing everywhere else may be in this channel: the solver decides")
             for channel, why in index.unreadable.items()]
 
 
-def site_context(site: Site, env: Environment) -> tuple[Context, list[Finding]]:
+def site_context(site: Site, env: Environment) -> Context:
     """The channels, legacy list, current's prefix and what the site allows, for the rules of `env`."""
-    index = RepodataIndex(site)
-    findings = skipped_preflight(env.name, index)
     prefix = site.current_installation().env_prefix(env.name)
     installed = read_prefix(prefix) if is_environment(prefix) else None
     conda = site.qa_installation().conda_version() or "" if site.engine == "conda" else ""
-    return Context(env.name, load_legacy(legacy_path(site)), index, installed, platform=qa_platform(site),
+    return Context(env.name, load_legacy(legacy_path(site)), RepodataIndex(site), installed, platform=qa_platform(site),
                    site_pip_args=tuple(site.expand(a) for a in site.pip_args),
                    env_pip_args=tuple(site.expand(a) for a in env.pip_args),
-                   local_sources=env.local_sources, conda_version=conda), findings
+                   local_sources=env.local_sources, conda_version=conda)

@@ -1,4 +1,4 @@
-"""py-rattler's calls, run in one long-lived child interpreter per process that builds.
+"""py-rattler's calls, run in one long-lived child interpreter per process that builds or reads repodata.
 
 py-rattler 0.28's tokio threads can crash the interpreter while it finalizes (a
 "PyGILState_Release" abort or a segfault at exit, in roughly one run in fifteen here), which
@@ -107,7 +107,7 @@ def _running() -> _Child:
         return _child
     stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the child; stop() closes it
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from condaqa.engines.worker import serve; serve()"],
+        [sys.executable, "-c", "from condaqa.worker import serve; serve()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=0,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         start_new_session=True,  # a Ctrl-C reaches condaqa, which stops the child itself
