@@ -29,7 +29,8 @@ from helpers_sites import qualify
 
 from condaqa.cli import main
 from condaqa.demo import realconda
-from condaqa.demo.packages import Package, wheel_to_package, write_package, write_wheel
+from condaqa.demo.packages import Package, old_python_package, wheel_to_package, write_package, write_wheel
+from condaqa.demo.pythons import find
 from condaqa.engines import conda
 from condaqa.engines.rattler import index_channel
 from condaqa.errors import BuildError, SiteError
@@ -103,7 +104,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
     root = base / "site"
     chan = root / "chan"
-    write_package(chan, realconda.python_link(python, SUBDIR))
+    interpreter = find("3.6")
+    assert interpreter is not None
+    write_package(chan, old_python_package(SUBDIR, interpreter.executable, interpreter.version))
     write_package(chan, wheel_to_package(next(wheels.glob(f"pip-{PIP}-*.whl")), build="py_0", depends=["python"]))
     for package in (_library("alpha", "1.0"), _library("alpha", "2.0"),
                     _library("beta", "1.0", "python", "alpha >=1.0"),
@@ -130,10 +133,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture
 def site(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    """The world's site, copied: production as real conda made it, a fresh real conda 4.3.16 as qa.
-    pip runs unsandboxed here: a python 3.6 environment's interpreter does not find its libpython inside
-    the bwrap sandbox yet (the old-python work of the same issue), and this tier is about conda."""
-    monkeypatch.setenv("CONDAQA_SANDBOX", "none")
+    """The world's site, copied: production as real conda made it, a fresh real conda 4.3.16 as qa."""
     root = tmp_path / "site"
     subprocess.run(["cp", "-a", str(world.root), str(root)], check=True)
     realconda.configure(root / "v4.3", [(root / "chan").as_uri()])  # the copy's conda runs the copy's root

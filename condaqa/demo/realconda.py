@@ -5,10 +5,10 @@ python 3.6 venv; the `bin/conda` pip writes refuses to run ("not compatible with
 application"), so `bin/conda` is written the way conda's own package writes it. With `conda-meta/`,
 `pkgs/`, `envs/` and a `.condarc` naming the site's local channels (as `channels` and
 `default_channels`, with `offline: true`) the venv is a conda root that builds environments from
-those channels with no network. The selftests' real-conda tier and the production installation of
-`condaqa demo --real-conda` are made this way. conda 4.3 reads a python's minor version from its first two digits, so it
-misplaces noarch python packages of python 3.10 and newer (`lib/python3.1`): its environments run a
-python of 3.9 or older.
+those channels with no network. The selftests' real-conda tier and the demo's production
+installation (where a python 3.6 and the registry can be had) are made this way. conda 4.3 reads a
+python's minor version from its first two digits, so it misplaces noarch python packages of python
+3.10 and newer (`lib/python3.1`): its environments run a python of 3.9 or older.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ from pathlib import Path
 import yaml
 
 from condaqa.demo import pythons
-from condaqa.demo.packages import Package
 from condaqa.errors import SiteError
-from condaqa.rescue.repack import Member
 
 VERSION = "4.3.16"
 PIP_FIRST = "pip<22"  # the newest pip that still installs on python 3.6 and reads conda's old metadata
@@ -119,24 +117,6 @@ def can_place(python_version: str) -> bool:
     """Whether conda 4.3 puts noarch python packages where a python of this version finds them."""
     major, minor = (int(part) for part in python_version.split(".")[:2])
     return minor < 10 or major != 3
-
-
-def python_link(interpreter: Path, subdir: str) -> Package:
-    """A `python` package that is a venv-style link to `interpreter` (as demo/packages.py's python_package
-    is to the running one): an environment that installs it has its own sys.prefix and site-packages."""
-    script = "import platform; print(platform.python_version())"
-    found = subprocess.run([str(interpreter), "-c", script], capture_output=True, text=True, check=True, timeout=60)
-    version = found.stdout.strip()
-    short = ".".join(version.split(".")[:2])
-    cfg = f"home = {Path(interpreter).resolve().parent}\ninclude-system-site-packages = false\nversion = {version}\n"
-    files = [
-        Member("pyvenv.cfg", cfg.encode()),
-        Member("bin/python", symlink=str(Path(interpreter).resolve())),
-        Member(f"bin/python{short}", symlink="python"),
-        Member(f"bin/python{short.split('.')[0]}", symlink="python"),
-        Member(f"lib/python{short}/site-packages/README.txt", b"site-packages\n"),
-    ]
-    return Package("python", version, "0_venvlink", subdir, files=files)
 
 
 def unavailable() -> str:
