@@ -33,7 +33,7 @@ TARGET_RATE = 50.0
 def _export_one(site, name: str) -> None:
     from condaqa.spec.export import export_environment, spec_path, write_export
 
-    write_export(spec_path(site, name), export_environment(site, name))
+    write_export(site, spec_path(site, name), export_environment(site, name))
 
 
 def child(mode: str, site_toml: str) -> None:
@@ -58,7 +58,7 @@ def child(mode: str, site_toml: str) -> None:
             export_environment(site, name)
     elif mode == "write":
         for name in names:
-            write_export(spec_path(site, name), export_environment(site, name))
+            write_export(site, spec_path(site, name), export_environment(site, name))
     elif mode == "write-2proc":  # what `condaqa export` would do with one process per core
         from concurrent.futures import ProcessPoolExecutor
 
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                 measured = run([*me, "--child", mode, str(toml)], cwd=site.work).check()
                 seconds = json.loads(measured.stdout.strip().splitlines()[-1])["seconds"]
             entry = {"seconds": round(seconds, 3), "wall_seconds": round(measured.seconds, 3),
-                     "peak_process_mib": round(measured.peak_process_mib, 1)}
+                     "peak_process_mib": round(measured.peak_process_mib, 1),
+                     "foreign_cpu_s": round(measured.foreign_cpu_s, 1), "busy_before": round(measured.busy_before, 2)}
             if mode not in best or seconds < best[mode]["seconds"]:
                 best[mode] = entry
     n = args.envs
