@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 from typing import NoReturn
@@ -64,6 +65,53 @@ def test_corrupt_record_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "conda-meta" / "x-1-0.json").write_text("{not json")
     with pytest.raises(PrefixError, match=r"x-1-0.json: not valid JSON, so not a conda-meta record"):
         read_prefix(tmp_path)
+
+
+def _record_prefix(tmp_path: Path, record: bytes) -> Path:
+    (tmp_path / "conda-meta").mkdir()
+    (tmp_path / "conda-meta" / "history").touch()
+    (tmp_path / "conda-meta" / "x-1-0.json").write_bytes(record)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"name": "x", "version": "1", "build": "0", "files": "lib/x.py"}',
+         "Expected `array | null`, got `str` - at `$.files`"),
+        ('{"name": "x", "version": "1", "build": "0", "files": ["lib/x.py", ["lib/y.py"]]}',
+         "Expected `str`, got `array` - at `$.files[1]`"),
+        ('{"name": "x", "version": "1", "build": "0", "channel": 7}',
+         "Expected `str | null`, got `int` - at `$.channel`"),
+        ('{"version": "1", "build": "0"}', "Object missing required field `name`"),
+        ('["x", "1", "0"]', "Expected `object`, got `array`"),
+    ],
+)
+def test_a_record_of_other_types_than_conda_writes_names_the_file_and_the_field(tmp_path: Path, text: str,
+                                                                              message: str) -> None:
+    prefix = _record_prefix(tmp_path, text.encode())
+    with pytest.raises(PrefixError) as caught:
+        read_prefix(prefix)
+    assert str(caught.value) == f"{prefix}/conda-meta/x-1-0.json: not a conda-meta record: {message}"
+
+
+def test_a_record_only_python_s_json_reads_is_read(tmp_path: Path) -> None:
+    """conda writes records with Python's json, which writes NaN, and lone surrogates for a file name that is
+    not UTF-8; msgspec refuses both, so such a record is parsed by json and checked the same way."""
+    dist = os.fsdecode(b"caf\xe9-1.0.dist-info")
+    record = {"name": "x", "version": "1", "build": "0", "size": float("nan"),
+              "files": [f"lib/python3.11/site-packages/{dist}/METADATA"]}
+    prefix = _record_prefix(tmp_path, json.dumps(record).encode())
+    (prefix / "lib" / "python3.11" / "site-packages" / dist).mkdir(parents=True)
+    (prefix / "lib" / "python3.11" / "site-packages" / dist / "METADATA").write_text("Name: café\nVersion: 1.0\n")
+    contents = read_prefix(prefix)
+    assert [(p.name, p.version) for p in contents.conda] == [("x", "1")] and contents.pip == ()
+
+
+def test_a_record_in_utf8_beyond_ascii_is_read(tmp_path: Path) -> None:
+    record = '{"name": "x", "version": "1", "build": "0", "license": "Licence publique générale"}'
+    contents = read_prefix(_record_prefix(tmp_path, b"\xef\xbb\xbf" + record.encode()))
+    assert [(p.name, p.version) for p in contents.conda] == [("x", "1")]
 
 
 def test_history_formats(tmp_path: Path) -> None:
