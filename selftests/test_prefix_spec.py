@@ -14,6 +14,7 @@ from helpers_sites import make_site
 
 from condaqa import atomic
 from condaqa.errors import PrefixError, SpecError
+from condaqa.inputs import PATH_FILE, FileKind, read_bytes
 from condaqa.prefix import read_history, read_prefix, requested_specs, top_level_modules
 from condaqa.site import Site
 from condaqa.spec.export import EDITED_MARK, export_environment, write_export
@@ -112,6 +113,24 @@ def test_a_record_in_utf8_beyond_ascii_is_read(tmp_path: Path) -> None:
     record = '{"name": "x", "version": "1", "build": "0", "license": "Licence publique générale"}'
     contents = read_prefix(_record_prefix(tmp_path, b"\xef\xbb\xbf" + record.encode()))
     assert [(p.name, p.version) for p in contents.conda] == [("x", "1")]
+
+
+def test_a_record_is_read_whole_when_its_file_system_reads_it_in_pieces(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read may return fewer bytes than asked (FUSE, network file systems): the reader reads on."""
+    files = [f"lib/x/m{i}.py" for i in range(2000)]
+    prefix = _record_prefix(tmp_path, json.dumps({"name": "x", "version": "1", "build": "0", "files": files}).encode())
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: real_read(fd, min(n, 1000)))
+    assert read_prefix(prefix).conda[0].name == "x"
+
+
+def test_a_file_whose_file_system_states_no_size_is_read_to_its_end() -> None:
+    """procfs states size 0; what it holds is read all the same, up to the cap."""
+    status = read_bytes(Path("/proc/self/status"), PATH_FILE, PrefixError)
+    assert status.startswith(b"Name:") and b"\nVmRSS:" in status
+    with pytest.raises(PrefixError, match=r"/proc/self/status: larger than 1 KiB"):
+        read_bytes(Path("/proc/self/status"), FileKind("a status", 1024, "status"), PrefixError)
 
 
 def test_history_formats(tmp_path: Path) -> None:
