@@ -166,7 +166,8 @@ def _site_packages(prefix: Path, declared: tuple[Path, str] | None) -> Path | No
 
 # What marks a distribution's anchor in a record's file list: the name in front of each, up to the
 # marker, is what the site-packages listing shows (a zipped egg is a file, so its path ends there).
-_OWNED_MARKERS = (".dist-info/", ".egg-info", ".egg/", ".egg\n", ".egg-link")
+_DIST_INFO = (".dist-info/",)
+_EGG = (".egg-info", ".egg/", ".egg\n", ".egg-link")  # each holds ".egg", which most records never list
 
 
 def _add_owned(owned: set[str], files: list[str]) -> None:
@@ -176,7 +177,7 @@ def _add_owned(owned: set[str], files: list[str]) -> None:
     the paths are searched as one text (str.find runs in C) rather than one by one.
     """
     text = "\n".join(files) + "\n"
-    for marker in _OWNED_MARKERS:
+    for marker in _DIST_INFO + _EGG if ".egg" in text else _DIST_INFO:
         index = text.find(marker)
         while index >= 0:
             start = text.rfind("\n", 0, index) + 1
@@ -319,16 +320,17 @@ def _pip_distributions(site_packages: Path | None, owned: set[str]) -> tuple[lis
     """The distributions no conda record owns, and the easy-install.pth entries on sys.path."""
     if site_packages is None or not site_packages.is_dir():
         return [], []
-    dists = []
-    seen: set[str] = set()  # real paths already read: an egg listed in easy-install.pth, a develop folder
+    dists, read = [], []
     for name in sorted(os.listdir(site_packages)):  # names: sorting Paths costs more than reading them
         if not name.endswith(_ANCHOR_SUFFIXES) or name in _ANCHOR_SUFFIXES or name in owned:
             continue
         dist, stands_for = _anchor(site_packages / name, site_packages)
-        seen.add(os.path.realpath(stands_for))
+        read.append(stands_for)
         if dist is not None:
             dists.append(dist)
     entries = _easy_install_entries(site_packages)
+    # real paths already read: an egg listed in easy-install.pth, a develop folder (resolved only if any is listed)
+    seen = {os.path.realpath(path) for path in read} if entries else set()
     for entry in entries:
         if os.path.realpath(entry) not in seen and entry.name not in owned:
             seen.add(os.path.realpath(entry))
