@@ -11,6 +11,8 @@ from typing import NoReturn
 import pytest
 import yaml
 from helpers_sites import make_site
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from condaqa import atomic
 from condaqa.errors import PrefixError, SpecError
@@ -18,7 +20,7 @@ from condaqa.inputs import PATH_FILE, FileKind, read_bytes
 from condaqa.prefix import read_history, read_prefix, requested_specs, top_level_modules
 from condaqa.site import Site
 from condaqa.spec.export import EDITED_MARK, export_environment, write_export
-from condaqa.spec.format import dump_spec, load_spec, parse_spec
+from condaqa.spec.format import EnvSpec, dump_spec, load_spec, parse_spec
 
 
 def current_prefix(site: Site, env: str) -> Path:
@@ -174,6 +176,42 @@ def test_round_trip_with_pip_and_variables(tmp_path: Path) -> None:
     again = load_spec(site.specs_dir / "a.yml")
     assert (again.dependencies, again.pip, again.variables, again.prefix) == (["x=1"], ["y==2"], {"K": "v"}, "")
     assert dump_spec(again) == dump_spec(spec)
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """PyYAML as conda writes environment files since 4.8: sequences indented under their key."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+# strings made of the characters and words where PyYAML quotes, or writes plain, what looks alike
+_SCALARS = st.lists(st.sampled_from([*"a0_.=/:-# '\"!*[é\t", "yes", "1.0", "---", "...", "~", "0x1F", "12:30"]),
+                    max_size=4).map("".join)
+
+
+def _assert_written_as_pyyaml_writes_it(text: str, where: str) -> None:
+    spec = EnvSpec("env")
+    if where == "name":
+        spec.name = text
+    elif where != "nothing":
+        getattr(spec, where).append(text)
+    expected = yaml.dump(spec.to_dict(), Dumper=_IndentedDumper, sort_keys=False, default_flow_style=False, width=1000)
+    assert dump_spec(spec) == expected
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+@given(_SCALARS, st.sampled_from(["name", "channels", "dependencies", "pip", "nothing"]))
+def test_a_spec_is_written_as_pyyaml_writes_it(text: str, where: str) -> None:
+    """dump_spec writes most specs without PyYAML's emitter: the text is PyYAML's all the same, quotes and all."""
+    _assert_written_as_pyyaml_writes_it(text, where)
+
+
+@pytest.mark.parametrize(("text", "where"), [("a:", "dependencies"), ("a #b", "pip"), ("a: b", "channels"),
+                                             ("-", "name"), ("...", "pip"), ("yes", "dependencies"),
+                                             ("a b", "dependencies"), (" a", "pip"), ("caf\u00e9", "pip")])
+def test_strings_pyyaml_quotes_are_quoted(text: str, where: str) -> None:
+    _assert_written_as_pyyaml_writes_it(text, where)
 
 
 def test_atomic_write_leaves_old_file_and_no_temp_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
