@@ -102,10 +102,13 @@ def open_regular(path: Path, what: str, error: type[CondaqaError]) -> BinaryIO:
     return os.fdopen(_open_regular_fd(path, what, error)[0], "rb")
 
 
-def _open_regular_fd(path: Path, what: str, error: type[CondaqaError]) -> tuple[int, int]:
-    """open_regular's descriptor, and the size the open file states."""
+def _open_regular_fd(path: Path, what: str, error: type[CondaqaError], listed_regular: bool = False) -> tuple[int, int]:
+    """open_regular's descriptor, and the size the open file states. `listed_regular`: the listing of
+    the folder (os.scandir's file type, which costs no call) says `path` is a regular file and not a
+    link, which is the check before opening; a FIFO or a device planted there is listed as one."""
     try:
-        _regular(path, os.stat(path).st_mode, what, error)
+        if not listed_regular:
+            _regular(path, os.stat(path).st_mode, what, error)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
@@ -120,12 +123,12 @@ def _open_regular_fd(path: Path, what: str, error: type[CondaqaError]) -> tuple[
     return fd, opened.st_size
 
 
-def read_bytes(path: Path, kind: FileKind, error: type[CondaqaError]) -> bytes:
+def read_bytes(path: Path, kind: FileKind, error: type[CondaqaError], *, listed_regular: bool = False) -> bytes:
     """The bytes of a regular file of at most `kind.limit` bytes, else `error` naming it.
 
     Read from the descriptor, without a file object and its buffer: a quarter less time a record.
     """
-    fd, stated = _open_regular_fd(path, kind.what, error)
+    fd, stated = _open_regular_fd(path, kind.what, error, listed_regular)
     try:
         data = b"" if stated > kind.limit else _read_capped(fd, stated, kind.limit)
     finally:
@@ -256,10 +259,11 @@ def load_json_as(text: str | bytes, source: str, what: str, error: type[CondaqaE
     raise error(f"{source}: not {what}: {invalid}")
 
 
-def read_json_as(path: Path, kind: FileKind, error: type[CondaqaError], decoder: msgspec.json.Decoder[T]) -> T:
+def read_json_as(path: Path, kind: FileKind, error: type[CondaqaError], decoder: msgspec.json.Decoder[T], *,
+                 listed_regular: bool = False) -> T:
     """A JSON file of `kind` decoded into the decoder's type, with every cap. ASCII text, the usual
     kind, goes to the decoder as it was read: ASCII holds no byte order mark and is UTF-8 already."""
-    data = read_bytes(path, kind, error)
+    data = read_bytes(path, kind, error, listed_regular=listed_regular)
     text = data if data.isascii() and b"\0" not in data else _text(path, data, kind, error)
     return load_json_as(text, str(path), kind.what, error, decoder)
 

@@ -100,11 +100,15 @@ def is_environment(path: Path) -> bool:
 
 
 
-def _record_files(prefix: Path) -> list[Path]:
+def _record_files(prefix: Path) -> list[tuple[Path, bool]]:
+    """conda-meta's records by name, each with whether the folder lists it as a regular file, not a link."""
     meta = prefix / "conda-meta"
     if not meta.is_dir():
         raise PrefixError(f"{prefix}: not a conda environment (no conda-meta folder)")
-    return [meta / name for name in sorted(os.listdir(meta)) if name.endswith(".json") and not name.startswith("._")]
+    with os.scandir(meta) as listing:
+        found = sorted((entry.name, entry.is_file(follow_symlinks=False)) for entry in listing
+                       if entry.name.endswith(".json") and not entry.name.startswith("._"))
+    return [(meta / name, regular) for name, regular in found]
 
 
 class _Record(msgspec.Struct):
@@ -126,10 +130,10 @@ class _Record(msgspec.Struct):
 _RECORD = msgspec.json.Decoder(_Record)
 
 
-def _load_record(path: Path) -> _Record:
+def _load_record(path: Path, listed_regular: bool) -> _Record:
     """A record, read with the input policy."""
     try:
-        return read_json_as(path, RECORD, PrefixError, _RECORD)
+        return read_json_as(path, RECORD, PrefixError, _RECORD, listed_regular=listed_regular)
     except FileNotFoundError:  # removed since the folder was listed, or a dangling link
         raise PrefixError(f"{path}: unreadable conda-meta record: no such file") from None
 
@@ -344,8 +348,8 @@ def read_prefix(prefix: Path) -> PrefixContents:
     conda = []
     owned: set[str] = set()
     python_site_packages: tuple[Path, str] | None = None
-    for path in _record_files(prefix):
-        record = _load_record(path)
+    for path, listed_regular in _record_files(prefix):
+        record = _load_record(path, listed_regular)
         channel, subdir = _channel_and_subdir(record)
         conda.append(CondaPackage(record.name, record.version, record.build, channel, subdir, str(record.noarch or ""),
                                   record.url or ""))

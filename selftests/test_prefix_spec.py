@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from condaqa import atomic
 from condaqa.errors import PrefixError, SpecError
-from condaqa.inputs import PATH_FILE, FileKind, read_bytes
+from condaqa.inputs import PATH_FILE, RECORD, FileKind, read_bytes
 from condaqa.prefix import read_history, read_prefix, requested_specs, top_level_modules
 from condaqa.site import Site
 from condaqa.spec.export import EDITED_MARK, export_environment, write_export
@@ -133,6 +133,14 @@ def test_a_file_whose_file_system_states_no_size_is_read_to_its_end() -> None:
     assert status.startswith(b"Name:") and b"\nVmRSS:" in status
     with pytest.raises(PrefixError, match=r"/proc/self/status: larger than 1 KiB"):
         read_bytes(Path("/proc/self/status"), FileKind("a status", 1024, "status"), PrefixError)
+
+
+def test_a_fifo_swapped_in_after_the_listing_is_refused_on_the_open_file(tmp_path: Path) -> None:
+    """A record the folder listed as a regular file is opened without a stat first: one a FIFO replaced
+    since is refused all the same, by the check on the open file, and the open does not block."""
+    os.mkfifo(tmp_path / "x-1-0.json")
+    with pytest.raises(PrefixError, match=r"x-1-0.json: is a FIFO \(named pipe\), not a conda-meta record"):
+        read_bytes(tmp_path / "x-1-0.json", RECORD, PrefixError, listed_regular=True)
 
 
 def test_history_formats(tmp_path: Path) -> None:
