@@ -164,6 +164,7 @@ class Run:
     stderr: str = ""
     extra: dict = field(default_factory=dict)
     foreign_cpu_s: float = 0.0  # CPU seconds the rest of the machine used during the run
+    cpu_s: float = 0.0  # CPU seconds of the command and what it waited for (user + system)
     busy_before: float = 0.0  # cores busy with other work just before the run
     started_at: float = 0.0  # time.time() when the command started (after waiting for quiet)
 
@@ -247,6 +248,7 @@ def run(cmd: list[str], *, cwd: Path = REPO, env: dict | None = None, quiet: boo
     measured = Run(cmd, seconds, proc.returncode, sampler.peak_kib / 1024, peak / 1024, out or "", "\n".join(lines))
     # CPU the machine spent beyond the measured command (the sampler's own is a few %).
     measured.foreign_cpu_s = max(0.0, machine_cpu - own_cpu)
+    measured.cpu_s = own_cpu
     measured.busy_before = busy_before
     measured.started_at = started_at
     return measured

@@ -2,10 +2,12 @@
 
     python benchmarks/bench_export.py [--envs 1000] [--packages 150] [--repeat 3]
 
-Against a baseline that only json.loads the same conda-meta records, each measured in a fresh
+Against two baselines that only parse the same conda-meta records, each measured in a fresh
 process after an untimed pass that brings the records into the page cache:
 
 * baseline: json.load of every conda-meta/*.json of every environment, nothing else;
+* fastest parse: the same files read and decoded by msgspec into the fields condaqa's reader uses
+  (condaqa.prefix's record schema), nothing else: no input caps, no pip distributions, no spec;
 * export: condaqa.spec.export.export_environment for every environment (records, pip
   distributions, channel names: the spec in memory);
 * export + write: the same plus writing ROOT/env_specs/<env>.yml, what `condaqa export` does;
@@ -26,14 +28,22 @@ import time
 from _common import PYTHON, condaqa_cmd, log, run, table, verdict, write_results
 from synthetic import records_site
 
-TARGET_RATIO = 1.5
+TARGET_RATIO = 1.2  # issue #23: within 1.2x of parsing the records alone
 TARGET_RATE = 50.0
 
 
 def _export_one(site, name: str) -> None:
     from condaqa.spec.export import export_environment, spec_path, write_export
 
-    write_export(spec_path(site, name), export_environment(site, name))
+    write_export(site, spec_path(site, name), export_environment(site, name))
+
+
+def _records(envs, names: list[str]):
+    """Every conda-meta/*.json of every environment, as conda lists them."""
+    for name in names:
+        for entry in os.scandir(envs / name / "conda-meta"):
+            if entry.name.endswith(".json") and not entry.name.startswith("._"):
+                yield entry.path
 
 
 def child(mode: str, site_toml: str) -> None:
@@ -47,18 +57,24 @@ def child(mode: str, site_toml: str) -> None:
     envs = site.installation(site.current_name).envs_dir
     started = time.perf_counter()
     if mode == "baseline":
-        for name in names:
-            meta = envs / name / "conda-meta"
-            for entry in os.scandir(meta):
-                if entry.name.endswith(".json") and not entry.name.startswith("._"):
-                    with open(entry.path, encoding="utf-8") as handle:
-                        json.load(handle)
+        for path in _records(envs, names):
+            with open(path, encoding="utf-8") as handle:
+                json.load(handle)
+    elif mode == "fastest-parse":
+        import msgspec
+
+        from condaqa.prefix import _Record
+
+        decoder = msgspec.json.Decoder(_Record)
+        for path in _records(envs, names):
+            with open(path, "rb") as handle:
+                decoder.decode(handle.read())
     elif mode == "export":
         for name in names:
             export_environment(site, name)
     elif mode == "write":
         for name in names:
-            write_export(spec_path(site, name), export_environment(site, name))
+            write_export(site, spec_path(site, name), export_environment(site, name))
     elif mode == "write-2proc":  # what `condaqa export` would do with one process per core
         from concurrent.futures import ProcessPoolExecutor
 
@@ -86,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     run([*me, "--child", "baseline", str(toml)], cwd=site.work).check()
     best: dict[str, dict] = {}
     for number in range(args.repeat):
-        for mode in ("baseline", "export", "write", "cli", "write-2proc"):
+        for mode in ("baseline", "fastest-parse", "export", "write", "cli", "write-2proc"):
             log(f"pass {number + 1}/{args.repeat}: {mode}")
             if mode == "cli":
                 measured = run(condaqa_cmd(toml, "export"), cwd=site.work).check()
@@ -95,25 +111,31 @@ def main(argv: list[str] | None = None) -> int:
                 measured = run([*me, "--child", mode, str(toml)], cwd=site.work).check()
                 seconds = json.loads(measured.stdout.strip().splitlines()[-1])["seconds"]
             entry = {"seconds": round(seconds, 3), "wall_seconds": round(measured.seconds, 3),
-                     "peak_process_mib": round(measured.peak_process_mib, 1)}
+                     "peak_process_mib": round(measured.peak_process_mib, 1),
+                     "cpu_s": round(measured.cpu_s, 1), "foreign_cpu_s": round(measured.foreign_cpu_s, 1),
+                     "busy_before": round(measured.busy_before, 2)}
             if mode not in best or seconds < best[mode]["seconds"]:
                 best[mode] = entry
     n = args.envs
-    base = best["baseline"]["seconds"]
+    base, fastest = best["baseline"]["seconds"], best["fastest-parse"]["seconds"]
     rows = []
-    labels = {"baseline": "json.load of the records only", "export": "export_environment (spec in memory)",
+    labels = {"baseline": "json.load of the records only",
+              "fastest-parse": "msgspec decode of the records' used fields only",
+              "export": "export_environment (spec in memory)",
               "write": "export + write spec YAML", "cli": "`condaqa export` (whole command)",
               "write-2proc": "export + write, 2 processes (not condaqa's code)"}
     for mode, label in labels.items():
         seconds = best[mode]["seconds"]
-        rate, ratio = n / seconds, seconds / base
+        rate = n / seconds
         target = ""
         if mode in ("write", "cli"):
-            ok = ratio <= TARGET_RATIO and rate >= TARGET_RATE
-            target = f"<= {TARGET_RATIO}x and >= {TARGET_RATE:.0f} env/s: {verdict(ok)}"
-        rows.append([label, seconds, rate, f"{ratio:.2f}x", best[mode]["peak_process_mib"], target])
+            ok = (seconds / base <= TARGET_RATIO, seconds / fastest <= TARGET_RATIO, rate >= TARGET_RATE)
+            target = (f"<= {TARGET_RATIO}x json.load: {verdict(ok[0])}; <= {TARGET_RATIO}x fastest parse: "
+                      f"{verdict(ok[1])}; >= {TARGET_RATE:.0f} env/s: {verdict(ok[2])}")
+        rows.append([label, seconds, rate, f"{seconds / base:.2f}x", f"{seconds / fastest:.2f}x",
+                     best[mode]["peak_process_mib"], target])
     table(f"Export of {n} environments of {args.packages} packages (best of {args.repeat})",
-          ["run", "seconds", "env/s", "vs baseline", "peak MiB", "target"], rows)
+          ["run", "seconds", "env/s", "vs json.load", "vs fastest parse", "peak MiB", "target"], rows)
     cli = best["cli"]["seconds"]
     write_results("export", {
         "environments": n, "packages_per_environment": args.packages, "repeat": args.repeat,
@@ -121,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         "best": best,
         "environments_per_second": {m: round(n / best[m]["seconds"], 1) for m in best},
         "ratio_to_baseline": {m: round(best[m]["seconds"] / base, 3) for m in best},
+        "ratio_to_fastest_parse": {m: round(best[m]["seconds"] / fastest, 3) for m in best},
         "targets": {"ratio_max": TARGET_RATIO, "environments_per_second_min": TARGET_RATE},
-        "met": {"ratio": cli / base <= TARGET_RATIO, "rate": n / cli >= TARGET_RATE},
+        "met": {"ratio": cli / base <= TARGET_RATIO, "ratio_fastest_parse": cli / fastest <= TARGET_RATIO,
+                "rate": n / cli >= TARGET_RATE},
     })
     return 0
 

@@ -20,6 +20,7 @@ from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from packaging.utils import canonicalize_name
 
 from condaqa.errors import PrefixError
@@ -33,11 +34,10 @@ from condaqa.inputs import (
     open_regular,
     read_bytes,
     read_json,
+    read_json_as,
     read_text,
     size,
 )
-
-Record = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -100,37 +100,47 @@ def is_environment(path: Path) -> bool:
 
 
 
-def _record_files(prefix: Path) -> list[Path]:
+def _record_files(prefix: Path) -> list[tuple[Path, bool]]:
+    """conda-meta's records by name, each with whether the folder lists it as a regular file, not a link."""
     meta = prefix / "conda-meta"
     if not meta.is_dir():
         raise PrefixError(f"{prefix}: not a conda environment (no conda-meta folder)")
-    return [meta / name for name in sorted(os.listdir(meta)) if name.endswith(".json") and not name.startswith("._")]
+    with os.scandir(meta) as listing:
+        found = sorted((entry.name, entry.is_file(follow_symlinks=False)) for entry in listing
+                       if entry.name.endswith(".json") and not entry.name.startswith("._"))
+    return [(meta / name, regular) for name, regular in found]
 
 
-_REQUIRED = ("name", "version", "build")
-_OPTIONAL = ("channel", "schannel", "subdir", "url", "python_site_packages_path")
+class _Record(msgspec.Struct):
+    """The fields of a conda-meta record that condaqa reads, of the types conda writes; the rest is
+    skipped unbuilt (paths_data alone is most of a record's bytes)."""
+
+    name: str
+    version: str
+    build: str
+    channel: str | None = None
+    schannel: str | None = None  # conda 4.3
+    subdir: str | None = None
+    url: str | None = None
+    noarch: Any = None  # "python", "generic"; nothing reads more than its text
+    python_site_packages_path: str | None = None  # conda 24.11+
+    files: list[str] | None = None
 
 
-def _load_record(path: Path) -> Record:
-    """A record, read with the input policy, whose fields condaqa uses have the types conda writes."""
+_RECORD = msgspec.json.Decoder(_Record)
+
+
+def _load_record(path: Path, listed_regular: bool) -> _Record:
+    """A record, read with the input policy."""
     try:
-        record = read_json(path, RECORD, PrefixError)
+        return read_json_as(path, RECORD, PrefixError, _RECORD, listed_regular=listed_regular)
     except FileNotFoundError:  # removed since the folder was listed, or a dangling link
         raise PrefixError(f"{path}: unreadable conda-meta record: no such file") from None
-    if not isinstance(record, dict):
-        raise PrefixError(f"{path}: unreadable conda-meta record: not a JSON object")
-    for key in (*_REQUIRED, *_OPTIONAL):
-        value = record.get(key)
-        if key in _REQUIRED and value is None:
-            raise PrefixError(f"{path}: a conda-meta record lacks {key!r}")
-        if value is not None and not isinstance(value, str):
-            raise PrefixError(f"{path}: {key} must be a string, got {type(value).__name__} {str(value)[:80]}")
-    return record
 
 
-def _channel_and_subdir(record: Record) -> tuple[str, str]:
-    channel = str(record.get("channel") or record.get("schannel") or "")
-    subdir = str(record.get("subdir") or "")
+def _channel_and_subdir(record: _Record) -> tuple[str, str]:
+    channel = record.channel or record.schannel or ""
+    subdir = record.subdir or ""
     if not subdir and channel:
         subdir = channel.rstrip("/").rsplit("/", 1)[-1]
     channel = channel.rstrip("/")
@@ -160,20 +170,18 @@ def _site_packages(prefix: Path, declared: tuple[Path, str] | None) -> Path | No
 
 # What marks a distribution's anchor in a record's file list: the name in front of each, up to the
 # marker, is what the site-packages listing shows (a zipped egg is a file, so its path ends there).
-_OWNED_MARKERS = (".dist-info/", ".egg-info", ".egg/", ".egg\n", ".egg-link")
+_DIST_INFO = (".dist-info/",)
+_EGG = (".egg-info", ".egg/", ".egg\n", ".egg-link")  # each holds ".egg", which most records never list
 
 
-def _add_owned(owned: set[str], files: Any) -> None:
+def _add_owned(owned: set[str], files: list[str]) -> None:
     """Add the anchor names that `files` lists: per path, the first occurrence of each marker.
 
     A record lists up to thousands of paths and only its site-packages ones can hold a marker, so
     the paths are searched as one text (str.find runs in C) rather than one by one.
     """
-    try:
-        text = "\n".join(files) + "\n"
-    except TypeError:  # not a list of strings: nothing conda would read as an anchor either
-        return
-    for marker in _OWNED_MARKERS:
+    text = "\n".join(files) + "\n"
+    for marker in _DIST_INFO + _EGG if ".egg" in text else _DIST_INFO:
         index = text.find(marker)
         while index >= 0:
             start = text.rfind("\n", 0, index) + 1
@@ -316,16 +324,17 @@ def _pip_distributions(site_packages: Path | None, owned: set[str]) -> tuple[lis
     """The distributions no conda record owns, and the easy-install.pth entries on sys.path."""
     if site_packages is None or not site_packages.is_dir():
         return [], []
-    dists = []
-    seen: set[str] = set()  # real paths already read: an egg listed in easy-install.pth, a develop folder
+    dists, read = [], []
     for name in sorted(os.listdir(site_packages)):  # names: sorting Paths costs more than reading them
         if not name.endswith(_ANCHOR_SUFFIXES) or name in _ANCHOR_SUFFIXES or name in owned:
             continue
         dist, stands_for = _anchor(site_packages / name, site_packages)
-        seen.add(os.path.realpath(stands_for))
+        read.append(stands_for)
         if dist is not None:
             dists.append(dist)
     entries = _easy_install_entries(site_packages)
+    # real paths already read: an egg listed in easy-install.pth, a develop folder (resolved only if any is listed)
+    seen = {os.path.realpath(path) for path in read} if entries else set()
     for entry in entries:
         if os.path.realpath(entry) not in seen and entry.name not in owned:
             seen.add(os.path.realpath(entry))
@@ -339,15 +348,14 @@ def read_prefix(prefix: Path) -> PrefixContents:
     conda = []
     owned: set[str] = set()
     python_site_packages: tuple[Path, str] | None = None
-    for path in _record_files(prefix):
-        record = _load_record(path)
+    for path, listed_regular in _record_files(prefix):
+        record = _load_record(path, listed_regular)
         channel, subdir = _channel_and_subdir(record)
-        noarch = record.get("noarch") or ""
-        conda.append(CondaPackage(record["name"], record["version"], record["build"], channel, subdir, str(noarch),
-                                  record.get("url") or ""))
-        _add_owned(owned, record.get("files") or ())
-        if python_site_packages is None and record["name"] == "python" and record.get("python_site_packages_path"):
-            python_site_packages = path, record["python_site_packages_path"]
+        conda.append(CondaPackage(record.name, record.version, record.build, channel, subdir, str(record.noarch or ""),
+                                  record.url or ""))
+        _add_owned(owned, record.files or [])
+        if python_site_packages is None and record.name == "python" and record.python_site_packages_path:
+            python_site_packages = path, record.python_site_packages_path
     site_packages = _site_packages(prefix, python_site_packages)
     conda.sort(key=lambda p: p.name)
     dists, entries = _pip_distributions(site_packages, owned)

@@ -61,6 +61,19 @@ def test_export_writes_one_spec_per_manifest_environment(demo_site: Site, capsys
     assert load_spec(demo_site.specs_dir / "hlink.yml").name == "hlink"
 
 
+def test_export_stops_at_an_unreadable_environment_once_the_one_before_is_written(
+        demo_copy: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each export is written while the next environment is read: a read that fails still lets the write
+    before it finish and be named, and nothing after it is exported."""
+    names = [e.name for e in load_manifest(demo_copy.manifest)]
+    broken = demo_copy.current_installation().env_prefix(names[1]) / "conda-meta" / "zz-1-0.json"
+    broken.write_text("{not json")
+    code, out, err = run(demo_copy, capsys, "export")
+    assert code == 2 and f"{broken}: not valid JSON, so not a conda-meta record" in err
+    assert out.splitlines() == [f"{names[0]}: {demo_copy.specs_dir / names[0]}.yml"]
+    assert [p.stem for p in demo_copy.specs_dir.glob("*.yml")] == [names[0]]
+
+
 def test_replicate_one_then_nothing_to_do(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(demo_site, capsys, "replicate", "--env", "hlink")
     assert code == 0 and "[1/1] hlink: built in" in out

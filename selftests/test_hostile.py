@@ -559,8 +559,10 @@ CASES = (
          "refused at once: larger than any history (the cap is in the table above)", huge_history, 2,
          ("conda-meta/history: larger than",)),
     *(Case(f"record-{key}", f"a conda-meta record with `\"{key}\": {value}`", "exit 2 naming the record and the field",
-           record_field(key, value), 2, ("codebook-1.0-0.json:", f"{key} must be a string"))
-      for key, value in (("name", '["tabular"]'), ("version", '{"v": 1}'))),
+           record_field(key, value), 2, ("codebook-1.0-0.json: not a conda-meta record:",
+                                         f"Expected `str`, got `{kind}` - at `$.{where}`"))
+      for key, value, kind, where in (("name", '["tabular"]', "array", "name"), ("version", '{"v": 1}', "object",
+                                      "version"), ("files", '["a.py", 7]', "int", "files[1]"))),
     Case("deep-record", "a conda-meta record of 200,000 nested `[`", "refused before parsing: nested too deep",
          deep_record, 2, ("zz-1-0.json: nested deeper than",)),
     Case("deep-direct-url", "a PEP 610 direct_url.json of 200,000 nested `[`",
