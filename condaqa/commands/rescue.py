@@ -9,10 +9,8 @@ from condaqa.commands import EXIT_FAILED, EXIT_OK, command, site_of
 from condaqa.commands.specs import selected
 from condaqa.errors import ConfigError
 from condaqa.inputs import name_problem
-from condaqa.plan.findings import errors
-from condaqa.plan.planning import plan_environment
 from condaqa.replication.archive import verify, write_archive
-from condaqa.rescue.channel import rescue_packages
+from condaqa.rescue.channel import plan_with_rescue
 from condaqa.vocab import Rule, Severity
 
 
@@ -28,9 +26,8 @@ def rescue_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"{site.file}: rescue = false in [site]; set it to true (or drop it) to rescue packages")
     failed = 0
     for env in selected(site, args.env, replicate_only=True):
-        _, findings = plan_environment(site, env)
-        missing = [f.package for f in errors(findings) if f.rule is Rule.MISSING_VERSION]
-        for found in rescue_packages(site, env.name, missing) if missing else []:
+        _, findings = plan_with_rescue(site, env)
+        for found in (f for f in findings if f.rule is Rule.RESCUED):
             failed += found.severity is Severity.WARNING
             print(f"{env.name}: {found.action}: {found.reason}")
     return EXIT_FAILED if failed else EXIT_OK

@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -23,13 +23,12 @@ from condaqa.manifest import Environment
 from condaqa.permissions import inherit_permissions
 from condaqa.plan.findings import Finding, errors, findings_path, save_findings
 from condaqa.plan.model import BuildPlan
-from condaqa.plan.planning import plan_environment
 from condaqa.replication.pip import pip_install
 from condaqa.replication.stamp import Stamp, env_fingerprint, read_stamp, write_stamp
-from condaqa.rescue.channel import rescue_packages
+from condaqa.rescue.channel import plan_with_rescue
 from condaqa.sandbox.box import Sandbox
 from condaqa.site import Installation, Site
-from condaqa.vocab import Rule, Severity, Stage, StepKind
+from condaqa.vocab import Stage, StepKind
 
 
 @dataclass
@@ -76,13 +75,7 @@ def refuse_unsafe_target(site: Site, prefix: Path) -> None:
 def _plan(site: Site, env: Environment, out: TextIO) -> tuple[BuildPlan, list[Finding]]:
     """Plan, save the findings for the report, and stop at preflight on an error finding (before any solve)."""
     try:
-        plan, findings = plan_environment(replace(site, rescue=False), env)  # what the site's channels lack
-        missing = [f.package for f in errors(findings) if f.rule is Rule.MISSING_VERSION]
-        if missing and site.rescue:  # the exact packages current has, from production itself, then plan again
-            rescued = rescue_packages(site, env.name, missing)
-            if any(f.severity is not Severity.WARNING for f in rescued):
-                plan, findings = plan_environment(site, env)
-            findings = [*rescued, *findings]
+        plan, findings = plan_with_rescue(site, env)
     except BuildError:
         raise
     except CondaqaError as exc:

@@ -9,14 +9,18 @@ for good is the administrator's step (README).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from condaqa import locks
 from condaqa.engines.rattler import index_channel
-from condaqa.plan.findings import Finding
+from condaqa.manifest import Environment
+from condaqa.plan.findings import Finding, errors
+from condaqa.plan.model import BuildPlan
+from condaqa.plan.planning import plan_environment
 from condaqa.prefix import is_environment
-from condaqa.rescue.sources import Attempt, Rescued, dist_of, load_record, rescue
+from condaqa.rescue.sources import Attempt, Rescued, dist_of, load_record, rescue, subdir_of
 from condaqa.site import Site
 from condaqa.vocab import Rule, Severity
 
@@ -26,6 +30,20 @@ def wanted_records(prefix: Path, names: Iterable[str]) -> list[Path]:
     named = set(names)
     meta = prefix / "conda-meta"
     return [p for p in sorted(meta.glob("*.json")) if p.name.rsplit("-", 2)[0] in named]
+
+
+def plan_with_rescue(site: Site, env: Environment) -> tuple[BuildPlan, list[Finding]]:
+    """The environment's plan and findings: the pins none of the site's own channels has (ROOT/rescue left out,
+    so a package rescued earlier is still reported) rescued from production when the site allows, then
+    planned again with ROOT/rescue."""
+    plan, findings = plan_environment(replace(site, rescue=False), env)
+    missing = [f.package for f in errors(findings) if f.rule is Rule.MISSING_VERSION]
+    if not (missing and site.rescue):
+        return plan, findings
+    rescued = rescue_packages(site, env.name, missing)
+    if any(f.severity is not Severity.WARNING for f in rescued):
+        plan, findings = plan_environment(site, env)
+    return plan, [*rescued, *findings]
 
 
 def rescue_packages(site: Site, env: str, names: Iterable[str]) -> list[Finding]:
@@ -48,7 +66,7 @@ EARLIER = "site's rescue channel, since an earlier rescue:"
 def _earlier(site: Site, record: dict[str, Any]) -> Attempt | None:
     """The package as an earlier rescue left it in ROOT/rescue: taken again as it is, not written again
     (a build may be reading it), so every build that needs it still says it was rescued."""
-    dist, subdir = dist_of(record), str(record.get("subdir") or "noarch")
+    dist, subdir = dist_of(record), subdir_of(record)
     for path in (site.rescue_dir / subdir / f"{dist}{ext}" for ext in (".conda", ".tar.bz2")):
         if path.is_file():
             return Attempt(dist, Rescued(EARLIER, path, path))

@@ -53,6 +53,10 @@ def dist_of(record: dict[str, Any]) -> str:
     return f"{record['name']}-{record['version']}-{record['build']}"
 
 
+def subdir_of(record: dict[str, Any]) -> str:
+    return str(record.get("subdir") or "noarch")
+
+
 def load_record(path: Path) -> dict[str, Any]:
     record = read_json(path, RECORD, PrefixError)
     if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("name", "version", "build")):
@@ -63,7 +67,7 @@ def load_record(path: Path) -> dict[str, Any]:
 def rescue(installation: Path, prefix: Path, record: dict[str, Any], channel: Path) -> Attempt:
     """Write the package of `record` into `channel/<subdir>/`, from the first source that holds it intact."""
     attempt = Attempt(dist_of(record))
-    subdir = str(record.get("subdir") or "noarch")
+    subdir = subdir_of(record)
     for source in (_from_file, _from_folder, _from_prefix):
         found = source(installation, prefix, record, channel / subdir, attempt)
         if found is not None:
