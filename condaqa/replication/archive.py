@@ -40,6 +40,7 @@ from condaqa.plan.entries import PipOption, local_path
 from condaqa.plan.model import BuildPlan
 from condaqa.prefix import PipDistribution, is_environment, read_prefix
 from condaqa.replication.pip import pip_install
+from condaqa.replication.replicate import pip_home
 from condaqa.rescue.sources import file_digest, load_record, rescue
 from condaqa.sandbox.box import sandbox_for
 from condaqa.site import Installation, Site
@@ -87,7 +88,7 @@ def write_archive(site: Site, installation: Installation, env: str) -> Archived:
     write_export(site, staging / "environment.yml", spec_from_prefix(env, contents, site_channels(site)))
     write_spec(site, staging / "explicit.txt", explicit_text(contents))
     done = Archived(env, folder)
-    records = [load_record(path) for path in sorted((prefix / "conda-meta").glob("*.json"))]
+    records = _records(prefix)
     for record in records:
         attempt = rescue(installation.path, prefix, record, staging / "channel")
         if attempt.rescued is None:
@@ -133,6 +134,10 @@ def verify(site: Site, installation: str, env: str) -> list[str]:
         atomic.write_text(folder / VERIFIED_NAME, json.dumps({"verified": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                                               "records": len(wanted)}) + "\n")
     return problems
+
+
+def _records(prefix: Path) -> list[dict[str, Any]]:
+    return [load_record(path) for path in sorted((prefix / "conda-meta").glob("*.json"))]
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +203,9 @@ def _wheel_files(site: Site, env: str) -> list[Path]:
     options = PipOption.all_in(tuple(site.expand(a) for a in site.pip_args))
     folders = [path for o in options if o.name == "--find-links" and (path := local_path(o.value)) is not None]
     wheels = [wheel for folder in folders if folder.is_dir() for wheel in sorted(folder.glob("*.whl"))]
-    caches = sorted(site.state_dir.glob(f"home/*/pip/{env}/.cache/pip/wheels"))
+    homes = site.state_dir / "home"
+    caches = [pip_home(site, home.name, env) / ".cache" / "pip" / "wheels"
+              for home in (sorted(homes.iterdir()) if homes.is_dir() else [])]
     return wheels + [wheel for cache in caches for wheel in sorted(cache.rglob("*.whl"))]
 
 
@@ -220,8 +227,7 @@ def _rebuild(site: Site, folder: Path, env: str, wanted: dict[Identity, list[str
             args = ("--no-index", "--find-links", str(folder / "pip"), "--no-deps", "--force-reinstall")
             pip_install(sandbox_for(site), env, prefix / "bin" / "python", wheels, args, log, Stage.PIP,
                         scratch / "home")
-        rebuilt = {(r["name"], r["version"], r["build"]): r["files"]
-                   for r in map(_identity, map(load_record, sorted((prefix / "conda-meta").glob("*.json"))))}
+        rebuilt = {(r["name"], r["version"], r["build"]): r["files"] for r in map(_identity, _records(prefix))}
         pip = map(_pip_identity, read_prefix(prefix).pip)
         return rebuilt | {(PIP, d["name"], d["version"]): d["files"] for d in pip}
     finally:
