@@ -69,10 +69,11 @@ def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda
     os.symlink(catalog.OLD, root / site.current_name)
     os.symlink(catalog.NEW, root / site.qa_name)
     os.symlink(f"{site.current_name}/envs", root / "envs")
+    by_conda = {env.name for env in environments if real_conda and env.python}  # conda 4.3 places old pythons only
     for env in environments:
-        by_conda = real_conda and bool(env.python)
-        progress(f"demo: creating environment {env.name} in {catalog.OLD}" + (" with its conda" if by_conda else ""))
-        _create_env(site, old, env, "conda" if by_conda else "rattler")
+        progress(f"demo: creating environment {env.name} in {catalog.OLD}"
+                 + (" with its conda" if env.name in by_conda else ""))
+        _create_env(site, old, env, "conda" if env.name in by_conda else "rattler")
     for name, why in left_out.items():
         progress(f"demo: leaving out {name}: {why}")
     progress("demo: pip installs into the environments")
@@ -80,7 +81,7 @@ def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda
     with ThreadPoolExecutor(max_workers=4) as pool:  # pip spends most of a second starting up: overlap them
         list(pool.map(lambda env: _pip_installs(site, sandbox, old, env, commits), environments))
     for env in environments:
-        if not (real_conda and env.python):  # conda wrote its own
+        if env.name not in by_conda:  # conda wrote its own
             _write_old_history(old.env_prefix(env.name), old.path, env)
     _withdraw(root)
     _kernels(site, environments)
