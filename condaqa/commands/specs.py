@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from condaqa.plan.foreign import Sanitized, sanitize_file
 from condaqa.plan.planning import legacy_path, load_legacy, skipped_preflight
 from condaqa.site import Site
 from condaqa.spec.export import (
+    WriteBehind,
     explicit_path,
     export_environment,
     export_explicit,
@@ -66,7 +65,7 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
          _export_args)
 def export(args: argparse.Namespace) -> int:
     site = site_of(args)
-    with _WriteBehind() as writer:
+    with WriteBehind(print) as writer:
         for env in selected(site, args.env, replicate_only=False):
             if args.explicit:
                 path = explicit_path(site, env.name)
@@ -81,38 +80,6 @@ def export(args: argparse.Namespace) -> int:
                 path, spec = spec_path(site, env.name), export_environment(site, env.name)
             writer.write(partial(write_export, site, path, spec), f"{env.name}: {path}")
     return EXIT_OK
-
-
-class _WriteBehind:
-    """Writes each export on a thread while the next environment is read: a write mostly waits for the
-    disk (its data and its rename synced), a read keeps the CPU busy. One write at a time, each line
-    printed once its file is written, in order; a write that fails stops the command, as one that
-    fails in line would, and a read that fails lets the write before it finish first."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="condaqa-export-writer")
-        self._pending: tuple[Future[None], str] | None = None
-
-    def __enter__(self) -> _WriteBehind:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self._finish()
-        finally:
-            self._pool.shutdown()
-
-    def write(self, job: Callable[[], None], line: str) -> None:
-        """Start `job` once the write before it is done; `line` is printed once `job` is."""
-        self._finish()
-        self._pending = self._pool.submit(job), line
-
-    def _finish(self) -> None:
-        if self._pending is not None:
-            future, line = self._pending
-            self._pending = None
-            future.result()
-            print(line)
 
 
 def _sanitize_args(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import rattler
@@ -168,3 +170,36 @@ def write_spec(site: Site, path: Path, text: str) -> None:
     """Every export is written here, by `condaqa export` and the qualification alike: inside the site,
     through no link that leaves it, no credential of a channel URL in it."""
     atomic.write_text(guard(path, [site.root], "write the export"), redact(text))
+
+
+class WriteBehind:
+    """Writes each export on a thread while the next environment is read: a write mostly waits for the
+    disk (its data and its rename synced), a read keeps the CPU busy. One write at a time, each line
+    said (`done`) once its file is written, in order; a write that fails stops the command, as one that
+    fails in line would, and a read that fails lets the write before it finish first."""
+
+    def __init__(self, done: Callable[[str], None]) -> None:
+        self._done = done
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="condaqa-export-writer")
+        self._pending: tuple[Future[None], str] | None = None
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._finish()
+        finally:
+            self._pool.shutdown()
+
+    def write(self, job: Callable[[], None], line: str) -> None:
+        """Start `job` once the write before it is done; `line` is said once `job` is."""
+        self._finish()
+        self._pending = self._pool.submit(job), line
+
+    def _finish(self) -> None:
+        if self._pending is not None:
+            future, line = self._pending
+            self._pending = None
+            future.result()
+            self._done(line)
