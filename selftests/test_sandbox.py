@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers_sites import NEW, make_site, processes_with
+from helpers_sites import NEW, OLD, make_site, processes_with
 
 from condaqa.errors import ConfigError
 from condaqa.sandbox import box, layout
@@ -101,6 +101,28 @@ def test_foreign_code_never_runs_as_root_nor_writes_nor_sees_what_decides_the_ve
     assert found["state"] == [], "condaqa's state (results, their key) is visible"
     assert found["signal_condaqa"] == "ESRCH" and found["signal_all"] == "ESRCH"
     assert not (sandbox.site.root / "written").exists()
+
+
+def test_where_nothing_isolates_a_write_to_current_is_caught_and_a_site_without_current_has_none_to_guard(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo makes production's environments before `current` names them: its own writes there (its
+    pip installs, its bytecode) are not a check changing current."""
+    monkeypatch.setenv(box.MODE_VARIABLE, box.NONE)
+    box.sandbox_for.cache_clear()
+    sandbox = box.sandbox_for(site)
+    box.sandbox_for.cache_clear()
+    prefix = site.root / OLD / "envs" / "alpha"
+    planted, python = prefix / "planted", prefix / "bin" / "python"
+
+    def plant() -> int:
+        return sandbox.run([str(python), "-c", f"open({str(planted)!r}, 'w').close()"], env="alpha", what="planting",
+                           timeout=60, environ={"PATH": os.environ["PATH"]}, python=python).returncode
+
+    with pytest.raises(box.CurrentChanged, match=f"{planted.name} appeared while planting ran"):
+        plant()
+    planted.unlink()
+    site.current_link.unlink()
+    assert plant() == 0 and planted.is_file()
 
 
 def test_as_root_foreign_code_runs_as_the_prefix_owner_or_the_sandbox_user(

@@ -66,9 +66,6 @@ def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda
     commits = {pkg.name: make_repo(root / "git" / pkg.name, pkg.name, pkg.version) for pkg in catalog.GIT_PACKAGES}
     old = Installation(catalog.OLD, _production(site, conda_python))
     create_bare(site, catalog.NEW)
-    os.symlink(catalog.OLD, root / site.current_name)
-    os.symlink(catalog.NEW, root / site.qa_name)
-    os.symlink(f"{site.current_name}/envs", root / "envs")
     by_conda = {env.name for env in environments if real_conda and env.python}  # conda 4.3 places old pythons only
     for env in environments:
         progress(f"demo: creating environment {env.name} in {catalog.OLD}"
@@ -83,6 +80,11 @@ def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda
     for env in environments:
         if env.name not in by_conda:  # conda wrote its own
             _write_old_history(old.env_prefix(env.name), old.path, env)
+    # current appears once its environments are made: the demo is the one builder of production, whose
+    # own writes the sandbox's watch over current (where nothing isolates) would otherwise take for a check's
+    os.symlink(catalog.OLD, root / site.current_name)
+    os.symlink(catalog.NEW, root / site.qa_name)
+    os.symlink(f"{site.current_name}/envs", root / "envs")
     _withdraw(root)
     _kernels(site, environments)
     atomic.write_text(site.state_dir / DEMO_LEFT_OUT, json.dumps(left_out, indent=1) + "\n")

@@ -87,12 +87,13 @@ class Sandbox:
 
     @contextlib.contextmanager
     def watching(self, env: str, what: str) -> Iterator[None]:
-        """Where nothing isolates: CurrentChanged, naming it, if `what` changed `current` or env's prefix there."""
-        if self.mode != NONE or not env:
+        """Where nothing isolates: CurrentChanged, naming it, if `what` changed `current` or env's prefix there
+        (a site without current yet, as the demo while it builds production, has nothing to guard)."""
+        twin = self._current_prefix(env) if self.mode == NONE else None
+        if twin is None:
             yield
             return
         link = _link(self.site.current_link)
-        twin = self.site.current_installation().env_prefix(env)
         before = _tree(self.site, twin)
         yield
         if _link(self.site.current_link) != link:
