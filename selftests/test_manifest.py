@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from condaqa.demo import pythons
+from condaqa.demo.site import COMPLETE, catalog_digest, ensure_demo
 from condaqa.errors import ConfigError
 from condaqa.inputs import name_problem
 from condaqa.manifest import load_manifest, site_manifest, starter_ini
@@ -49,6 +51,22 @@ def test_only_a_demo_site_drops_what_it_was_built_without_from_its_manifest(tmp_
     site = load_site(tmp_path / "site.toml")
     assert site.left_out() == ({"census_py27": "no python 2.7 here"} if demo else {})
     assert [e.name for e in site_manifest(site)] == (["hlink"] if demo else ["hlink", "census_py27"])
+
+
+@pytest.mark.parametrize("gained", [True, False])
+def test_a_built_demo_says_when_the_machine_has_gained_a_python_it_left_an_environment_out_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gained: bool) -> None:
+    root = tmp_path / "root"
+    (root / COMPLETE).parent.mkdir(parents=True)
+    (root / COMPLETE).write_text(f"catalog {catalog_digest()}\n", encoding="utf-8")
+    (root / ".condaqa" / DEMO_LEFT_OUT).write_text(json.dumps({"census_py27": "no python 2.7 here"}))
+    (tmp_path / "site.toml").write_text('[site]\nroot = "root"\ndemo = true\n', encoding="utf-8")
+    python = pythons.Interpreter(Path("/usr/bin/python2.7"), "2.7.18")
+    monkeypatch.setattr(pythons, "find", lambda short: python if gained and short == "2.7" else None)
+    said: list[str] = []
+    assert ensure_demo(load_site(tmp_path / "site.toml"), progress=said.append) is False  # kept as it is
+    assert said == ([f"demo: census_py27 was left out of this demo for want of a python 2.7, which this machine now "
+                     f"has; remove the demo (rm -rf {root}) and run again to include it"] if gained else [])
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from condaqa.demo import catalog
+from condaqa.demo import catalog, pythons
 from condaqa.errors import SiteError
-from condaqa.site import Site
+from condaqa.site import DEMO_LEFT_OUT, Site
 
 COMPLETE = Path(".condaqa") / "demo-complete"
 REAL_CONDA = "production: real conda"  # in COMPLETE when current is a real conda (condaqa demo --real-conda)
@@ -54,6 +55,9 @@ def ensure_demo(site: Site, progress: Callable[[str], object] = print, real_cond
             if real_conda and REAL_CONDA not in built:
                 raise SiteError(f"{site.root} holds a demo site whose current is no real conda; remove it "
                                 f"(rm -rf {site.root}) and run `condaqa demo --real-conda` again")
+            for name, short in _gained(site):
+                progress(f"demo: {name} was left out of this demo for want of a python {short}, which this machine "
+                         f"now has; remove the demo (rm -rf {site.root}) and run again to include it")
             return False
         _refuse_foreign_folder(site.root)
         from condaqa.demo.build import build_demo  # py-rattler and the package makers: only to build
@@ -68,3 +72,12 @@ def _refuse_foreign_folder(root: Path) -> None:
         raise SiteError(f"{root} exists but holds no complete demo site; remove it or point root elsewhere")
 
 
+def _gained(site: Site) -> list[tuple[str, str]]:
+    """The environments the demo was built without for want of an old python that this machine has now
+    (name, "2.7"): the built demo stays as it is, and says so."""
+    try:
+        left_out = json.loads((site.state_dir / DEMO_LEFT_OUT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [(env.name, env.python) for env in catalog.ENVIRONMENTS
+            if env.name in left_out and env.python and pythons.find(env.python) is not None]
