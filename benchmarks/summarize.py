@@ -69,6 +69,20 @@ NOTES = [
     "`compileall`), which is now most of a build: figures from before 2026-12-02 are not comparable. Since "
     "2026-12-06 condaqa compiles each noarch-python package once per interpreter build, in parallel, and links its "
     "bytecode into every environment (3b); rows 3 to 6 predate it and were not re-run.",
+    "- The peer rows (3p) are measured at 2 environments, not the 60 of issue #23: real conda 4.3.16 compiles "
+    "each `.py` file of a noarch-python package in a process of its own (`python -Wi -m py_compile FILE`; "
+    "py-spy: 97 % of a warm `conda create --file` of nhis_0001, 42 s for its 1,100 files), 60 to 70 s an "
+    "environment here, so the run's 8 conda builds of 60 environments would take about 9 hours; at 2 the whole "
+    "run took 22 min (2026-12-07). Against it the rattler engine is 22x (cold) and 33x (warm) faster, and the "
+    "conda engine, its solve included (the explicit lists have none), 1.03x and 0.99x conda's own loop.",
+    "- `condaqa replicate` (engine rattler) against the raw py-rattler loop at those 2 environments: 1.43x cold "
+    "(6.0 s vs 4.2 s) and 1.31x warm (3.6 s vs 2.8 s), not the 1.1x of issue #23. Profiled with py-spy (warm, "
+    "5.0 s under the profiler): the engine's solve, link and bytecode 1.7 s and pip 1.3 s, the loop's work; then "
+    "the fingerprint by content each build's stamp records (issue #18; the loop has none) 1.1 s, every file of "
+    "the new environments read once (9,700 files, about 110 µs a file); the command's imports 0.4 s, plan and "
+    "preflight 0.3 s, permissions 0.1 s. The fingerprint is the price of knowing a build by its content and "
+    "grows with the files built; the imports are once a command. Row 3's 0.98x at 60 environments predates the "
+    "fingerprint.",
 ]
 
 
@@ -210,7 +224,7 @@ def peer_rows(peer: dict | None) -> list[list[str]]:
         return ", ".join(f"{ok(peer[phase]['met'][key])} ({phase})" for phase in ("cold", "warm"))
 
     conda = f"real conda {peer['conda']}'s loop of `conda create --file <explicit>` + pip"
-    command = "`python benchmarks/bench_peer.py`"
+    command = f"`{peer['command']}`"
     targets = peer["targets"]
     return [
         ["3p", f"`condaqa replicate` (engine rattler) vs {conda}; {where}",
