@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -57,12 +58,15 @@ def qa_cache(site: RealSite) -> Path:
     return cache_dir(Installation("v2", site.root / "v2"))
 
 
-def plain_loop(site: RealSite, plans: Path, *flags: str) -> Run:
-    """The plain py-rattler loop over the plans, into a scratch folder, with qa's package cache."""
+def plain_loop(site: RealSite, plans: Path, *flags: str, cache: Path | None = None,
+               env: dict[str, str] | None = None) -> Run:
+    """The plain loop over the plans (py-rattler's, or conda's with --conda=BIN_CONDA), into a scratch folder,
+    with qa's package cache (py-rattler's unless `cache` names another) and `env` added to the environment."""
     target = baseline_dir(site)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    measured = run([PYTHON, str(BENCH / "plain_loop.py"), str(plans), str(target), str(qa_cache(site)), *flags]).check()
+    measured = run([PYTHON, str(BENCH / "plain_loop.py"), str(plans), str(target), str(cache or qa_cache(site)),
+                    *flags], env=env).check()
     measured.extra = json.loads(measured.stdout.strip().splitlines()[-1])
     shutil.rmtree(target, ignore_errors=True)
     return measured
@@ -82,10 +86,26 @@ def warm_cache(site: RealSite, plans: Path) -> None:
     plain_loop(site, plans)
 
 
-def replicate(site: RealSite, n: int, start: int = 0) -> tuple[Run, int]:
-    """`condaqa replicate` of environments start..n-1, from the work folder; returns the run and how many
-    were (re)built."""
-    toml = site.site_toml(n, start)
+def conda_environ(site: Site, scratch: Path) -> dict[str, str]:
+    """What a plain loop of a real conda runs with: qa's configuration and package cache, a scratch HOME (conda
+    writes ~/.conda/environments.txt), nothing of the invoker's conda, pip or python settings, the site's
+    pip_args as PIP_NO_INDEX / PIP_FIND_LINKS (for a `conda env create` that runs pip itself)."""
+    qa = site.qa_installation().path
+    home = scratch / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "PIP_", "PYTHON", "MAMBA"))}
+    args = [site.expand(a) for a in site.pip_args]
+    environ.update(HOME=str(home), CONDARC=str(qa / ".condarc"), CONDA_PKGS_DIRS=str(qa / "pkgs"),
+                   PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1" if "--no-index" in args else "0")
+    if "--find-links" in args:
+        environ["PIP_FIND_LINKS"] = args[args.index("--find-links") + 1]
+    return environ
+
+
+def replicate(site: RealSite, n: int, start: int = 0, engine: str = "rattler") -> tuple[Run, int]:
+    """`condaqa replicate` of environments start..n-1 with `engine`, from the work folder; returns the run and
+    how many were (re)built."""
+    toml = site.site_toml(n, start, engine)
     started = time.time()
     measured = run(condaqa_cmd(toml, "replicate"), cwd=site.work).check()
     measured.extra = {"started": measured.started_at, "per_env": per_env_seconds(site, n, measured.started_at, start)}

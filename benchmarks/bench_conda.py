@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ import sys
 from pathlib import Path
 
 from _common import PYTHON, REPO, WORK, condaqa_cmd, log, run, table, write_results
+from _real import conda_environ
 
 from condaqa.demo.site import ensure_demo
 from condaqa.manifest import load_manifest, site_manifest
@@ -118,23 +118,9 @@ def loop_specs(site: Site, names: list[str], scratch: Path) -> Path:
     return path
 
 
-def loop_environ(site: Site, scratch: Path) -> dict[str, str]:
-    """What the plain loop runs with: qa's configuration and cache, a scratch HOME, the site's pip_args."""
-    qa = site.qa_installation().path
-    home = scratch / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "PIP_", "PYTHON", "MAMBA"))}
-    args = [site.expand(a) for a in site.pip_args]
-    environ.update(HOME=str(home), CONDARC=str(qa / ".condarc"), CONDA_PKGS_DIRS=str(qa / "pkgs"),
-                   PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1" if "--no-index" in args else "0")
-    if "--find-links" in args:
-        environ["PIP_FIND_LINKS"] = args[args.index("--find-links") + 1]
-    return environ
-
-
 def plain_loop(site: Site, rows: Path, conda: Path, scratch: Path) -> tuple[float, dict[str, float]]:
     shutil.rmtree(scratch / "envs", ignore_errors=True)
-    measured = run([PYTHON, "-c", LOOP, str(rows), str(conda)], env=loop_environ(site, scratch)).check()
+    measured = run([PYTHON, "-c", LOOP, str(rows), str(conda)], env=conda_environ(site, scratch)).check()
     per_env: dict[str, float] = json.loads(measured.stdout.strip().splitlines()[-1])
     shutil.rmtree(scratch / "envs", ignore_errors=True)
     return measured.seconds, per_env

@@ -7,6 +7,9 @@ Two kinds of site, each cached under benchmarks/.work/ (delete the folder to sta
   a wheelhouse of real wheels, two installations side by side (`current` -> v1, `qa` -> v2)
   and n environments created in `current` by condaqa's rattler engine plus pip, exactly as
   the demo site is built. The site grows on demand: environment i is the same whatever n.
+  `real_site(n, python="3.6")` is the same site on that interpreter of this machine, packaged
+  self-contained as conda's `python` with its own bundled pip and setuptools, in a work folder
+  of its own: the site real conda 4.3 can build (it misplaces noarch packages of python 3.10+).
 
 * `records_site(n, m)`: what the export and collection benchmarks read. n environments of m
   conda packages whose conda-meta records are written directly, in the format py-rattler
@@ -27,7 +30,7 @@ Shapes are drawn like real ones:
 * 60 % of packages are noarch-python libraries (a module and a dist-info in site-packages), the
   rest compiled libraries (lib/, include/, share/); ~1 in 10 come from a second, internal channel.
 
-Run `python benchmarks/synthetic.py real 30` or `... records 1000 150` to build one by hand.
+Run `python benchmarks/synthetic.py real 30 [--python 3.6]` or `... records 1000 150` to build one by hand.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -50,11 +54,13 @@ from _common import WORK, log
 
 from condaqa.demo.packages import (
     Package,
+    old_python_package,
     python_package,
     wheel_to_package,
     write_package,
     write_wheel,
 )
+from condaqa.demo.pythons import Interpreter, find, missing_reason
 from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.lifecycle.installations import create_bare
@@ -252,8 +258,9 @@ class RealSite:
     def checks(self) -> Path:
         return self.work / "checks"
 
-    def site_toml(self, n: int, start: int = 0) -> Path:
-        """A site.toml whose manifest lists environments start..n-1 as REPLICATE, the others as export."""
+    def site_toml(self, n: int, start: int = 0, engine: str = "rattler") -> Path:
+        """A site.toml whose manifest lists environments start..n-1 as REPLICATE, the others as export;
+        qa's environments built by `engine` (condaqa's default, or "conda": qa's own bin/conda)."""
         manifests = self.work / "manifests"
         manifests.mkdir(parents=True, exist_ok=True)
         tag = f"{start}-{n}" if start else f"{n}"
@@ -267,14 +274,15 @@ class RealSite:
             if e.imports is not None and start <= k < n:
                 toml.append("imports = [" + ", ".join(f'"{m}"' for m in e.imports) + "]")
         ini.with_suffix(".toml").write_text("\n".join(toml) + "\n", encoding="utf-8")
-        site = manifests / f"site-{tag}.toml"
+        site = manifests / (f"site-{tag}.toml" if engine == "rattler" else f"site-{tag}-{engine}.toml")
         site.write_text(
             "[site]\n"
             f'root = "{self.root}"\n'
             f'manifest = "{ini.name}"\n'
             f'checks = "{self.checks}"\n'
             'channels = ["main", "internal"]\n'
-            'pip_args = ["--no-index", "--find-links", "{root}/wheelhouse"]\n',
+            'pip_args = ["--no-index", "--find-links", "{root}/wheelhouse"]\n'
+            f'engine = "{engine}"\n',
             encoding="utf-8",
         )
         return site
@@ -288,9 +296,11 @@ class RealSite:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def real_site(n: int, work: Path | None = None, jobs: int | None = None) -> RealSite:
-    """The real site with at least n environments in current, built or grown as needed."""
-    work = (work or WORK / "real").resolve()
+def real_site(n: int, work: Path | None = None, jobs: int | None = None, python: str = "") -> RealSite:
+    """The real site with at least n environments in current, built or grown as needed; its python is
+    `python` ("3.6", found on this machine, in benchmarks/.work/real-py3.6) or else this interpreter."""
+    interpreter = site_python(python)
+    work = (work or WORK / ("real" + (f"-py{python}" if python else ""))).resolve()
     root = work / "site"
     marker = work / "channels-complete.json"
     specs = catalog(REAL_PACKAGES, REAL_SEED)
@@ -298,7 +308,7 @@ def real_site(n: int, work: Path | None = None, jobs: int | None = None) -> Real
     if not marker.is_file() or json.loads(marker.read_text())["version"] != GENERATOR_VERSION:
         if work.exists():
             shutil.rmtree(work)
-        _build_channels(work, root, specs, jobs or os.cpu_count() or 1)
+        _build_channels(work, root, specs, jobs or os.cpu_count() or 1, interpreter)
         marker.write_text(json.dumps({"version": GENERATOR_VERSION}), encoding="utf-8")
     current = Installation("v1", root / "v1")
     # A site grown for a larger n keeps its environments: all are listed (the manifest must name every
@@ -317,17 +327,42 @@ def real_site(n: int, work: Path | None = None, jobs: int | None = None) -> Real
     return site
 
 
-def _build_channels(work: Path, root: Path, specs: list[Spec], jobs: int) -> None:
+def site_python(short: str) -> Interpreter | None:
+    """The interpreter a site on python `short` is built on (None: this one); without it, says why and exits."""
+    if not short:
+        return None
+    found = find(short)
+    if found is None:
+        raise SystemExit(f"synthetic: {missing_reason(short)}")
+    return found
+
+
+def _python_and_pip(main: Path, interpreter: Interpreter | None) -> None:
+    """conda's `python` in channel `main`, and the pip and setuptools bundled with that python: a venv-style link
+    to this interpreter, or a self-contained copy of `interpreter` with the wheels its ensurepip carries (pip
+    18.1 on 3.6: today's pip no longer runs there)."""
+    if interpreter is None:
+        write_package(main, python_package(platform_subdir()))
+        import ensurepip
+
+        bundled = Path(ensurepip.__file__).parent / "_bundled"
+    else:
+        write_package(main, old_python_package(platform_subdir(), interpreter.executable, interpreter.version))
+        where = subprocess.run([str(interpreter.executable), "-E", "-s", "-c",
+                                "import ensurepip, os; print(os.path.dirname(ensurepip.__file__))"],
+                               capture_output=True, text=True, check=True, timeout=60)
+        bundled = Path(where.stdout.strip()) / "_bundled"
+    for wheel in sorted(bundled.glob("*.whl")):
+        write_package(main, wheel_to_package(wheel, depends=["python"]))
+
+
+def _build_channels(work: Path, root: Path, specs: list[Spec], jobs: int, interpreter: Interpreter | None) -> None:
     log(f"synthetic: writing {sum(len(s.versions) for s in specs)} conda packages "
         f"({sum(s.files * len(s.versions) for s in specs)} files) and {REAL_WHEELS} wheels under {root}")
-    import ensurepip
-
     root.mkdir(parents=True)
     (work / "checks").mkdir()  # no owner checks
     staging = work / "staging"
-    write_package(root / "main", python_package(platform_subdir()))
-    for wheel in sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl")):
-        write_package(root / "main", wheel_to_package(wheel, depends=["python"]))
+    _python_and_pip(root / "main", interpreter)
     items = [(staging / f"{s.index}-{v}", root, s, v, specs) for s in specs for v in s.versions]
     with ProcessPoolExecutor(jobs) as pool:  # writing archives is CPU-bound Python
         list(pool.map(_write_one, items, chunksize=8))
@@ -585,12 +620,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="kind", required=True)
     r = sub.add_parser("real", help="real site: packages, wheelhouse, installations, N environments in current")
     r.add_argument("envs", type=int)
+    r.add_argument("--python", default="", metavar="X.Y",
+                   help="build it on this machine's python X.Y (e.g. 3.6, for real conda 4.3), in its own folder")
     d = sub.add_parser("records", help="records site: N environments of M packages, records written directly")
     d.add_argument("envs", type=int)
     d.add_argument("packages", type=int, nargs="?", default=150)
     args = parser.parse_args(argv)
     if args.kind == "real":
-        site = real_site(args.envs)
+        site = real_site(args.envs, python=args.python)
         print(site.site_toml(args.envs))
     else:
         print(records_site(args.envs, args.packages).site_toml)
