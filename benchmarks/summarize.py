@@ -102,11 +102,16 @@ def mib(value: float) -> str:
 def performance() -> list[str]:
     """The README's "Performance" section: every target and what was measured against it."""
     out = ["## Performance", ""]
-    machines = {json.dumps({k: r["machine"][k] for k in ("cores", "python", "system")}, sort_keys=True)
-                for r in map(load, ("export", "collect", "replicate", "bytecode", "peer", "qualify", "scaling")) if r}
-    for m in sorted(machines):
-        m = json.loads(m)
-        out.append(f"Measured on {m['cores']} cores, CPython {m['python']}, {m['system']}; "
+    machines: dict[tuple[int, str, str], set[str]] = {}  # one line a machine, whatever kernel build each run had
+    for r in map(load, ("export", "collect", "replicate", "bytecode", "peer", "qualify", "scaling")):
+        if r:
+            system, release, arch = r["machine"]["system"].split()  # "Linux 6.18.44-fc-v669 x86_64"
+            version, _, build = release.partition("-")
+            machines.setdefault((r["machine"]["cores"], r["machine"]["python"], f"{system} {version} {arch}"),
+                                set()).add(build)
+    for (cores, python, system), builds in sorted(machines.items()):
+        kernels = f" (kernel builds {', '.join(sorted(b for b in builds if b))})" if len(builds) > 1 else ""
+        out.append(f"Measured on {cores} cores, CPython {python}, {system}{kernels}; "
                    "figures are wall-clock seconds of whole commands (`benchmarks/README.md` says how).")
     out += ["", "| # | what | target | measured | | peak memory | command |", "|---|---|---|---|---|---|---|"]
     rows = []
