@@ -1,6 +1,6 @@
-"""Scaling: replication and qualification at 10, 30, 60 and 120 environments.
+"""Scaling: replication and qualification at 10, 30, 60, 120, 250 and 500 environments.
 
-    python benchmarks/bench_scaling.py [--sizes 10,30,60,120] [--workers 2]
+    python benchmarks/bench_scaling.py [--sizes 10,30,60,120,250,500] [--workers 2]
 
 At each size, from an empty qa and the same warm package cache: `condaqa replicate` of the
 first N environments, then `pytest -n W` on them (builds included) for each W of --workers
@@ -43,7 +43,7 @@ def fit(points: list[tuple[int, float]]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="10,30,60,120")
+    parser.add_argument("--sizes", default="10,30,60,120,250,500")
     parser.add_argument("--workers", default="2", help="pytest -n values, comma-separated (default: 2)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
