@@ -111,6 +111,12 @@ def _record_files(prefix: Path) -> list[tuple[Path, bool]]:
     return [(meta / name, regular) for name, regular in found]
 
 
+def record_paths(prefix: Path) -> list[Path]:
+    """conda-meta's records by name, as every reader of a prefix lists them (`._` files that macOS copies
+    leave beside them are not records)."""
+    return [path for path, _ in _record_files(prefix)]
+
+
 class _Record(msgspec.Struct):
     """The fields of a conda-meta record that condaqa reads, of the types conda writes; the rest is
     skipped unbuilt (paths_data alone is most of a record's bytes)."""

@@ -38,7 +38,7 @@ from condaqa.errors import PrefixError
 from condaqa.inputs import ARCHIVE_MANIFEST, METADATA, read_json, read_text
 from condaqa.plan.entries import PipOption, local_path
 from condaqa.plan.model import BuildPlan
-from condaqa.prefix import PipDistribution, is_environment, read_prefix
+from condaqa.prefix import PipDistribution, is_environment, read_prefix, record_paths
 from condaqa.replication.pip import pip_install
 from condaqa.replication.replicate import pip_home
 from condaqa.rescue.sources import file_digest, load_record, rescue
@@ -137,7 +137,7 @@ def verify(site: Site, installation: str, env: str) -> list[str]:
 
 
 def _records(prefix: Path) -> list[dict[str, Any]]:
-    return [load_record(path) for path in sorted((prefix / "conda-meta").glob("*.json"))]
+    return [load_record(path) for path in record_paths(prefix)]
 
 
 def _identity(record: dict[str, Any]) -> dict[str, Any]:

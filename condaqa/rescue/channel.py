@@ -19,7 +19,7 @@ from condaqa.manifest import Environment
 from condaqa.plan.findings import Finding, errors
 from condaqa.plan.model import BuildPlan
 from condaqa.plan.planning import plan_environment
-from condaqa.prefix import is_environment
+from condaqa.prefix import is_environment, record_paths
 from condaqa.rescue.sources import Attempt, Rescued, dist_of, load_record, rescue, subdir_of
 from condaqa.site import Site
 from condaqa.vocab import Rule, Severity
@@ -28,8 +28,7 @@ from condaqa.vocab import Rule, Severity
 def wanted_records(prefix: Path, names: Iterable[str]) -> list[Path]:
     """The conda-meta records of `prefix` of the packages named."""
     named = set(names)
-    meta = prefix / "conda-meta"
-    return [p for p in sorted(meta.glob("*.json")) if p.name.rsplit("-", 2)[0] in named]
+    return [p for p in record_paths(prefix) if p.name.rsplit("-", 2)[0] in named]
 
 
 def plan_with_rescue(site: Site, env: Environment) -> tuple[BuildPlan, list[Finding]]:
