@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from condaqa.demo import pythons
-from condaqa.demo.site import COMPLETE, catalog_digest, ensure_demo
-from condaqa.errors import ConfigError
+from condaqa.demo.site import COMPLETE, NOT_ASKED, catalog_digest, ensure_demo, holding
+from condaqa.errors import ConfigError, SiteError
 from condaqa.inputs import name_problem
 from condaqa.manifest import load_manifest, site_manifest, starter_ini
 from condaqa.site import DEMO_LEFT_OUT, load_site
@@ -67,6 +67,42 @@ def test_a_built_demo_says_when_the_machine_has_gained_a_python_it_left_an_envir
     assert ensure_demo(load_site(tmp_path / "site.toml"), progress=said.append) is False  # kept as it is
     assert said == ([f"demo: census_py27 was left out of this demo for want of a python 2.7, which this machine now "
                      f"has; remove the demo (rm -rf {root}) and run again to include it"] if gained else [])
+
+
+def test_a_demo_left_out_of_a_partial_build_is_not_said_to_be_gained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "root"
+    (root / COMPLETE).parent.mkdir(parents=True)
+    (root / COMPLETE).write_text(f"catalog {catalog_digest()}\n{holding(['hlink'])}", encoding="utf-8")
+    (root / ".condaqa" / DEMO_LEFT_OUT).write_text(json.dumps({"census_py27": NOT_ASKED}))
+    (tmp_path / "site.toml").write_text('[site]\nroot = "root"\ndemo = true\n', encoding="utf-8")
+    python = pythons.Interpreter(Path("/usr/bin/python2.7"), "2.7.18")
+    monkeypatch.setattr(pythons, "find", lambda short: python)
+    said: list[str] = []
+    assert ensure_demo(load_site(tmp_path / "site.toml"), progress=said.append) is False
+    assert said == []  # it was not built for want of that python: it was never asked for
+
+
+@pytest.mark.parametrize(("built", "asked", "refused"), [
+    ("hlink nhis_reformat", ("nhis_reformat", "hlink"), False),
+    ("hlink nhis_reformat", None, False),  # the demo as it is
+    ("hlink nhis_reformat", ("hlink",), True),
+    ("", ("hlink",), True),  # a whole demo is not the partial one asked for
+    ("", None, False),
+])
+def test_a_partial_demo_is_kept_only_for_the_environments_it_holds(
+        tmp_path: Path, built: str, asked: tuple[str, ...] | None, refused: bool) -> None:
+    root = tmp_path / "root"
+    (root / COMPLETE).parent.mkdir(parents=True)
+    holds = holding(built.split()) if built else ""
+    (root / COMPLETE).write_text(f"built in 1.0s\ncatalog {catalog_digest()}\n{holds}", encoding="utf-8")
+    (tmp_path / "site.toml").write_text('[site]\nroot = "root"\ndemo = true\n', encoding="utf-8")
+    site = load_site(tmp_path / "site.toml")
+    if refused:
+        with pytest.raises(SiteError, match=f"{root} holds a demo site of other environments; remove it"):
+            ensure_demo(site, progress=print, only=asked)
+    else:
+        assert ensure_demo(site, progress=print, only=asked) is False
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +34,7 @@ from condaqa.demo.packages import (
     write_wheel,
 )
 from condaqa.demo.pythons import Interpreter, find, missing_reason
-from condaqa.demo.site import COMPLETE, REAL_CONDA, catalog_digest
+from condaqa.demo.site import COMPLETE, NOT_ASKED, REAL_CONDA, catalog_digest, holding
 from condaqa.engines import get_engine
 from condaqa.engines.rattler import index_channel
 from condaqa.errors import SiteError
@@ -47,10 +47,13 @@ from condaqa.site import DEMO_LEFT_OUT, Installation, Site
 from condaqa.vocab import Stage
 
 
-def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool | None = None) -> None:
+def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool | None = None,
+               only: Collection[str] | None = None) -> None:
     """`real_conda`: current is a real conda 4.3.16 (demo/realconda.py), which makes the environments on old
     pythons; conda 4.3 misplaces the packages of python 3.10 and newer, so py-rattler makes the others.
-    None: a real conda where one can be had, else py-rattler's bare installation, saying why."""
+    None: a real conda where one can be had, else py-rattler's bare installation, saying why.
+    `only`: the catalog's environments the site holds (the rest left out, as for a missing python), for
+    the small sites a test of one failure family needs."""
     started = time.monotonic()
     # before anything is written: a machine without python 3.6 or the registry is told so first
     conda_python = _installed_conda(progress, required=bool(real_conda)) if real_conda is not False else None
@@ -58,11 +61,14 @@ def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda
     root = site.root
     root.mkdir(parents=True, exist_ok=True)
     site = replace(site, channels=("main", "mpc"))
-    found = _old_pythons()
-    environments = [env for env in catalog.ENVIRONMENTS if not env.python or found[env.python]]
-    left_out = {env.name: missing_reason(env.python) for env in catalog.ENVIRONMENTS if env not in environments}
+    wanted = [env for env in catalog.ENVIRONMENTS if only is None or env.name in only]
+    found = _old_pythons(wanted)
+    environments = [env for env in wanted if not env.python or found[env.python]]
+    left_out = {env.name: missing_reason(env.python) if env in wanted else NOT_ASKED
+                for env in catalog.ENVIRONMENTS if env not in environments}
     progress(f"demo: building channels and wheelhouse in {root}")
-    _channels_and_wheels(root, [python for python in found.values() if python is not None])
+    kernels = any("ipykernel" in env.conda for env in environments)
+    _channels_and_wheels(root, [python for python in found.values() if python is not None], kernels)
     commits = {pkg.name: make_repo(root / "git" / pkg.name, pkg.name, pkg.version) for pkg in catalog.GIT_PACKAGES}
     old = Installation(catalog.OLD, _production(site, conda_python))
     create_bare(site, catalog.NEW)
@@ -91,22 +97,25 @@ def build_demo(site: Site, progress: Callable[[str], object] = print, real_conda
     (root / COMPLETE).parent.mkdir(parents=True, exist_ok=True)
     production = f"{REAL_CONDA} {realconda.VERSION}\n" if real_conda else ""
     (root / COMPLETE).write_text(f"built in {time.monotonic() - started:.1f}s\ncatalog {catalog_digest()}\n"
-                                 + production, encoding="utf-8")
+                                 + production + holding(only), encoding="utf-8")
     progress(f"demo: site ready at {root} ({time.monotonic() - started:.1f}s)")
 
 
-def _old_pythons() -> dict[str, Interpreter | None]:
-    """Each old python the catalog's environments are on ("2.7"), as this machine has it (or not)."""
-    return {short: find(short) for short in sorted({env.python for env in catalog.ENVIRONMENTS if env.python})}
+def _old_pythons(environments: list[catalog.DemoEnv]) -> dict[str, Interpreter | None]:
+    """Each old python `environments` are on ("2.7"), as this machine has it (or not)."""
+    return {short: find(short) for short in sorted({env.python for env in environments if env.python})}
 
 
-def _channels_and_wheels(root: Path, old_pythons: list[Interpreter]) -> None:
+def _channels_and_wheels(root: Path, old_pythons: list[Interpreter], kernels: bool) -> None:
+    """`kernels`: with the packages of ipykernel's closure, which are half of a build's time and a site
+    whose environments have no kernel does without."""
     platform = str(rattler.Subdir.current())
     main, mpc, wheelhouse = root / "main", root / "mpc", root / "wheelhouse"
     write_package(main, python_package(platform))
     for python in old_pythons:
         write_package(main, old_python_package(platform, python.executable, python.version))
-    write_kernel_channel(main, platform, leave_out=catalog.KERNEL_OPTIONAL)
+    if kernels:
+        write_kernel_channel(main, platform, leave_out=catalog.KERNEL_OPTIONAL)
     for wheel in sorted((Path(ensurepip.__file__).parent / "_bundled").glob("*.whl")):
         write_package(main, python_build(wheel_to_package(wheel), platform))
     staging = root / ".condaqa" / "wheels"

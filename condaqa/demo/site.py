@@ -10,7 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from condaqa.demo import catalog, pythons
@@ -19,6 +19,12 @@ from condaqa.site import DEMO_LEFT_OUT, Site
 
 COMPLETE = Path(".condaqa") / "demo-complete"
 REAL_CONDA = "production: real conda"  # in COMPLETE when current is a real conda (condaqa demo --real-conda)
+NOT_ASKED = "not in this demo site, which holds only some of the catalog's environments"
+
+
+def holding(only: Collection[str] | None) -> str:
+    """The line of COMPLETE that says which environments a partial demo was built with ("" for the whole)."""
+    return "" if only is None else f"holding {' '.join(sorted(only))}\n"
 
 
 def is_built(root: Path) -> bool:
@@ -41,10 +47,12 @@ def _lock(root: Path) -> Iterator[None]:
         yield
 
 
-def ensure_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool | None = None) -> bool:
+def ensure_demo(site: Site, progress: Callable[[str], object] = print, real_conda: bool | None = None,
+                only: Collection[str] | None = None) -> bool:
     """Build the demo at site.root unless it is there already; True when it was built now. `real_conda`: its
     current is a real conda 4.3.16 from the package registry (demo/realconda.py); None: where this machine
-    has a python 3.6 and the registry answers, else made by py-rattler, saying why."""
+    has a python 3.6 and the registry answers, else made by py-rattler, saying why. `only`: just these of
+    the catalog's environments (build_demo)."""
     _refuse_foreign_folder(site.root)
     with _lock(site.root):
         if is_built(site.root):
@@ -52,6 +60,9 @@ def ensure_demo(site: Site, progress: Callable[[str], object] = print, real_cond
             if f"catalog {catalog_digest()}" not in built:
                 raise SiteError(f"{site.root} holds a demo site built by an older condaqa (its environments have "
                                 f"changed since); remove it (rm -rf {site.root}) and run again")
+            if only is not None and holding(only) not in built:  # None: the demo as it was built, whole or not
+                raise SiteError(f"{site.root} holds a demo site of other environments; remove it (rm -rf "
+                                f"{site.root}) and run again")
             if real_conda and REAL_CONDA not in built:
                 raise SiteError(f"{site.root} holds a demo site whose current is no real conda; remove it "
                                 f"(rm -rf {site.root}) and run `condaqa demo --real-conda` again")
@@ -62,7 +73,7 @@ def ensure_demo(site: Site, progress: Callable[[str], object] = print, real_cond
         _refuse_foreign_folder(site.root)
         from condaqa.demo.build import build_demo  # py-rattler and the package makers: only to build
 
-        build_demo(site, progress, real_conda)
+        build_demo(site, progress, real_conda, only)
         return True
 
 
@@ -79,5 +90,7 @@ def _gained(site: Site) -> list[tuple[str, str]]:
         left_out = json.loads((site.state_dir / DEMO_LEFT_OUT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
+    if not isinstance(left_out, dict):
+        return []
     return [(env.name, env.python) for env in catalog.ENVIRONMENTS
-            if env.name in left_out and env.python and pythons.find(env.python) is not None]
+            if left_out.get(env.name, NOT_ASKED) != NOT_ASKED and env.python and pythons.find(env.python) is not None]
