@@ -7,6 +7,7 @@ bin/python is a venv-style link to this interpreter (pyvenv.cfg beside it), so
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -169,3 +170,11 @@ def processes_with(marker: str) -> list[int]:
         except (OSError, IndexError):
             continue
     return found
+
+
+def state_digest(root: Path, *, skip: str = "") -> str:
+    """One digest of tree_state(root): "absent" when there is nothing at `root`."""
+    if not root.exists():
+        return "absent"
+    state = tree_state(root, skip=skip)
+    return hashlib.sha256("\n".join(f"{path} {st}" for path, st in sorted(state.items())).encode()).hexdigest()

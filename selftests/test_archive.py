@@ -27,8 +27,8 @@ def run(site: Site, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int
 
 
 def test_export_only_environments_are_rebuilt_from_their_archive_alone_after_the_channels_lost_everything(
-        demo_copy: Site, capsys: pytest.CaptureFixture[str]) -> None:
-    site = demo_copy
+        archive_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    site = archive_site
     code, out = run(site, capsys, "archive", "--export-only")
     assert code == 0, out
     for env in EXPORT_ONLY:
@@ -93,8 +93,8 @@ def _lose_the_channels_and_the_wheelhouse(site: Site) -> None:
 
 
 def test_the_pip_part_is_rebuilt_from_the_archived_wheels_and_compared_file_by_file(
-        demo_copy: Site, capsys: pytest.CaptureFixture[str]) -> None:
-    site = demo_copy
+        archive_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    site = archive_site
     wheel = next((site.root / "wheelhouse").glob("surveyweights-0.3.0-*.whl"))
     wheel.unlink()  # a pip distribution whose wheel nobody kept: named, and no verification without it
     replicate(site, sandbox_for(site), next(e for e in load_manifest(site.manifest) if e.name == "git_installed"))
@@ -124,11 +124,11 @@ def test_the_pip_part_is_rebuilt_from_the_archived_wheels_and_compared_file_by_f
     assert not verified(site, "v4.3", "git_installed")
 
 
-def test_the_conda_engine_rebuilds_an_archive_with_qa_s_conda(demo_copy: Site,
+def test_the_conda_engine_rebuilds_an_archive_with_qa_s_conda(archive_site: Site,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """engine = "conda": the rebuild is qa's conda (the stand-in of 25.11.1) reading the archive's channel. (Not an
     export-only environment of the demo: rattler made them without pip, which conda adds to every python.)"""
-    site = demo_copy
+    site = archive_site
     install(site.root / "v4.8", "25.11.1")
     site.file.write_text(site.file.read_text().replace('engine = "rattler"', 'engine = "conda"'))
     code, out = run(site, capsys, "archive", "--env", "legacy_noarch")

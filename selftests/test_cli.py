@@ -32,8 +32,8 @@ def test_help_explains_commands_and_exit_codes(capsys: pytest.CaptureFixture[str
         assert word in out
 
 
-def test_inventory_lists_current_and_its_kernels(demo_template: Site, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(demo_template, capsys, "inventory")
+def test_inventory_lists_current_and_its_kernels(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(demo_site, capsys, "inventory")
     assert code == 0
     hlink = next(line for line in out.splitlines() if line.startswith("hlink "))
     assert hlink.split()[-1] == "hlink"  # the kernel spec naming v4.3/envs/hlink
@@ -41,12 +41,12 @@ def test_inventory_lists_current_and_its_kernels(demo_template: Site, capsys: py
 
 
 def test_inventory_ini_is_a_valid_starter_manifest(
-        demo_template: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, _ = run(demo_template, capsys, "inventory", "--ini")
+        demo_site: Site, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(demo_site, capsys, "inventory", "--ini")
     assert code == 0
     (tmp_path / "environments.ini").write_text(out)
     envs = load_manifest(tmp_path / "environments.ini")
-    assert {e.name for e in envs} == set(demo_template.installation("current").environments())
+    assert {e.name for e in envs} == set(demo_site.installation("current").environments())
     # nothing runs from the demo: only the environments kernel specs run are proposed REPLICATE (the gate needs it)
     assert {e.name for e in envs if e.replicate} == {"hlink", "super_important_jupyter_kernel"}
     assert "# usage: kernel spec hlink runs it; no process seen -> REPLICATE\nhlink = REPLICATE" in out
@@ -62,16 +62,16 @@ def test_export_writes_one_spec_per_manifest_environment(demo_site: Site, capsys
 
 
 def test_export_stops_at_an_unreadable_environment_once_the_one_before_is_written(
-        demo_copy: Site, capsys: pytest.CaptureFixture[str]) -> None:
+        pip_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     """Each export is written while the next environment is read: a read that fails still lets the write
     before it finish and be named, and nothing after it is exported."""
-    names = [e.name for e in load_manifest(demo_copy.manifest)]
-    broken = demo_copy.current_installation().env_prefix(names[1]) / "conda-meta" / "zz-1-0.json"
+    names = [e.name for e in site_manifest(pip_site)]
+    broken = pip_site.current_installation().env_prefix(names[1]) / "conda-meta" / "zz-1-0.json"
     broken.write_text("{not json")
-    code, out, err = run(demo_copy, capsys, "export")
+    code, out, err = run(pip_site, capsys, "export")
     assert code == 2 and f"{broken}: not valid JSON, so not a conda-meta record" in err
-    assert out.splitlines() == [f"{names[0]}: {demo_copy.specs_dir / names[0]}.yml"]
-    assert [p.stem for p in demo_copy.specs_dir.glob("*.yml")] == [names[0]]
+    assert out.splitlines() == [f"{names[0]}: {pip_site.specs_dir / names[0]}.yml"]
+    assert [p.stem for p in pip_site.specs_dir.glob("*.yml")] == [names[0]]
 
 
 def test_replicate_one_then_nothing_to_do(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,8 +85,8 @@ def test_replicate_one_then_nothing_to_do(demo_site: Site, capsys: pytest.Captur
     assert code == 0 and "[1/1] hlink: rebuilt in" in out  # a build that replaced one, unlike the first
 
 
-def test_replicate_failure_exits_1_and_names_the_log(demo_copy: Site, capsys: pytest.CaptureFixture[str]) -> None:
-    demo_site = demo_copy
+def test_replicate_failure_exits_1_and_names_the_log(kernel_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    demo_site = kernel_site
     record = next((demo_site.root / "v4.3" / "envs" / "hlink" / "conda-meta").glob("linkage-*.json"))
     data = json.loads(record.read_text().replace('"version": "2.2.0"', '"version": "9.9.9"'))
     del data["paths_data"]  # as conda 4.3 wrote it: nothing in production to rescue 9.9.9 from
@@ -113,9 +113,9 @@ def test_export_from_history_writes_what_users_asked_for(demo_site: Site, capsys
         (("export", "--env", "ghost"), "no environment 'ghost' in the manifest"),
     ],
 )
-def test_bad_arguments_exit_2(demo_template: Site, capsys: pytest.CaptureFixture[str], args: tuple[str, ...],
+def test_bad_arguments_exit_2(demo_site: Site, capsys: pytest.CaptureFixture[str], args: tuple[str, ...],
                               message: str) -> None:
-    code, _, err = run(demo_template, capsys, *args)
+    code, _, err = run(demo_site, capsys, *args)
     assert code == 2 and message in err and err.startswith("error: ")
 
 
@@ -127,17 +127,17 @@ def test_bad_manifest_exits_2_naming_file_and_line_and_writes_nothing(
     assert not demo_site.specs_dir.exists()
 
 
-def test_status_tells_where_links_point(demo_template: Site, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(demo_template, capsys, "status")
+def test_status_tells_where_links_point(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(demo_site, capsys, "status")
     assert code == 0
     assert "current   -> v4.3" in out and "qa        -> v4.8" in out
     assert "rollback would return to" in out
 
 
-def test_site_is_accepted_after_the_command_too(demo_template: Site, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status", "--site", str(demo_template.file)]) == 0
+def test_site_is_accepted_after_the_command_too(demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--site", str(demo_site.file)]) == 0
     assert "current   -> v4.3" in capsys.readouterr().out
-    assert main(["--site", "/nowhere/site.toml", "status", "--site", str(demo_template.file)]) == 0  # the last one wins
+    assert main(["--site", "/nowhere/site.toml", "status", "--site", str(demo_site.file)]) == 0  # the last one wins
 
 
 def test_a_hand_edited_export_is_named_as_ignored_and_where_fixes_go(
@@ -163,12 +163,12 @@ def test_demo_root_works_outside_a_clone_with_no_site_file(
 
 
 def test_inventory_json_lists_every_environment_of_current(
-        demo_template: Site, capsys: pytest.CaptureFixture[str]) -> None:
+        demo_site: Site, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    code, out, _ = run(demo_template, capsys, "inventory", "--json")
+    code, out, _ = run(demo_site, capsys, "inventory", "--json")
     facts = json.loads(out)
-    assert code == 0 and {f["name"] for f in facts} == set(demo_template.installation("current").environments())
+    assert code == 0 and {f["name"] for f in facts} == set(demo_site.installation("current").environments())
     hlink = next(f for f in facts if f["name"] == "hlink")
     assert hlink["kernels"] == ["hlink"] and hlink["size"] > 0 and hlink["user"]
 

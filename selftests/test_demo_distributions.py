@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import rattler
-from conftest import Demo
+from fixture_sites import pristine
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -58,10 +58,10 @@ os._exit(0)
 
 
 @pytest.fixture(scope="module")
-def kernel_env(_demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+def kernel_env(_fixture_sites: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """A real environment with python and ipykernel, solved and linked by py-rattler from the demo's `main`
     channel, which the demo build wrote with write_kernel_channel (beside python and its own pip)."""
-    chan = _demo.root / "main"
+    chan = pristine(_fixture_sites, "kernel_site") / "main"
     expected = {f"{pkg.subdir}/{pkg.filename}" for pkg in _closure_packages()}
     assert expected <= {f"{p.parent.name}/{p.name}" for p in chan.glob("*/*.tar.bz2")}
     tmp = tmp_path_factory.mktemp("kernel")

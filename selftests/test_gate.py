@@ -52,7 +52,7 @@ def in_background(project: Path, *args: str) -> subprocess.Popen[bytes]:
 
 def interrupt(running: subprocess.Popen[bytes]) -> int:
     """Ctrl-C as a terminal sends it, to the whole process group, then wait until every process of the
-    group is gone: an xdist worker still finishing would write into the shared demo after the test."""
+    group is gone: an xdist worker still finishing would write into the site while the next test's copy is made."""
     os.killpg(running.pid, signal.SIGINT)
     returncode = running.wait(timeout=600)
     deadline = time.monotonic() + 60

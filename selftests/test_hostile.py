@@ -462,12 +462,12 @@ def pip_reads_the_users_config(world: World) -> list[str]:
 
 def qa_environment_is_a_symlink(world: World) -> list[str]:
     (world.outside / "elsewhere").mkdir()
-    (world.site.root / "v4.8" / "envs" / "hlink").symlink_to(world.outside / "elsewhere")
-    return world.condaqa("replicate", "--env", "hlink", "--rebuild")
+    (world.site.root / "v4.8" / "envs" / "survey_weights").symlink_to(world.outside / "elsewhere")
+    return world.condaqa("replicate", "--env", "survey_weights", "--rebuild")
 
 
 def replicate_on_a_full_disk(world: World) -> list[str]:
-    return _full(world, world.site.root / "v4.8" / "envs", world.condaqa("replicate", "--env", "hlink"))
+    return _full(world, world.site.root / "v4.8" / "envs", world.condaqa("replicate", "--env", "survey_weights"))
 
 
 def credentials_in_reports(world: World) -> list[str]:
@@ -611,7 +611,7 @@ CASES = (
     Case("user-pip-config", "the invoking user's pip.conf and PIP_* variables", "ignored: pip runs --isolated",
          pip_reads_the_users_config, 0, (), demo=True),
     Case("qa-env-link", "a qa environment that is a symlink", "refused (build guard), nothing followed",
-         qa_environment_is_a_symlink, 1, ("{root}/v4.8/envs/hlink is a symlink",), demo=True),
+         qa_environment_is_a_symlink, 1, ("{root}/v4.8/envs/survey_weights is a symlink",), demo=True),
     Case("full-disk-replicate", "`replicate` when qa's disk is full", "exit 2 naming the path",
          replicate_on_a_full_disk, 2, ("No space left on device",), demo=True, unshare=True),
     Case("credentials-reports", "a password in an index URL of the site's pip_args, repeated in an override",
@@ -678,8 +678,8 @@ def test_hostile_input_on_a_small_site(case: Case, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.demo], ids=lambda c: c.id)
-def test_hostile_input_on_the_demo_site(case: Case, demo_copy: Site, tmp_path: Path) -> None:
-    demo_site = demo_copy
+def test_hostile_input_on_the_demo_site(case: Case, pip_site: Site, tmp_path: Path) -> None:
+    demo_site = pip_site
     done = run_case(case, _world(demo_site, tmp_path))
     if case.id == "local-folder":
         assert not (tmp_path / "outside" / "backend-ran").exists()

@@ -47,22 +47,22 @@ def _kernel_env(site: Site, name: str, value: str) -> None:
 
 
 def test_a_kernel_specs_path_does_not_choose_the_tools_that_start_the_sandbox(
-        pytester: pytest.Pytester, demo_copy: Site, outside: Path) -> None:
+        pytester: pytest.Pytester, kernel_site: Site, outside: Path) -> None:
     """Case 1: the hlink spec puts its environment's bin/ first on PATH; tools named like the sandbox's
     helpers planted there never run (before the fix, `unshare` from there ran as root)."""
-    bin_dir = demo_copy.root / "v4.3" / "envs" / "hlink" / "bin"
-    assert f'"PATH": "{bin_dir}:' in (demo_copy.kernels_dir / "hlink" / "kernel.json").read_text()
+    bin_dir = kernel_site.root / "v4.3" / "envs" / "hlink" / "bin"
+    assert f'"PATH": "{bin_dir}:' in (kernel_site.kernels_dir / "hlink" / "kernel.json").read_text()
     for tool in HELPERS:
         real = shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")
         (bin_dir / tool).write_text(f'#!/bin/sh\nid -u > {outside}/{tool}-ran-as\nexec {real} "$@"\n')
         (bin_dir / tool).chmod(0o755)
-    result = qualify(pytester, demo_copy, "-k", "hlink")
+    result = qualify(pytester, kernel_site, "-k", "hlink")
     assert result.ret == 0, result.stdout.str()
     assert sorted(p.name for p in outside.iterdir()) == []
 
 
 def test_a_kernel_specs_ld_preload_reaches_only_the_kernel(
-        pytester: pytest.Pytester, demo_copy: Site, outside: Path, tmp_path: Path) -> None:
+        pytester: pytest.Pytester, kernel_site: Site, outside: Path, tmp_path: Path) -> None:
     """Case 2: LD_PRELOAD in a spec's env names a library of the environment; it may load into the kernel,
     unprivileged and sandboxed, never into a helper that runs as root (before the fix, into `unshare`)."""
     compiler = shutil.which("cc") or shutil.which("gcc")
@@ -70,10 +70,10 @@ def test_a_kernel_specs_ld_preload_reaches_only_the_kernel(
         pytest.skip("no C compiler to build the planted library")
     source = tmp_path / "planted.c"
     source.write_text(PRELOAD.replace("OUTSIDE", f'"{outside}"'))
-    library = demo_copy.root / "v4.3" / "envs" / "hlink" / "lib" / "libplanted.so"
+    library = kernel_site.root / "v4.3" / "envs" / "hlink" / "lib" / "libplanted.so"
     subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
-    _kernel_env(demo_copy, "LD_PRELOAD", str(library))
-    result = qualify(pytester, demo_copy, "-k", "hlink")
+    _kernel_env(kernel_site, "LD_PRELOAD", str(library))
+    result = qualify(pytester, kernel_site, "-k", "hlink")
     assert result.ret == 0, result.stdout.str()
     assert sorted(p.name for p in outside.iterdir()) == []
 
@@ -100,7 +100,7 @@ def test_an_owner_check_cannot_make_the_site_writable_again(pytester: pytest.Pyt
 
 @pytest.mark.parametrize("sandbox", ["default", "none"])
 def test_a_current_environment_linked_outside_the_site_is_not_changed_unnoticed(
-        pytester: pytest.Pytester, demo_copy: Site, outside: Path, monkeypatch: pytest.MonkeyPatch,
+        pytester: pytest.Pytester, kernel_site: Site, outside: Path, monkeypatch: pytest.MonkeyPatch,
         sandbox: str) -> None:
     """Case 6: current's survey_weights is a link to a folder outside the site, and a .pth file in it appends
     to one of its modules whenever its python starts. In the sandbox the write fails; where no sandbox works
@@ -108,7 +108,7 @@ def test_a_current_environment_linked_outside_the_site_is_not_changed_unnoticed(
     if sandbox == "none":
         monkeypatch.setenv("CONDAQA_SANDBOX", "none")
         monkeypatch.setenv("CONDAQA_FENCE", "detect")  # what condaqa before the sandbox called it
-    envs = demo_copy.root / "v4.3" / "envs"
+    envs = kernel_site.root / "v4.3" / "envs"
     moved = outside / "survey_weights"
     os.rename(envs / "survey_weights", moved)
     os.symlink(moved, envs / "survey_weights")
@@ -118,7 +118,7 @@ def test_a_current_environment_linked_outside_the_site_is_not_changed_unnoticed(
     before = module.read_bytes()
     (module.parent.parent / "zz_planted.pth").write_text(
         f"import pathlib; pathlib.Path({str(module)!r}).open('a').write('# changed by a .pth\\n')\n")
-    result = qualify(pytester, demo_copy, "-k", "survey_weights")
+    result = qualify(pytester, kernel_site, "-k", "survey_weights")
     if sandbox == "default":
         assert result.ret == 0, result.stdout.str()
         assert module.read_bytes() == before

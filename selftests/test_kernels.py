@@ -5,7 +5,7 @@ homes still name by an installation's versioned path.
 The demo's environments in current carry a real ipykernel; qa's are copies of current's made of
 hard links (fast: building them is test_plugin's business; the tests only add and remove files in
 a copy, never edit one in place, which would edit current's too). The one test that writes into
-current's environment takes `demo_copy`, the others the shared `demo_site`.
+current's environment takes the small `kernel_site` of its own, the others the shared `demo_site`.
 """
 
 from __future__ import annotations
@@ -110,18 +110,18 @@ def test_a_kernel_without_ipykernel_fails_clearly_and_triage_tells_regression_fr
     assert found.category is Category.ALREADY_BROKEN and "fails from current's spec too" in found.detail
 
 
-def test_a_kernel_gets_the_env_variables_of_its_spec(demo_copy: Site) -> None:
+def test_a_kernel_gets_the_env_variables_of_its_spec(kernel_site: Site) -> None:
     """A module of current's environment imports only with the variable the spec's env gives it."""
-    prefix = demo_copy.current_installation().env_prefix(SIJ)
+    prefix = kernel_site.current_installation().env_prefix(SIJ)
     (prefix / "lib" / PY / "site-packages" / "needs_token.py").write_text(
         "import os\nif os.environ.get('CONDAQA_TOKEN') != 'granted':\n"
         "    raise ImportError('needs_token: CONDAQA_TOKEN is not set')\n", encoding="utf-8")
-    argv = ipykernel_argv(demo_copy.current_link / "envs" / SIJ / "bin" / "python")
-    write_spec(demo_copy, "with-token", argv, {"CONDAQA_TOKEN": "granted"})
-    write_spec(demo_copy, "without-token", argv)
-    sandbox = sandbox_for(demo_copy)
+    argv = ipykernel_argv(kernel_site.current_link / "envs" / SIJ / "bin" / "python")
+    write_spec(kernel_site, "with-token", argv, {"CONDAQA_TOKEN": "granted"})
+    write_spec(kernel_site, "without-token", argv)
+    sandbox = sandbox_for(kernel_site)
     runs = {name: start(sandbox, SIJ, k, k.argv, k.env, ["needs_token"], 60)
-            for name, k in ((n, kernel(demo_copy, n)) for n in ("with-token", "without-token"))}
+            for name, k in ((n, kernel(kernel_site, n)) for n in ("with-token", "without-token"))}
     assert runs["with-token"].ok, runs["with-token"].stderr
     without = runs["without-token"]
     assert not without.ok and without.problem == "cannot import needs_token"

@@ -12,7 +12,7 @@ from condaqa.demo.site import COMPLETE, NOT_ASKED, catalog_digest, ensure_demo, 
 from condaqa.errors import ConfigError, SiteError
 from condaqa.inputs import name_problem
 from condaqa.manifest import load_manifest, site_manifest, starter_ini
-from condaqa.site import DEMO_LEFT_OUT, load_site
+from condaqa.site import DEMO_LEFT_OUT, Site, load_site
 
 
 def write(tmp_path: Path, ini: str, toml: str | None = None) -> Path:
@@ -103,6 +103,16 @@ def test_a_partial_demo_is_kept_only_for_the_environments_it_holds(
             ensure_demo(site, progress=print, only=asked)
     else:
         assert ensure_demo(site, progress=print, only=asked) is False
+
+
+def test_a_partial_demo_holds_only_its_environments_and_leaves_the_others_out(pip_site: Site) -> None:
+    assert [e.name for e in site_manifest(pip_site)] == ["nhis_reformat", "survey_weights"]
+    left_out = pip_site.left_out()
+    assert left_out["hlink"] == NOT_ASKED and "census_py27" in left_out
+    assert sorted(p.name for p in pip_site.current_installation().path.joinpath("envs").iterdir()) == [
+        "nhis_reformat", "survey_weights"]
+    assert not list((pip_site.root / "main").glob("*/ipykernel-*"))  # no kernel in it: no kernel's packages
+    assert not list(pip_site.kernels_dir.glob("*/kernel.json"))
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Demo, Qualified, no_rescue, put_qualification, write_project
+from conftest import Qualified, no_rescue, write_project
 from lxml import etree
 
 from condaqa.kernels.specs import find_kernels
@@ -60,7 +60,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def test_demo_qualifies_green_one_worker_per_environment_rebuilds_nothing_and_leaves_current_alone(
-        green_qualification: Qualified, _demo: Demo, qualified_project: Path, pytester: pytest.Pytester) -> None:
+        green_qualification: Qualified, qualified_project: Path, pytester: pytest.Pytester) -> None:
     """The worker's own full qualification from scratch (`pytest -n 2 -v`, made once for every test
     that starts from it), then a re-run on what it left."""
     result, project, demo_site = green_qualification.run, green_qualification.project, load_site(
@@ -88,7 +88,7 @@ def test_demo_qualifies_green_one_worker_per_environment_rebuilds_nothing_and_le
     kernels_table = (project / "reports" / "summary.md").read_text().split("## Kernels\n")[1]
     for k in find_kernels(demo_site):  # every kernel started for real, from qa's spec and from current's
         assert f"| {k.name} | {k.environment} | {k.display_name} | yes | yes | - |" in kernels_table, kernels_table
-    assert green_qualification.guarded == _demo.guarded, "qualification wrote under current, a channel or git"
+    assert green_qualification.changed == [], "qualification wrote under current, a channel or git"
     names = [e.name for e in manifest]
     kernel_envs = {k.name: k.environment for k in find_kernels(demo_site)}
     workers: dict[str, set[str]] = {}
@@ -151,9 +151,8 @@ def test_a_failing_owner_check_fails_only_its_environment_with_its_own_words(
 
 
 def test_a_missing_pin_fails_only_its_environment_at_preflight(
-        pytester: pytest.Pytester, demo_copy: Site, green_qualification: Qualified) -> None:
-    demo_site, project = demo_copy, pytester.path
-    put_qualification(demo_site.root, green_qualification)  # the others qualified already: only survey_weights builds
+        pytester: pytest.Pytester, pip_site: Site) -> None:
+    demo_site, project = pip_site, pytester.path
     no_rescue(write_project(project, demo_site.root))  # rescue would re-pack the record's 7.7.7 from current
     meta = demo_site.root / "v4.3" / "envs" / "survey_weights" / "conda-meta"
     record = next(meta.glob("tabular-2.0.0-*.json"))
@@ -172,10 +171,10 @@ def test_a_missing_pin_fails_only_its_environment_at_preflight(
 
 
 def test_where_nothing_isolates_a_probe_that_writes_into_current_fails_its_environment(
-        pytester: pytest.Pytester, demo_copy: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+        pytester: pytest.Pytester, pip_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONDAQA_SANDBOX", "none")  # as where no sandbox works
-    write_project(pytester.path, demo_copy.root)
-    env = demo_copy.root / "v4.3" / "envs" / "survey_weights"
+    write_project(pytester.path, pip_site.root)
+    env = pip_site.root / "v4.3" / "envs" / "survey_weights"
     planted = env / "conda-meta" / "planted.json"
     site_packages = next(env.glob("lib/python*/site-packages"))
     (site_packages / "plants.py").write_text(f"open({str(planted)!r}, 'w').write('{{}}')\n")
@@ -189,12 +188,12 @@ def test_where_nothing_isolates_a_probe_that_writes_into_current_fails_its_envir
 
 
 def test_executables_that_qa_lacks_are_findings_of_the_versions_check(
-        pytester: pytest.Pytester, demo_copy: Site) -> None:
+        pytester: pytest.Pytester, pip_site: Site) -> None:
     """conda 4.3 linked activate and deactivate into every environment; a new installation does not."""
-    write_project(pytester.path, demo_copy.root)
-    bin_ = demo_copy.root / "v4.3" / "envs" / "survey_weights" / "bin"
+    write_project(pytester.path, pip_site.root)
+    bin_ = pip_site.root / "v4.3" / "envs" / "survey_weights" / "bin"
     for name in ("activate", "deactivate"):
-        (bin_ / name).symlink_to(demo_copy.root / "v4.3" / "bin" / name)
+        (bin_ / name).symlink_to(pip_site.root / "v4.3" / "bin" / name)
     result = run(pytester, "-n", "0", "-k", "survey_weights")
     assert result.ret == 0, result.stdout.str()
     saved = read_findings(pytester.path / "reports" / "findings" / "survey_weights.json")

@@ -32,8 +32,8 @@ def site_channel_urls(site: Site) -> list[str]:
     return [(site.root / name).as_uri() for name in ("main", "mpc")]
 
 
-def test_read_prefix_separates_conda_and_pip(demo_template: Site) -> None:
-    contents = read_prefix(current_prefix(demo_template, "nhis_reformat"))
+def test_read_prefix_separates_conda_and_pip(demo_site: Site) -> None:
+    contents = read_prefix(current_prefix(demo_site, "nhis_reformat"))
     conda = {p.name: (p.version, p.subdir) for p in contents.conda}
     assert conda["tabular"] == ("1.1.0", "noarch") and conda["python"][1] == "linux-64"
     assert conda["pip"][0]  # pip's own dist-info belongs to its conda record, not to the pip list
@@ -41,25 +41,25 @@ def test_read_prefix_separates_conda_and_pip(demo_template: Site) -> None:
     assert "tabular" in top_level_modules(contents) and "codebook" in top_level_modules(contents)
 
 
-def test_export_is_conda_env_format_without_builds_or_prefix(demo_template: Site) -> None:
-    spec = export_environment(demo_template, "nhis_reformat")
+def test_export_is_conda_env_format_without_builds_or_prefix(demo_site: Site) -> None:
+    spec = export_environment(demo_site, "nhis_reformat")
     data = yaml.safe_load(dump_spec(spec))
     assert list(data) == ["name", "channels", "dependencies"]
-    assert data["channels"] == site_channel_urls(demo_template)  # folders by their URL, in the site's order
+    assert data["channels"] == site_channel_urls(demo_site)  # folders by their URL, in the site's order
     assert "tabular=1.1.0" in data["dependencies"] and {"pip": ["codebook==1.2.0"]} in data["dependencies"]
     assert all(entry.count("=") == 1 for entry in data["dependencies"] if isinstance(entry, str))
-    assert dump_spec(spec) == dump_spec(export_environment(demo_template, "nhis_reformat"))  # deterministic
+    assert dump_spec(spec) == dump_spec(export_environment(demo_site, "nhis_reformat"))  # deterministic
 
 
-def test_export_names_internal_channel(demo_template: Site) -> None:
-    spec = export_environment(demo_template, "hlink")
-    assert "linkage=2.2.0" in spec.dependencies and spec.channels == site_channel_urls(demo_template)
+def test_export_names_internal_channel(demo_site: Site) -> None:
+    spec = export_environment(demo_site, "hlink")
+    assert "linkage=2.2.0" in spec.dependencies and spec.channels == site_channel_urls(demo_site)
     assert spec.channels[1].endswith("/mpc")  # the internal channel linkage comes from, so any conda finds it
 
 
-def test_export_of_missing_environment_is_clear(demo_template: Site) -> None:
+def test_export_of_missing_environment_is_clear(demo_site: Site) -> None:
     with pytest.raises(PrefixError, match="environment 'ghost' does not exist"):
-        export_environment(demo_template, "ghost")
+        export_environment(demo_site, "ghost")
 
 
 def test_corrupt_record_names_the_file(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,9 +23,8 @@ ENV = "missing_pin"  # holds ipumsdata 0.4.0, which the demo withdrew from mpc
 
 
 @pytest.fixture
-def site(demo_copy: Site) -> Iterator[Site]:
-    yield demo_copy
-    shutil.rmtree(demo_copy.rescue_dir, ignore_errors=True)
+def site(rescue_site: Site) -> Site:
+    return rescue_site
 
 
 def _pkgs(site: Site) -> Path:

@@ -586,14 +586,14 @@ def env_named(site: Site, name: str) -> Environment:
     return next(e for e in load_manifest(site.manifest) if e.name == name)
 
 
-def test_from_history_gives_the_specs_users_asked_for(demo_template: Site) -> None:
-    spec = export_from_history(demo_template, "super_important_jupyter_kernel")
+def test_from_history_gives_the_specs_users_asked_for(demo_site: Site) -> None:
+    spec = export_from_history(demo_site, "super_important_jupyter_kernel")
     assert spec.dependencies == ["datefmt >=1.0", "ipykernel", "pip", "python", "tabular"] and spec.pip == []
-    assert export_from_history(demo_template, "nhis_reformat").pip == ["codebook==1.2.0"]
+    assert export_from_history(demo_site, "nhis_reformat").pip == ["codebook==1.2.0"]
 
 
-def test_an_override_replaces_the_export_and_says_what_it_fixed(demo_template: Site) -> None:
-    built, findings = plan_environment(demo_template, env_named(demo_template, "missing_pin"))
+def test_an_override_replaces_the_export_and_says_what_it_fixed(demo_site: Site) -> None:
+    built, findings = plan_environment(demo_site, env_named(demo_site, "missing_pin"))
     assert built.source is PlanSource.OVERRIDE and "ipumsdata=0.4.1" in built.conda
     by_rule = {(f.rule, f.package): f for f in findings}
     assert by_rule[(Rule.OVERRIDE, "ipumsdata")].action == "ipumsdata=0.4.1 instead of ipumsdata=0.4.0"
@@ -661,10 +661,10 @@ def test_without_its_override_a_missing_pin_stops_at_preflight_without_a_solve(d
     assert [f.rule for f in saved.findings if f.severity is ERROR] == [Rule.MISSING_VERSION] and not saved.override
 
 
-def test_a_history_build_lists_its_drift(demo_copy: Site) -> None:
+def test_a_history_build_lists_its_drift(kernel_site: Site) -> None:
     """The build the plugin runs (qualification/builds.py) adds the drift to the findings it saves.
-    It edits a record of current's hlink, so it gets a demo of its own."""
-    demo_site = demo_copy
+    It edits a record of current's hlink, so it gets a site of its own."""
+    demo_site = kernel_site
     toml = demo_site.manifest.with_suffix(".toml")
     toml.write_text(toml.read_text().replace('[hlink]\n', '[hlink]\nstrategy = "history"\n'))
     env = env_named(demo_site, "hlink")
@@ -701,11 +701,11 @@ def test_history_drift_names_moved_and_vanished_packages() -> None:
     assert history_drift("env1", current, current) == []
 
 
-def test_a_foreign_file_with_the_site_channels_gets_the_preflight(demo_template: Site, tmp_path: Path) -> None:
+def test_a_foreign_file_with_the_site_channels_gets_the_preflight(demo_site: Site, tmp_path: Path) -> None:
     exported = tmp_path / "missing_pin.yml"
     exported.write_text("name: missing_pin\nchannels: [mpc]\ndependencies:\n  - ipumsdata=0.4.0=pyh_0\n")
-    index = RepodataIndex(demo_template)
-    legacy = load_legacy(legacy_path(demo_template))
+    index = RepodataIndex(demo_site)
+    legacy = load_legacy(legacy_path(demo_site))
     result = sanitize_file(exported, index=index, legacy=legacy)
     assert result.spec.dependencies == ["ipumsdata=0.4.0"]
     [missing] = [f for f in result.findings if f.rule is Rule.MISSING_VERSION]
@@ -713,24 +713,24 @@ def test_a_foreign_file_with_the_site_channels_gets_the_preflight(demo_template:
 
 
 def test_the_sanitize_command_runs_the_preflight_only_with_a_site(
-        demo_template: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        demo_site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exported = tmp_path / "old.yml"
     exported.write_text("name: old\nchannels: [mpc]\ndependencies: [python, ipumsdata=0.4.0=pyh_0]\n")
     out = tmp_path / "out"
     assert main(["sanitize", str(exported), "--out", str(out)]) == 0
     assert "1 finding;" in capsys.readouterr().out
-    assert main(["sanitize", str(exported), "--site", str(demo_template.file), "--out", str(out)]) == 1
+    assert main(["sanitize", str(exported), "--site", str(demo_site.file), "--out", str(out)]) == 1
     assert "2 findings, 1 error;" in capsys.readouterr().out
-    assert main(["--site", str(demo_template.file), "sanitize", str(exported), "--out", str(out)]) == 1
+    assert main(["--site", str(demo_site.file), "sanitize", str(exported), "--out", str(out)]) == 1
     assert "nearest available: 0.4.1, 0.5.0" in (out / "old.findings.json").read_text()
     assert load_spec(out / "old.yml").dependencies == ["python", "ipumsdata=0.4.0"]
 
 
 def test_the_sanitize_command_prints_each_error_findings_reason(
-        demo_template: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        demo_site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exported = tmp_path / "old.yml"
     exported.write_text("name: old\nchannels: [mpc]\ndependencies: [python, ipumsdata=0.4.0=pyh_0]\n")
-    assert main(["sanitize", str(exported), "--site", str(demo_template.file), "--out", str(tmp_path / "out")]) == 1
+    assert main(["sanitize", str(exported), "--site", str(demo_site.file), "--out", str(tmp_path / "out")]) == 1
     out = capsys.readouterr().out
     assert "  error missing-version ipumsdata: ipumsdata=0.4.0: no such version in mpc" in out
     assert "nearest available: 0.4.1, 0.5.0" in out
@@ -752,18 +752,18 @@ def test_sanitize_with_a_site_says_the_preflight_skipped_an_unreachable_channel(
 
 
 def test_the_sanitize_command_fails_a_file_with_an_extra_index_unless_the_site_gives_it(
-        demo_template: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        demo_site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exported = tmp_path / "wheels.yml"
     exported.write_text("name: wheels\nchannels: [main]\ndependencies:\n  - python\n  - pip\n  - pip:\n"
                         "    - --extra-index-url https://evil.example/simple\n"
-                        f"    - --find-links {demo_template.root}/wheelhouse\n    - codebook==1.2.0\n")
+                        f"    - --find-links {demo_site.root}/wheelhouse\n    - codebook==1.2.0\n")
     out = tmp_path / "out"
     assert main(["sanitize", str(exported), "--out", str(out)]) == 1
     assert "2 errors" in capsys.readouterr().out
-    assert main(["sanitize", "--site", str(demo_template.file), str(exported), "--out", str(out)]) == 1
+    assert main(["sanitize", "--site", str(demo_site.file), str(exported), "--out", str(out)]) == 1
     assert "1 error" in capsys.readouterr().out  # the site gives --find-links {root}/wheelhouse, not the index
     saved = json.loads((out / "wheels.findings.json").read_text())
     assert {f["package"]: f["severity"] for f in saved["findings"] if f["rule"] == "pip-options"} == {
         "--extra-index-url https://evil.example/simple": "error",
-        f"--find-links {demo_template.root}/wheelhouse": "info"}
+        f"--find-links {demo_site.root}/wheelhouse": "info"}
     assert load_spec(out / "wheels.yml").pip == ["codebook==1.2.0"]

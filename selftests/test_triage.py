@@ -1,7 +1,7 @@
 """Failure triage: every category from a real failure on a demo site, plus the message rules.
 
-Each test breaks one environment of the worker's demo site (an override, a check of its own, a
-moved git repository in a copy of its own), builds it in qa and classifies what happened. The
+Each test breaks one environment of its own copy of a demo site (an override, a check of its own, a
+moved git repository), builds it in qa and classifies what happened. The
 message rules, the kernel, version and current-changed cases run without a site.
 """
 
@@ -35,7 +35,7 @@ from condaqa.vocab import Category, Disposition, Rule, Severity, Stage
 
 @pytest.fixture
 def site(demo_site: Site) -> Site:
-    """A demo site of the test's own (conftest's copy of the one built for the worker): each test breaks it."""
+    """The test's own copy of the demo site (conftest): each test breaks it."""
     return demo_site
 
 
@@ -121,8 +121,8 @@ def test_pip_failure_names_the_requirement_and_pips_message(site: Site) -> None:
 
 
 @produces(Category.VCS_UNREACHABLE)
-def test_an_unreachable_git_repository_is_vcs_unreachable(demo_copy: Site) -> None:
-    site = demo_copy  # it moves the demo's git repository away: a demo of its own
+def test_an_unreachable_git_repository_is_vcs_unreachable(archive_site: Site) -> None:
+    site = archive_site  # it moves the site's git repository away: a site of its own
     repo = site.root / "git" / "harmonize"
     (repo / ".git").rename(repo / "git-was-here")  # the folder is there, the repository is not
     error, found = build_failure(site, "git_installed")
