@@ -28,7 +28,6 @@ from helpers_sites import state_digest
 from condaqa.scheduling import GroupScheduling
 from condaqa.site import Site, load_site
 
-__all__ = ["REPO", "write_project"]  # the tests take them from here
 # What real conda wrote and printed (its README.md says what each file is): beside the repository, or a copy.
 REALCONDA = Path(os.environ.get("CONDAQA_REALCONDA") or REPO.parent / "shared" / "realconda")
 QA = "v4.8"

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import write_project
+from fixture_sites import write_project
 
 from condaqa.site import Site
 

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-from conftest import REPO
+from fixture_sites import REPO
 
 PACKAGE = REPO / "condaqa"
 

@@ -21,7 +21,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import QA, REPO
+from conftest import QA
+from fixture_sites import REPO
 
 from condaqa.checks import imports
 from condaqa.demo import catalog, pythons

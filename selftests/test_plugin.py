@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Qualified, no_rescue, write_project
+from conftest import Qualified, no_rescue
+from fixture_sites import write_project
 from lxml import etree
 
 from condaqa.kernels.specs import find_kernels

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import write_project
+from fixture_sites import write_project
 from helpers_sites import qualify
 
 from condaqa.cli import main

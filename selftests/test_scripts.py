@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, write_project
+from fixture_sites import REPO, write_project
 from lxml import etree
 
 from condaqa.site import Site
