@@ -7,6 +7,14 @@ file's digest is kept in a cache under the site's state, keyed by what an edit c
 preserve: inode, size, mtime and ctime (which only the kernel sets). A file whose ctime moved
 without its content changing (another environment hard-linked the same package file, or
 changed its group) is hashed again and counts the same.
+
+That moved ctime is why a re-run after building many environments used to read each of them
+whole: every build links the same package files (and the shared bytecode) into its prefix,
+which moves the ctime of files the earlier environments hold too. Within one process a digest
+is therefore also kept by device and inode, so a file linked into sixty environments is read
+once, not sixty times. The key is the same; only a file whose ctime is a second older than the
+moment it was hashed is kept this way, since the kernel's clock ticks coarsely and an edit in
+the same tick would leave the key as it was.
 """
 
 from __future__ import annotations
@@ -16,19 +24,23 @@ import hashlib
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 from condaqa import atomic
 
 ABSENT = "absent"
 _CHUNK = 1 << 20
+_SETTLED_NS = 1_000_000_000  # a file last changed longer ago than this is kept by inode (module docstring)
+_BY_INODE_MAX = 250_000  # about 60 MiB of digests; past it the process starts over
+_by_inode: dict[tuple[int, int, int, int, int], str] = {}
 
 
 def fingerprint(prefix: Path, cache: Path | None, *, skip: frozenset[str] = frozenset(),
                 skip_names: frozenset[str] = frozenset()) -> str:
     """A digest of every path under `prefix` (relative paths in `skip`, and entries named as in
     `skip_names`, left out); "absent" if `prefix` is not a folder. `cache` keeps file digests between
-    calls (None: hash every file)."""
+    calls, and this process's by inode (None: hash every file)."""
     if not prefix.is_dir():
         return ABSENT
     found = listing(prefix, cache, skip=skip, skip_names=skip_names)
@@ -54,7 +66,7 @@ def listing(prefix: Path, cache: Path | None, *, skip: frozenset[str] = frozense
         for entry in entries:
             path = f"{relative}/{entry.name}" if relative else entry.name
             if path not in skip and entry.name not in skip_names:
-                found[path] = _describe(entry, path, known, seen, folders)
+                found[path] = _describe(entry, path, known, seen, folders, shared=cache is not None)
     if cache is not None and seen != known:
         with contextlib.suppress(OSError):  # a cache that cannot be written costs time, never correctness
             atomic.write_text(cache, json.dumps(seen, separators=(",", ":")))
@@ -62,7 +74,7 @@ def listing(prefix: Path, cache: Path | None, *, skip: frozenset[str] = frozense
 
 
 def _describe(entry: os.DirEntry[str], path: str, known: dict[str, list[object]], seen: dict[str, list[object]],
-              folders: list[str]) -> str:
+              folders: list[str], *, shared: bool) -> str:
     try:
         st = entry.stat(follow_symlinks=False)
     except OSError:
@@ -76,9 +88,24 @@ def _describe(entry: os.DirEntry[str], path: str, known: dict[str, list[object]]
         return f"type {stat.S_IFMT(st.st_mode)}"
     key: list[object] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     old = known.get(path)
-    digest = old[4] if isinstance(old, list) and len(old) == 5 and old[:4] == key else _digest(entry.path)
+    digest = old[4] if isinstance(old, list) and len(old) == 5 and old[:4] == key else (
+        _shared_digest(entry.path, st) if shared else _digest(entry.path))
     seen[path] = [*key, digest]
     return f"{st.st_size}\0{digest}"
+
+
+def _shared_digest(path: str, st: os.stat_result) -> str:
+    """The digest of a file this process has hashed under another path (a hard link), else its content's."""
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if (digest := _by_inode.get(key)) is not None:
+        return digest
+    began = time.time_ns()
+    digest = _digest(path)
+    if st.st_ctime_ns < began - _SETTLED_NS:
+        if len(_by_inode) >= _BY_INODE_MAX:
+            _by_inode.clear()
+        _by_inode[key] = digest
+    return digest
 
 
 def _digest(path: str) -> str:
