@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import stat
 import time
 from pathlib import Path
 
+import msgspec
+
 from condaqa import atomic
 
 ABSENT = "absent"
 _CHUNK = 1 << 20
-_SETTLED_NS = 1_000_000_000  # a file last changed longer ago than this is kept by inode (module docstring)
+_SETTLED_NS = 1_000_000_000  # a file last changed longer ago than this is kept by what it is (settled)
 _BY_INODE_MAX = 250_000  # about 60 MiB of digests; past it the process starts over
 _by_inode: dict[tuple[int, int, int, int, int], str] = {}
 
@@ -55,53 +56,68 @@ def listing(prefix: Path, cache: Path | None, *, skip: frozenset[str] = frozense
     known = _load(cache)
     seen: dict[str, list[object]] = {}
     found: dict[str, str] = {}
+    top = os.fspath(prefix)
     folders = [""]
     while folders:
         relative = folders.pop()
         try:
-            entries = list(os.scandir(prefix / relative if relative else prefix))
+            entries = list(os.scandir(f"{top}/{relative}" if relative else top))
         except OSError:
             found[relative or "."] = "unreadable"
             continue
+        base = f"{relative}/" if relative else ""
         for entry in entries:
-            path = f"{relative}/{entry.name}" if relative else entry.name
+            path = base + entry.name
             if path not in skip and entry.name not in skip_names:
-                found[path] = _describe(entry, path, known, seen, folders, shared=cache is not None)
+                found[path] = _describe(entry, path, known.get(path), seen, folders, shared=cache is not None)
     if cache is not None and seen != known:
         with contextlib.suppress(OSError):  # a cache that cannot be written costs time, never correctness
-            atomic.write_text(cache, json.dumps(seen, separators=(",", ":")))
+            atomic.write_bytes(cache, msgspec.json.encode(seen))
     return found
 
 
-def _describe(entry: os.DirEntry[str], path: str, known: dict[str, list[object]], seen: dict[str, list[object]],
-              folders: list[str], *, shared: bool) -> str:
+def _describe(entry: os.DirEntry[str], path: str, old: object, seen: dict[str, list[object]], folders: list[str],
+              *, shared: bool) -> str:
+    """What `entry` is; a regular file's digest comes from `old` (its cache entry) while inode, size, mtime
+    and ctime are still the ones it was hashed with. Every path of every environment passes here on each
+    look, so the common case (a known regular file) is tested first and builds nothing it can reuse."""
     try:
         st = entry.stat(follow_symlinks=False)
     except OSError:
         return "vanished"
+    if stat.S_ISREG(st.st_mode):
+        if (isinstance(old, list) and len(old) == 5 and old[0] == st.st_ino and old[1] == st.st_size
+                and old[2] == st.st_mtime_ns and old[3] == st.st_ctime_ns):
+            digest = old[4]
+            seen[path] = old
+        else:
+            digest = _shared_digest(entry.path, st) if shared else _digest(entry.path)
+            seen[path] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest]
+        return f"{st.st_size}\0{digest}"
     if stat.S_ISDIR(st.st_mode):
         folders.append(path)
         return "folder"
     if stat.S_ISLNK(st.st_mode):
         return f"link\0{os.readlink(entry.path)}"
-    if not stat.S_ISREG(st.st_mode):
-        return f"type {stat.S_IFMT(st.st_mode)}"
-    key: list[object] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-    old = known.get(path)
-    digest = old[4] if isinstance(old, list) and len(old) == 5 and old[:4] == key else (
-        _shared_digest(entry.path, st) if shared else _digest(entry.path))
-    seen[path] = [*key, digest]
-    return f"{st.st_size}\0{digest}"
+    return f"type {stat.S_IFMT(st.st_mode)}"
+
+
+def settled(st: os.stat_result) -> tuple[int, int, int, int, int] | None:
+    """What no edit of the file can keep (device, inode, size, mtime, ctime), once its last change is over
+    a second old; None before, since the kernel's ctime ticks coarsely and an edit in the same tick would
+    keep it. Take it before reading the file: what is read then is what it names, or a newer edit moved it."""
+    if st.st_ctime_ns >= time.time_ns() - _SETTLED_NS:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _shared_digest(path: str, st: os.stat_result) -> str:
     """The digest of a file this process has hashed under another path (a hard link), else its content's."""
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    if (digest := _by_inode.get(key)) is not None:
+    key = settled(st)
+    if key is not None and (digest := _by_inode.get(key)) is not None:
         return digest
-    began = time.time_ns()
     digest = _digest(path)
-    if st.st_ctime_ns < began - _SETTLED_NS:
+    if key is not None:
         if len(_by_inode) >= _BY_INODE_MAX:
             _by_inode.clear()
         _by_inode[key] = digest
@@ -124,8 +140,8 @@ def _load(cache: Path | None) -> dict[str, list[object]]:
     if cache is None:
         return {}
     try:
-        data = json.loads(cache.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = msgspec.json.decode(cache.read_bytes())
+    except (OSError, msgspec.DecodeError):
         return {}
     return data if isinstance(data, dict) else {}
 
