@@ -18,7 +18,7 @@ What py-rattler 0.28 leaves to condaqa:
   `_Memo.names` remembers it for the process, and repodata/absent/ for offline runs;
 - a local repodata.json is checked by the input policy first (a regular file within the REPODATA
   cap), since the Gateway would wait on a FIFO forever; and what the Gateway holds of a local
-  channel is dropped at each index, since ROOT/rescue is indexed again during a run;
+  channel is dropped once its repodata.json changed, since ROOT/rescue is indexed again during a run;
 - it has no size cap: a remote repodata is bounded by those timeouts only (README).
 """
 
@@ -35,6 +35,7 @@ from rattler.exceptions import GatewayError
 
 from condaqa import atomic, worker
 from condaqa.errors import BuildError, ConfigError
+from condaqa.fingerprint import settled
 from condaqa.inputs import REPODATA, check_file
 from condaqa.site import Site
 from condaqa.vocab import Stage
@@ -78,10 +79,16 @@ class _Gateway:
 
 @dataclass
 class _Memo:
-    """What this process learned of remote channels through one Gateway: each is asked once."""
+    """What this process learned of channels through one Gateway. A remote channel is asked once; a local
+    one again once its repodata.json changed, which ROOT/rescue does during a run. Every plan makes an
+    index of its own, so without this each would ask the engine process again for the same names and
+    versions: one round trip a name, a third of a replicate re-run."""
 
     names: dict[str, frozenset[str] | None] = field(default_factory=dict)  # subdir URL -> names (None: no subdir)
     failed: dict[str, str] = field(default_factory=dict)  # channel URL -> why it could not be read
+    local: dict[tuple[str, str, tuple[int, ...]], frozenset[str] | None] = field(default_factory=dict)
+    versions: dict[tuple[str, str, tuple[tuple[str, tuple[int, ...]], ...]], dict[str, set[str]]] = field(
+        default_factory=dict)  # (channel URL, name, its subdirs and their repodata files) -> subdir -> versions
 
 
 _memos: dict[_Gateway, _Memo] = {}
@@ -106,6 +113,7 @@ class Available:
 class _Channel:
     url: str
     names: dict[str, frozenset[str]]  # subdir -> the (normalized) names it lists
+    files: dict[str, tuple[int, ...] | None]  # subdir -> its repodata.json as read (fingerprint.settled); remote: ()
 
 
 class RepodataIndex:
@@ -120,39 +128,51 @@ class RepodataIndex:
         self._site = site
         self._gateway = _Gateway(cache_dir(site), site.offline, FETCH_TIMEOUT)
         self._subdirs = (qa_platform(site), "noarch")
+        self._memo = _memos.setdefault(self._gateway, _Memo())
         self._channels: dict[str, _Channel] = {}
         self._versions: dict[str, dict[str, dict[str, set[str]]]] = {}  # name -> channel -> subdir -> versions
         self.unreadable: dict[str, str] = {}  # channel -> why its repodata could not be read
         for name, url in site.solve_channels():
             try:
-                self._channels[name] = _Channel(url, self._load(name, url))
+                self._channels[name] = self._load(name, url)
             except ConfigError as exc:
                 self.unreadable[name] = str(exc)
 
-    def _load(self, channel: str, url: str) -> dict[str, frozenset[str]]:
+    def _load(self, channel: str, url: str) -> _Channel:
         scheme = urlparse(url).scheme
         if scheme not in ("file", *REMOTE):
             raise ConfigError(f"channel {channel!r} ({url}): preflight reads file://, http:// and https:// "
                               "channels only")
         if scheme == "file":
-            found = {subdir: self._local(channel, url, subdir) for subdir in self._subdirs}
-        else:
+            read = {subdir: self._local(channel, url, subdir) for subdir in self._subdirs}
+            found = {subdir: names for subdir, (names, _) in read.items()}
+            files = {subdir: file for subdir, (_, file) in read.items()}
+        else:  # read once per process: nothing to tell apart
             found = _remote(self._site, self._gateway, channel, url, self._subdirs)
+            files = dict.fromkeys(self._subdirs, ())
         platform = self._subdirs[0]
         if found["noarch"] is None and not found[platform]:
             raise ConfigError(f"channel {channel!r} ({url}) has no noarch/repodata.json and lists nothing for "
                               f"{platform}: not an indexed conda channel")
-        return {subdir: names for subdir, names in found.items() if names}
+        return _Channel(url, {subdir: names for subdir, names in found.items() if names}, files)
 
-    def _local(self, channel: str, url: str, subdir: str) -> frozenset[str] | None:
+    def _local(self, channel: str, url: str, subdir: str) -> tuple[frozenset[str] | None, tuple[int, ...] | None]:
+        """The names a local subdir lists (None: it has no repodata.json), and that file as read (None: changed
+        too lately to be known again by it, fingerprint.settled)."""
         path = Path(unquote(urlparse(url).path)) / subdir / "repodata.json"
         if not path.exists():
-            return None
+            return None, None
         check_file(path, REPODATA, ConfigError)
+        file = settled(path.stat())
+        if file is not None and (url, subdir, file) in self._memo.local:
+            return self._memo.local[url, subdir, file], file
         try:
-            return worker.call(_read_names, self._gateway, url, subdir, True, timeout=self._gateway.read_timeout)
+            names = worker.call(_read_names, self._gateway, url, subdir, True, timeout=self._gateway.read_timeout)
         except BuildError as exc:
             raise _unreadable(channel, str(path), exc) from None
+        if file is not None:
+            self._memo.local[url, subdir, file] = names
+        return names, file
 
     def names(self) -> list[str]:
         return sorted({n for channel in self._channels.values() for names in channel.names.values() for n in names})
@@ -174,11 +194,20 @@ class RepodataIndex:
                 subdirs = [subdir for subdir, names in listed.names.items() if key in names]
                 if not subdirs or channel in self.unreadable:
                     continue
+                files = [file for subdir in subdirs if (file := listed.files.get(subdir)) is not None]
+                known = len(files) == len(subdirs)  # else one changed too lately to be known again by it
+                asked = (listed.url, key, tuple(zip(subdirs, files, strict=True))) if known else None
+                if asked is not None and asked in self._memo.versions:
+                    self._versions[key][channel] = self._memo.versions[asked]
+                    continue
                 try:
                     self._versions[key][channel] = worker.call(_read_versions, self._gateway, listed.url, subdirs,
                                                                key, timeout=self._gateway.read_timeout)
                 except BuildError as exc:
                     self.unreadable[channel] = str(_unreadable(channel, f"{key} in {listed.url}", exc))
+                    continue
+                if asked is not None:
+                    self._memo.versions[asked] = self._versions[key][channel]
         return self._versions[key]
 
 

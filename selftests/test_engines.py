@@ -26,13 +26,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from helpers_sites import make_site
 from standins.conda_standin import install
 
-from condaqa import channels, worker
+from condaqa import channels, fingerprint, worker
 from condaqa.cli import main
 from condaqa.engines import ENGINES, Engine, conda, get_engine
 from condaqa.errors import BuildError, ConfigError
@@ -448,6 +449,55 @@ def test_remote_repodata_is_fetched_once_and_kept(demo_site: Site, serve: Serve,
     new_process(monkeypatch)  # and there only
     assert "no copy of" in channels.RepodataIndex(offline).unreadable[f"{base}/mpc"]
     assert len(seen) == 4
+
+
+def engine_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the channels ask the engine process from here on, by function, with nothing this process
+    learned of channels before, and every repodata file old enough to be known again by what it is."""
+    monkeypatch.setattr(channels, "_memos", {})
+    monkeypatch.setattr(fingerprint, "_SETTLED_NS", 0)  # written a moment ago by the test; in a run they are old
+    asked: list[str] = []
+    real = worker.call
+
+    def counted(function: Callable[..., object], *args: object, **kwargs: Any) -> object:
+        asked.append(function.__name__)
+        return real(function, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "call", counted)
+    return asked
+
+
+def test_a_local_channel_is_read_once_a_process_while_its_repodata_is_unchanged(
+        demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = engine_calls(monkeypatch)
+    first = channels.RepodataIndex(demo_site)
+    assert first.lookup("ipumsdata").all_versions() == ["0.4.1", "0.5.0"]
+    before = len(asked)
+    assert before and "_read_versions" in asked
+
+    again = channels.RepodataIndex(demo_site)  # each plan makes an index of its own
+
+    assert again.lookup("ipumsdata").all_versions() == ["0.4.1", "0.5.0"] and again.names() == first.names()
+    assert len(asked) == before
+
+
+def test_a_local_channel_indexed_again_during_a_run_is_read_again(demo_site: Site,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """ROOT/rescue is indexed again while a run goes on: what an earlier plan read of it must not hide that."""
+    asked = engine_calls(monkeypatch)
+    assert channels.RepodataIndex(demo_site).lookup("ipumsdata").all_versions() == ["0.4.1", "0.5.0"]
+    repodata = demo_site.root / "mpc" / "noarch" / "repodata.json"
+    index = json.loads(repodata.read_text())
+    records = index["packages"]  # the demo's are .tar.bz2
+    newest = next(f for f, r in records.items() if r["name"] == "ipumsdata" and r["version"] == "0.5.0")
+    records[newest.replace("0.5.0", "0.6.0")] = {**records[newest], "version": "0.6.0"}
+    repodata.write_text(json.dumps(index))
+    before = len(asked)
+
+    again = channels.RepodataIndex(demo_site)
+
+    assert again.lookup("ipumsdata").all_versions() == ["0.4.1", "0.5.0", "0.6.0"]
+    assert asked[before:].count("_read_names") == 1  # mpc's noarch, read again; the others are as they were
 
 
 def test_a_missing_version_in_a_remote_channel_stops_at_preflight(demo_site: Site, serve: Serve) -> None:

@@ -76,7 +76,8 @@ def source_spec(site: Site, env: Environment, ctx: Context) -> tuple[EnvSpec, Pl
     """The spec to build from: the override if there is one, else history or the exact pins."""
     path = override_path(site, env.name)
     if path.exists():
-        override, exported = with_absolute_paths(load_spec(path), path.parent), export_environment(site, env.name)
+        override = with_absolute_paths(load_spec(path), path.parent)
+        exported = export_environment(site, env.name, ctx.installed)
         found = [ctx.finding(Rule.OVERRIDE, "*", f"built from {path.name} instead of the exported spec",
                              f"a hand-fixed spec is kept in version control at {path}")]
         return override, PlanSource.OVERRIDE, [*found, *override_differences(ctx, exported, override),
@@ -87,7 +88,7 @@ def source_spec(site: Site, env: Environment, ctx: Context) -> tuple[EnvSpec, Pl
             Rule.HISTORY, "*", f"built from the {len(spec.dependencies)} specs users asked for",
             'strategy = "history": conda-meta/history instead of exact pins; versions may drift from current '
             "(listed after the build)")]
-    return export_environment(site, env.name), PlanSource.EXPORT, []
+    return export_environment(site, env.name, ctx.installed), PlanSource.EXPORT, []
 
 
 def with_absolute_paths(spec: EnvSpec, folder: Path) -> EnvSpec:

@@ -98,9 +98,12 @@ def _current_prefix(site: Site, name: str) -> Path:
     return prefix
 
 
-def export_environment(site: Site, name: str) -> EnvSpec:
-    """The spec of environment `name` as it is in `current`, read from its prefix."""
-    return spec_from_prefix(name, read_prefix(_current_prefix(site, name)), site_channels(site))
+def export_environment(site: Site, name: str, contents: PrefixContents | None = None) -> EnvSpec:
+    """The spec of environment `name` as it is in `current`, read from its prefix unless `contents` holds it
+    already (the planner reads it once for its rules too)."""
+    if contents is None:
+        contents = read_prefix(_current_prefix(site, name))
+    return spec_from_prefix(name, contents, site_channels(site))
 
 
 def export_from_history(site: Site, name: str) -> EnvSpec:
