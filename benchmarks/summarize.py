@@ -40,6 +40,17 @@ NOTES = [
     "again: 32.8 s (21.3 % of the first run) before, 25.1 s (16.7 %) after, the second on a slower hour (the "
     "loop took 263 s against 215 s). Only a file whose ctime is a second older than its hashing is kept by "
     "inode: where ctime ticks coarsely, a same-size edit in the same tick keeps its key.",
+    "- A re-run looks at every path again, so its cost per path counts (2026-12-07, later): a known file now "
+    "costs its lstat and a comparison with its cache entry, reused as it is, and the digest caches are read "
+    "and written with msgspec (the same JSON). Each plan made a channel index of its own and asked the engine "
+    "process again for the names of every local channel and the versions of each package looked up, one round "
+    "trip a name: the process now keeps what it read while the repodata.json it came from is unchanged (device, "
+    "inode, size, mtime, ctime, once a second old; ROOT/rescue indexed again is read again). The plan's export "
+    "reuses the records of current's environment its rules read. A `condaqa replicate` re-run of the 60 "
+    "environments with every digest known: 17.0-17.9 s before, 15.5 s with the listing, 11.2 s with the "
+    "channels kept, 10.1 s with the records read once (two runs each, one after another; 12.0 s on a slower "
+    "hour after the benchmarks). Right after the "
+    "builds (row 5): 25.1 s -> 20.8 s, 16.7 % -> 13.6 % of the first run.",
     "- `checks.imports.import_modules`: each key module is still imported in a fresh process, now forked from one "
     "interpreter started per environment instead of one interpreter started per module (same flags, "
     "`sys.argv`, exit code, output, finalization and timeout): 333 -> 134 ms for an environment of 40 "
@@ -59,15 +70,26 @@ NOTES = [
     "(`pytest -n 2`, 53 tests) went from 12.2 s to 9.4 s on 2026-12-02. On 2026-12-07 the 60 environments' "
     "re-run took 37.7 s (31.3 % of a first run of 120.3 s; 20.6 s and 19.3 % on 2026-12-02): since then each "
     "environment is known by the content of its files (issue #18) and holds its shared bytecode as links. "
-    "This re-run was not profiled on its own; the replicate re-run's profile (next) puts most of its time in "
-    "listing every path of each environment, which a pytest run does three times an environment (below).",
-    "- `condaqa replicate` re-run with nothing changed: 16.7 %, not 10 % (4.2 % on 2026-12-02, before "
-    "fingerprints by content). It rebuilds nothing. For each environment it plans again (6.8 s for the 60, "
-    "most of it looking packages up in the channels) and compares the environment with its stamp's "
-    "fingerprint, every path listed with one lstat: 574,000 paths over the 60 environments, 9,500 each with "
-    "their bytecode, 16.8 s of a 25.4 s re-run under cProfile with every digest already known (2026-12-07). "
-    "That listing is what makes \"up to date\" mean the content the build left, not only its stamp: a "
-    "`pip install` into the environment since, or an edit with its mtime put back, is a rebuild.",
+    "With the listing and the channels' memo below it took 34.6 s (31.6 % of a first run that took 109.7 s). "
+    "Profiled serially (`-n 0`, 56.5 s under cProfile, 2026-12-07): 162 listings of about 9,650 paths, each "
+    "environment's at its build and at its verdict and current's for the import probe's kept answer, 29.5 s "
+    "(9.6 s of it lstat); the key modules imported in fresh processes in the sandbox, 16.3 s; the rest is "
+    "planning, the results and the report. A verdict lists the environment again after its checks ran, so "
+    "that nothing they or anyone did to it since the build goes unseen; that is the price of a verdict that "
+    "cannot be forged, and it stays.",
+    "- `condaqa replicate` re-run with nothing changed: 13.6 %, not 10 % (4.2 % on 2026-12-02, before "
+    "fingerprints by content). It rebuilds nothing. For each environment it plans again and compares the "
+    "environment with its stamp's fingerprint, every path listed with one lstat: 574,000 paths over the 60 "
+    "environments, 9,500 each with their bytecode. With every digest known (a second re-run) it takes 10.1 to "
+    "12.0 s, 7 to 8 % of the first run; under cProfile (15.9 s) the listing is 11.0 s of it, 3.9 s of which the "
+    "lstat calls themselves and 1.0 s decoding the digest caches, and planning 3.0 s (current's records 1.1 s, "
+    "the engine process's start and its 246 calls 0.8 s) (2026-12-07). Row 5 is the "
+    "first re-run, right after the builds: each build links the same package files and bytecode, which moves "
+    "the ctime of every link of them, so that re-run reads each shared file once more (once, not once an "
+    "environment: the digests kept by inode) and its digest is kept by the new ctime. A digest cannot be kept "
+    "across a ctime change: a same-size edit with its mtime put back moves nothing else. That listing is what "
+    "makes \"up to date\" mean the content the build left, not only its stamp: a `pip install` into the "
+    "environment since, or an edit with its mtime put back, is a rebuild.",
     "- The sandbox and the fingerprint by content (issue #18) cost the demo's warm re-run (`pytest -n auto`, 53 "
     "tests, nothing rebuilt) about 2 s: 6.0 s before, 8.0 s after (best of three, 2026-12-06). A sandboxed "
     "process starts 12 ms later than a bare one (bubblewrap: 29 ms against 17 ms for `python -c pass`); most of "
@@ -87,7 +109,8 @@ NOTES = [
     "`compileall`), which is most of a build: figures from before 2026-12-02 are not comparable. Since "
     "2026-12-06 condaqa compiles each noarch-python package once per interpreter build, in parallel, and links its "
     "bytecode into every environment (3b); rows 3 to 6 were measured with it (3 to 5 on 2026-12-07): the loop "
-    "compiles every environment's bytecode again, so condaqa's builds now take about 0.6x the loop's.",
+    "compiles every environment's bytecode again, so condaqa's builds now take about half the loop's (0.51x "
+    "in row 3, 0.47x in row 4).",
     "- The peer rows (3p) are measured at 2 environments, not the 60 of issue #23: real conda 4.3.16 compiles "
     "each `.py` file of a noarch-python package in a process of its own (`python -Wi -m py_compile FILE`; "
     "py-spy: 97 % of a warm `conda create --file` of nhis_0001, 42 s for its 1,100 files), 60 to 70 s an "
@@ -101,7 +124,7 @@ NOTES = [
     "the new environments read once (9,700 files, about 110 µs a file); the command's imports 0.4 s, plan and "
     "preflight 0.3 s, permissions 0.1 s. The fingerprint is the price of knowing a build by its content and "
     "grows with the files built; the imports are once a command. At 60 environments (3) the shared bytecode "
-    "more than pays for it: 0.57x the loop.",
+    "more than pays for it: 0.51x the loop.",
 ]
 
 
