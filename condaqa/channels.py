@@ -84,9 +84,9 @@ class _Memo:
     index of its own, so without this each would ask the engine process again for the same names and
     versions: one round trip a name, a third of a replicate re-run."""
 
-    names: dict[str, frozenset[str] | None] = field(default_factory=dict)  # subdir URL -> names (None: no subdir)
+    names: dict[tuple[str, tuple[int, ...]], frozenset[str] | None] = field(
+        default_factory=dict)  # (repodata URL, the local file as read; remote: ()) -> names (None: no subdir)
     failed: dict[str, str] = field(default_factory=dict)  # channel URL -> why it could not be read
-    local: dict[tuple[str, str, tuple[int, ...]], frozenset[str] | None] = field(default_factory=dict)
     versions: dict[tuple[str, str, tuple[tuple[str, tuple[int, ...]], ...]], dict[str, set[str]]] = field(
         default_factory=dict)  # (channel URL, name, its subdirs and their repodata files) -> subdir -> versions
 
@@ -164,14 +164,15 @@ class RepodataIndex:
             return None, None
         check_file(path, REPODATA, ConfigError)
         file = settled(path.stat())
-        if file is not None and (url, subdir, file) in self._memo.local:
-            return self._memo.local[url, subdir, file], file
+        kept = (f"{url}/{subdir}/repodata.json", file) if file is not None else None
+        if kept is not None and kept in self._memo.names:
+            return self._memo.names[kept], file
         try:
             names = worker.call(_read_names, self._gateway, url, subdir, True, timeout=self._gateway.read_timeout)
         except BuildError as exc:
             raise _unreadable(channel, str(path), exc) from None
-        if file is not None:
-            self._memo.local[url, subdir, file] = names
+        if kept is not None:
+            self._memo.names[kept] = names
         return names, file
 
     def names(self) -> list[str]:
@@ -228,20 +229,21 @@ def _remote(site: Site, gateway: _Gateway, channel: str, url: str, subdirs: tupl
 def _remote_subdir(site: Site, gateway: _Gateway, memo: _Memo, channel: str, url: str, subdir: str
                    ) -> frozenset[str] | None:
     where = f"{url}/{subdir}/repodata.json"
-    if where not in memo.names:
+    kept = (where, ())
+    if kept not in memo.names:
         try:
-            memo.names[where] = worker.call(_read_names, gateway, url, subdir, False, timeout=gateway.read_timeout)
+            memo.names[kept] = worker.call(_read_names, gateway, url, subdir, False, timeout=gateway.read_timeout)
         except BuildError as exc:
             if not gateway.offline or not str(exc).startswith(_NO_COPY):
                 raise _unreadable(channel, where, exc) from None
             if not _absent_path(site, where).exists():
                 raise ConfigError(f"channel {channel!r}: offline = true in {site.file} and no copy of {where} in "
                                   f"{gateway.cache}; run once with offline = false to keep one") from None
-            memo.names[where] = None
+            memo.names[kept] = None
         else:
             if not gateway.offline:
-                _keep_absence(site, where, memo.names[where])
-    return memo.names[where]
+                _keep_absence(site, where, memo.names[kept])
+    return memo.names[kept]
 
 
 def _absent_path(site: Site, url: str) -> Path:
