@@ -12,9 +12,12 @@ That moved ctime is why a re-run after building many environments used to read e
 whole: every build links the same package files (and the shared bytecode) into its prefix,
 which moves the ctime of files the earlier environments hold too. Within one process a digest
 is therefore also kept by device and inode, so a file linked into sixty environments is read
-once, not sixty times. The key is the same; only a file whose ctime is a second older than the
-moment it was hashed is kept this way, since the kernel's clock ticks coarsely and an edit in
-the same tick would leave the key as it was.
+once, not sixty times.
+
+Both keep a digest only for a file whose last change was over a second old when it was read
+(`settled`): where the kernel's ctime ticks coarsely (before multigrain timestamps, Linux 6.13;
+NFS), a same-size edit in the tick the file was hashed in, its mtime put back, would leave the
+key as it was. A file hashed younger than that is hashed again on the next look.
 """
 
 from __future__ import annotations
@@ -79,8 +82,9 @@ def listing(prefix: Path, cache: Path | None, *, skip: frozenset[str] = frozense
 def _describe(entry: os.DirEntry[str], path: str, old: object, seen: dict[str, list[object]], folders: list[str],
               *, shared: bool) -> str:
     """What `entry` is; a regular file's digest comes from `old` (its cache entry) while inode, size, mtime
-    and ctime are still the ones it was hashed with. Every path of every environment passes here on each
-    look, so the common case (a known regular file) is tested first and builds nothing it can reuse."""
+    and ctime are still the ones it was hashed with; it is entered in `seen` only once settled. Every path
+    of every environment passes here on each look, so the common case (a known regular file) is tested
+    first and builds nothing it can reuse."""
     try:
         st = entry.stat(follow_symlinks=False)
     except OSError:
@@ -91,8 +95,10 @@ def _describe(entry: os.DirEntry[str], path: str, old: object, seen: dict[str, l
             digest = old[4]
             seen[path] = old
         else:
-            digest = _shared_digest(entry.path, st) if shared else _digest(entry.path)
-            seen[path] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest]
+            key = settled(st)
+            digest = _shared_digest(entry.path, key) if shared else _digest(entry.path)
+            if key is not None:
+                seen[path] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest]
         return f"{st.st_size}\0{digest}"
     if stat.S_ISDIR(st.st_mode):
         folders.append(path)
@@ -111,9 +117,9 @@ def settled(st: os.stat_result) -> tuple[int, int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _shared_digest(path: str, st: os.stat_result) -> str:
-    """The digest of a file this process has hashed under another path (a hard link), else its content's."""
-    key = settled(st)
+def _shared_digest(path: str, key: tuple[int, int, int, int, int] | None) -> str:
+    """The digest of a file this process has hashed under another path (a hard link), else its content's;
+    `key` is the file's `settled` identity, taken before it is read."""
     if key is not None and (digest := _by_inode.get(key)) is not None:
         return digest
     digest = _digest(path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from condaqa import fingerprint as fp
@@ -64,3 +65,41 @@ def test_a_file_changed_a_moment_ago_is_read_again_through_a_link(tmp_path: Path
     fp.fingerprint(second, fp.cache_file(state, second))
 
     assert [Path(p).parent.parent for p in reads] == [first, second]
+
+
+def _one_file(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An environment of one module, and where its digests are kept."""
+    prefix = tmp_path / "envs" / "a"
+    (prefix / "lib").mkdir(parents=True)
+    module = prefix / "lib" / "m.py"
+    module.write_text("VALUE = 1\n")
+    return prefix, module, fp.cache_file(tmp_path / "state", prefix)
+
+
+def test_a_same_size_edit_in_the_tick_a_file_was_hashed_in_is_seen_by_the_next_look(
+        tmp_path: Path, reads: list[str]) -> None:
+    """The digest cache, like the digests kept by inode, keeps a file's digest only once its ctime is a
+    second old: otherwise a coarse ctime (see above) lets an edit keep the key its cached digest has."""
+    prefix, module, cache = _one_file(tmp_path)
+    before = fp.fingerprint(prefix, cache)
+    mtime = module.stat().st_mtime_ns
+    module.write_text("VALUE = 2\n")
+    os.utime(module, ns=(mtime, mtime))
+    kept = msgspec.json.decode(cache.read_bytes()) if cache.exists() else {}  # whatever the first look kept
+    for entry in kept.values():  # what a coarse ctime would have left: the key the digest was kept by
+        entry[3] = module.stat().st_ctime_ns
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(msgspec.json.encode(kept))
+
+    assert fp.fingerprint(prefix, cache) != before
+
+
+def test_a_settled_file_is_read_once_across_processes(
+        tmp_path: Path, reads: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fp, "_SETTLED_NS", 0)  # written a moment ago; in a re-run it is old
+    prefix, module, cache = _one_file(tmp_path)
+    before = fp.fingerprint(prefix, cache)
+    monkeypatch.setattr(fp, "_by_inode", {})  # a new process: only the cache on disk knows the file
+
+    assert fp.fingerprint(prefix, cache) == before
+    assert reads == [str(module)]
