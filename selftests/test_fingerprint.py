@@ -103,3 +103,16 @@ def test_a_settled_file_is_read_once_across_processes(
 
     assert fp.fingerprint(prefix, cache) == before
     assert reads == [str(module)]
+
+
+def test_a_regular_file_swapped_for_a_fifo_after_its_stat_counts_as_unreadable(tmp_path: Path) -> None:
+    """Between the listing's stat and the read, a file can become a FIFO whose writer sends nothing: the
+    read must neither wait nor fail the whole fingerprint."""
+    fifo = tmp_path / "swapped"
+    os.mkfifo(fifo)
+    writer = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        assert fp._digest(os.fspath(fifo)).startswith("unreadable:")
+    finally:
+        os.close(writer)
+    assert fp._digest(os.fspath(tmp_path / "gone")).startswith("unreadable:")
