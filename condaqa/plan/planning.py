@@ -83,7 +83,7 @@ def source_spec(site: Site, env: Environment, ctx: Context) -> tuple[EnvSpec, Pl
         return override, PlanSource.OVERRIDE, [*found, *override_differences(ctx, exported, override),
                                                *fixed_by_override(exported, ctx)]
     if env.strategy is Strategy.HISTORY:
-        spec = export_from_history(site, env.name)
+        spec = export_from_history(site, env.name, ctx.installed)
         return spec, PlanSource.HISTORY, [ctx.finding(
             Rule.HISTORY, "*", f"built from the {len(spec.dependencies)} specs users asked for",
             'strategy = "history": conda-meta/history instead of exact pins; versions may drift from current '

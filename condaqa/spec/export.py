@@ -106,10 +106,12 @@ def export_environment(site: Site, name: str, contents: PrefixContents | None = 
     return spec_from_prefix(name, contents, site_channels(site))
 
 
-def export_from_history(site: Site, name: str) -> EnvSpec:
-    """`conda env export --from-history` read from the prefix: the specs users asked for, plus the pip section."""
+def export_from_history(site: Site, name: str, contents: PrefixContents | None = None) -> EnvSpec:
+    """`conda env export --from-history` read from the prefix: the specs users asked for, plus the pip section;
+    its records are read unless `contents` holds them already (the planner's, as for export_environment)."""
     prefix = _current_prefix(site, name)
-    contents = read_prefix(prefix)
+    if contents is None:
+        contents = read_prefix(prefix)
     wanted = requested_specs(read_history(prefix), {p.name for p in contents.conda})
     if not wanted:
         raise PrefixError(f"{prefix}/conda-meta/history records no requested specs (environments made by "
