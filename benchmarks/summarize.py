@@ -61,6 +61,17 @@ NOTES = [
     "24.8 % (34.6 s, 31.6 %). The plain loops took 290 s and 233 s (302 s and 232 s before); other processes "
     "took 78 s of CPU during the best `-n 2` run against 60 s before, so the machine's drift and this cost "
     "are not told apart by one run.",
+    "- `fingerprint` reads a file's content with bare `os.read` instead of a buffered file object (2026-12-07, "
+    "night): most files of an environment are a few KiB, where the file object cost more than the hash, 22 "
+    "against 13 µs a file. A fingerprint of 10 of the 60 environments with nothing kept (52,886 paths, as a "
+    "build's stamp takes it) went from 2.70 s to 1.64 s (best of 3, in turn). Every build reads each file it "
+    "left once for its stamp, and the next look reads it again (the rule above), so this is on every build's "
+    "path. Measured after it, one run each: `condaqa replicate` 133.1 s (163.6 s before), its re-run 15.1 s "
+    "(17.9 s), 11.3 % of the faster first run (11.0 %); `pytest -n 2` 112.9 s (131.2 s), `-n 1` 188.0 s "
+    "(202.5 s), so 1.67x (1.54x), and its re-run 36.9 s, 32.6 % (32.5 s, 24.8 %). The plain loops took 273 s "
+    "and 216 s (290 s and 233 s before): part of the gain is the machine's speed. The `pytest` re-run reads "
+    "few files; its 4.4 s more is within this machine's drift of 10-20 %, not the reads'. A history plan "
+    "also reuses the records of current's environment its rules read, as an exported one did already.",
     "- `checks.imports.import_modules`: each key module is still imported in a fresh process, now forked from one "
     "interpreter started per environment instead of one interpreter started per module (same flags, "
     "`sys.argv`, exit code, output, finalization and timeout): 333 -> 134 ms for an environment of 40 "
@@ -81,14 +92,15 @@ NOTES = [
     "re-run took 37.7 s (31.3 % of a first run of 120.3 s; 20.6 s and 19.3 % on 2026-12-02): since then each "
     "environment is known by the content of its files (issue #18) and holds its shared bytecode as links. "
     "With the listing and the channels' memo below it took 34.6 s (31.6 % of a first run that took 109.7 s); "
-    "with the digest cache's second rule, 32.5 s (24.8 % of 131.2 s). "
+    "with the digest cache's second rule, 32.5 s (24.8 % of 131.2 s); with the bare reads, 36.9 s (32.6 % "
+    "of a first run of 112.9 s, which gained most from them). "
     "Profiled serially (`-n 0`, 56.5 s under cProfile, 2026-12-07): 162 listings of about 9,650 paths, each "
     "environment's at its build and at its verdict and current's for the import probe's kept answer, 29.5 s "
     "(9.6 s of it lstat); the key modules imported in fresh processes in the sandbox, 16.3 s; the rest is "
     "planning, the results and the report. A verdict lists the environment again after its checks ran, so "
     "that nothing they or anyone did to it since the build goes unseen; that is the price of a verdict that "
     "cannot be forged, and it stays.",
-    "- `condaqa replicate` re-run with nothing changed: 11.0 %, not 10 % (4.2 % on 2026-12-02, before "
+    "- `condaqa replicate` re-run with nothing changed: 11.3 % (15.1 s), not 10 % (4.2 % on 2026-12-02, before "
     "fingerprints by content). It rebuilds nothing. For each environment it plans again and compares the "
     "environment with its stamp's fingerprint, every path listed with one lstat: 574,000 paths over the 60 "
     "environments, 9,500 each with their bytecode. With every digest known (a second re-run) it takes 10.1 to "
@@ -121,8 +133,8 @@ NOTES = [
     "`compileall`), which is most of a build: figures from before 2026-12-02 are not comparable. Since "
     "2026-12-06 condaqa compiles each noarch-python package once per interpreter build, in parallel, and links its "
     "bytecode into every environment (3b); rows 3 to 6 were measured with it (3 to 5 on 2026-12-07): the loop "
-    "compiles every environment's bytecode again, so condaqa's builds now take about half the loop's (0.51x "
-    "in row 3, 0.47x in row 4).",
+    "compiles every environment's bytecode again, so condaqa's builds now take about half the loop's (0.49x "
+    "in row 3, 0.52x in row 4).",
     "- The peer rows (3p) are measured at 2 environments, not the 60 of issue #23: real conda 4.3.16 compiles "
     "each `.py` file of a noarch-python package in a process of its own (`python -Wi -m py_compile FILE`; "
     "py-spy: 97 % of a warm `conda create --file` of nhis_0001, 42 s for its 1,100 files), 60 to 70 s an "
@@ -133,10 +145,12 @@ NOTES = [
     "(6.0 s vs 4.2 s) and 1.31x warm (3.6 s vs 2.8 s), not the 1.1x of issue #23. Profiled with py-spy (warm, "
     "5.0 s under the profiler): the engine's solve, link and bytecode 1.7 s and pip 1.3 s, the loop's work; then "
     "the fingerprint by content each build's stamp records (issue #18; the loop has none) 1.1 s, every file of "
-    "the new environments read once (9,700 files, about 110 µs a file); the command's imports 0.4 s, plan and "
+    "the new environments read once (9,700 files, about 110 µs a file under the profiler; the bare reads "
+    "since take a full fingerprint of 10 environments from 2.70 s to 1.64 s, and the peer rows were not run "
+    "again); the command's imports 0.4 s, plan and "
     "preflight 0.3 s, permissions 0.1 s. The fingerprint is the price of knowing a build by its content and "
     "grows with the files built; the imports are once a command. At 60 environments (3) the shared bytecode "
-    "more than pays for it: 0.51x the loop.",
+    "more than pays for it: 0.49x the loop.",
 ]
 
 
