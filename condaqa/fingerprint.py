@@ -137,15 +137,13 @@ def _digest(path: str) -> str:
     sha = hashlib.sha256()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                sha.update(chunk)
+        finally:
+            os.close(fd)
     except OSError as exc:
         return f"unreadable:{exc.errno}"
-    try:
-        while chunk := os.read(fd, _CHUNK):
-            sha.update(chunk)
-    except OSError as exc:
-        return f"unreadable:{exc.errno}"
-    finally:
-        os.close(fd)
     return sha.hexdigest()[:32]
 
 
