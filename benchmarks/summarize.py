@@ -69,8 +69,8 @@ NOTES = [
     "path. Measured after it, one run each: `condaqa replicate` 133.1 s (163.6 s before), its re-run 15.1 s "
     "(17.9 s), 11.3 % of the faster first run (11.0 %); `pytest -n 2` 112.9 s (131.2 s), `-n 1` 188.0 s "
     "(202.5 s), so 1.67x (1.54x), and its re-run 36.9 s, 32.6 % (32.5 s, 24.8 %). The plain loops took 273 s "
-    "and 216 s (290 s and 233 s before): part of the gain is the machine's speed. The `pytest` re-run reads "
-    "few files; its 4.4 s more is within this machine's drift of 10-20 %, not the reads'. A history plan "
+    "and 216 s (290 s and 233 s before): part of the gain is the machine's speed. The bare reads can only make "
+    "the `pytest` re-run cheaper, so its 4.4 s more (13 %) is the machine's drift of 10-20 %. A history plan "
     "also reuses the records of current's environment its rules read, as an exported one did already.",
     "- `checks.imports.import_modules`: each key module is still imported in a fresh process, now forked from one "
     "interpreter started per environment instead of one interpreter started per module (same flags, "
